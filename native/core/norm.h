@@ -1,0 +1,67 @@
+// The canonical fp32 squared-norm order of the numeric contract (DESIGN.md). Every backend
+// (scalar CPU, SIMD CPU, CUDA) reproduces exactly this sequence of correctly rounded
+// operations, which is what makes their norms, and so their selections, bit-identical:
+//   1. convert each element exactly to fp32 and square it (one rounding, no FMA);
+//   2. split the row into chunks of 8 consecutive elements, the last padded with zeros, and
+//      sum each chunk left to right;
+//   3. combine the chunk sums with a pairwise tree over a power-of-two count:
+//      sum[i] += sum[i + half] for half = n/2, n/4, ..., 1;
+//   4. norm = sqrtf(sum).
+// Adding a zero pad never changes a sum of squares (no -0 can occur), so pads are skipped.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "dtype.h"
+
+namespace kvtrim {
+
+constexpr int kChunk = 8;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int kMaxChunks = int(kMaxHeadDim / kChunk);
+
+inline int64_t num_chunks(int64_t head_dim) { return (head_dim + kChunk - 1) / kChunk; }
+
+inline int64_t pow2_ceil(int64_t n) {
+  int64_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// Step 3 on an array of chunk sums (any element type with +=): in place, result in sums[0].
+template <class T>
+inline void pairwise_tree(T* sums, int64_t n) {
+  for (int64_t half = pow2_ceil(n) / 2; half >= 1; half /= 2) {
+    for (int64_t i = 0; i < half && i + half < n; ++i) sums[i] += sums[i + half];
+  }
+}
+
+inline float load_f32(DType t, const void* row, int64_t i) {
+  switch (t) {
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(row)[i]);
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(row)[i]);
+    case DType::F32: return static_cast<const float*>(row)[i];
+  }
+  return 0.f;
+}
+
+// Steps 1-4 for one row, in plain scalar C++: the reference every faster path must equal.
+// Built with -ffp-contract=off so that x * x + s is never fused.
+inline float row_norm_scalar(DType t, const void* row, int64_t head_dim) {
+  float sums[kMaxChunks];
+  const int64_t n = num_chunks(head_dim);
+  for (int64_t c = 0; c < n; ++c) {
+    float s = 0.f;
+    const int64_t end = (c + 1) * kChunk < head_dim ? (c + 1) * kChunk : head_dim;
+    for (int64_t i = c * kChunk; i < end; ++i) {
+      const float x = load_f32(t, row, i);
+      const float sq = x * x;
+      s = (i == c * kChunk) ? sq : s + sq;
+    }
+    sums[c] = s;
+  }
+  pairwise_tree(sums, n);
+  return std::sqrt(n > 0 ? sums[0] : 0.f);
+}
+
+}  // namespace kvtrim

@@ -1,0 +1,63 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace kvtrim {
+
+int64_t keep_count(const CompressParams& p, int64_t len) {
+  int64_t k;
+  if (p.use_ratio) {
+    const double c = std::ceil(p.keep_ratio * double(len));
+    k = c <= 0 ? 0 : (c >= double(len) ? len : int64_t(c));
+  } else {
+    k = std::min(std::max<int64_t>(p.keep, 0), len);
+  }
+  // sink + recent cannot overflow: both are validated below 2^31.
+  return std::max(k, std::min(len, p.sink + p.recent));
+}
+
+Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
+                 int64_t n_lengths, Plan* plan) {
+  if (p.use_ratio && !(p.keep_ratio > 0.0 && p.keep_ratio <= 1.0)) {
+    return Status::error(Code::InvalidKeepRatio,
+        "Expected keepRatio in (0, 1] but received " + std::to_string(p.keep_ratio));
+  }
+  if (!p.use_ratio && (p.keep < 0 || p.keep > shape.seq)) {
+    return Status::error(Code::InvalidKeep, "Expected keep in [0, seqLen = " +
+        std::to_string(shape.seq) + "] but received " + std::to_string(p.keep));
+  }
+  if (p.sink < 0 || p.sink > kMaxRows) {
+    return Status::error(Code::InvalidSink,
+        "Expected sink to be an integer in [0, 2^31 - 1] but received " + std::to_string(p.sink));
+  }
+  if (p.recent < 0 || p.recent > kMaxRows) {
+    return Status::error(Code::InvalidRecent,
+        "Expected recent to be an integer in [0, 2^31 - 1] but received " + std::to_string(p.recent));
+  }
+  plan->lengths.assign(size_t(shape.batch), shape.seq);
+  if (lengths != nullptr) {
+    if (n_lengths != shape.batch) {
+      return Status::error(Code::InvalidLengths, "Expected lengths to have one entry per batch (" +
+          std::to_string(shape.batch) + ") but it has " + std::to_string(n_lengths));
+    }
+    for (int64_t b = 0; b < shape.batch; ++b) {
+      if (lengths[b] < 0 || lengths[b] > shape.seq) {
+        return Status::error(Code::InvalidLengths, "Expected lengths[" + std::to_string(b) +
+            "] in [0, capacity = " + std::to_string(shape.seq) + "] but received " +
+            std::to_string(lengths[b]));
+      }
+      plan->lengths[size_t(b)] = lengths[b];
+    }
+  }
+  plan->kept.resize(size_t(shape.batch));
+  plan->max_kept = 0;
+  for (int64_t b = 0; b < shape.batch; ++b) {
+    plan->kept[size_t(b)] = keep_count(p, plan->lengths[size_t(b)]);
+    plan->max_kept = std::max(plan->max_kept, plan->kept[size_t(b)]);
+  }
+  return Status::success();
+}
+
+}  // namespace kvtrim

@@ -1,0 +1,113 @@
+// Three parallel phases, each over independent tasks, so no locks and no shared writes:
+//   1. norms of every valid key row (blocks of tokens; 8 rows at a time with AVX2),
+//   2. per (batch, head) row: radix select of the kept tokens (core/select.cc),
+//   3. gather of the kept key and value rows, runs of consecutive tokens copied at once.
+// Bytes moved: keys read once for norms, kept key and value rows read and written once,
+// plus 4 bytes of norm per token (written in 1, read in 2).
+#include "compress.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "../core/select.h"
+#include "norms.h"
+#include "parallel.h"
+
+namespace kvtrim::cpu {
+
+namespace {
+
+constexpr int64_t kNormBlock = 1024;    // tokens per norm task
+constexpr int64_t kGatherBlock = 1024;  // kept tokens per gather task
+
+}  // namespace
+
+void key_norms(DType t, const void* keys, int64_t n_rows, int64_t head_dim, float* out) {
+  const int64_t row_bytes = head_dim * dtype_size(t);
+  const int64_t tasks = (n_rows + kNormBlock - 1) / kNormBlock;
+  parallel_for(tasks, n_rows * row_bytes, [&](int64_t task) {
+    const int64_t r0 = task * kNormBlock, r1 = std::min(n_rows, r0 + kNormBlock);
+    row_norms(t, static_cast<const char*>(keys) + r0 * row_bytes, r1 - r0, head_dim, out + r0);
+  });
+}
+
+Status compress(const CompressJob& job) {
+  const Shape& s = job.shape;
+  const int64_t rows = s.batch * s.heads;  // (batch, head) rows, each of s.seq tokens
+  const int64_t kmax = job.plan.max_kept;
+  const int esz = dtype_size(job.dtype);
+  const int64_t krow = s.key_dim * esz, vrow = s.value_dim * esz;
+  if (rows == 0) return Status::success();
+
+  std::vector<float> norms;
+  try {
+    norms.resize(size_t(rows * s.seq));
+  } catch (const std::bad_alloc&) {
+    return Status::error(Code::OutOfMemory, "out of host memory for " +
+        std::to_string(rows * s.seq * 4) + " bytes of norm scratch");
+  }
+  auto len_of = [&](int64_t row) { return job.plan.lengths[size_t(row / s.heads)]; };
+  auto kept_of = [&](int64_t row) { return job.plan.kept[size_t(row / s.heads)]; };
+
+  // 1. Norms. Tasks past a row's valid length do nothing.
+  const int64_t nblk = (s.seq + kNormBlock - 1) / kNormBlock;
+  parallel_for(rows * nblk, rows * s.seq * krow, [&](int64_t task) {
+    const int64_t row = task / nblk, t0 = (task % nblk) * kNormBlock;
+    const int64_t t1 = std::min(len_of(row), t0 + kNormBlock);
+    if (t0 >= t1) return;
+    const char* base = static_cast<const char*>(job.keys) + (row * s.seq + t0) * krow;
+    row_norms(job.dtype, base, t1 - t0, s.key_dim, norms.data() + row * s.seq + t0);
+  });
+
+  // 2. Select, one task per row; scratch is per thread and reused.
+  bool oom = false;
+  parallel_for(rows, rows * s.seq * 16, [&](int64_t row) {
+    thread_local std::vector<uint32_t> keys;
+    thread_local std::vector<uint64_t> kept;
+    const int64_t len = len_of(row), k = kept_of(row);
+    int32_t* out = job.out_indices + row * kmax;
+    try {
+      if (int64_t(keys.size()) < len) keys.resize(size_t(len));
+      if (job.params.order == Order::Norm && int64_t(kept.size()) < k) kept.resize(size_t(k));
+    } catch (const std::bad_alloc&) {
+      oom = true;  // benign race: every writer stores true
+      return;
+    }
+    select_row(norms.data() + row * s.seq, len, k, job.params.sink, job.params.recent,
+               job.params.score, job.params.order, SelectScratch{keys.data(), kept.data()}, out);
+    std::fill(out + k, out + kmax, -1);
+  });
+  if (oom) return Status::error(Code::OutOfMemory, "out of host memory for selection scratch");
+
+  // 3. Gather kept rows; runs of consecutive source tokens are one memcpy.
+  const int64_t gblk = std::max<int64_t>(1, (kmax + kGatherBlock - 1) / kGatherBlock);
+  parallel_for(rows * gblk, rows * kmax * (krow + vrow) * 2, [&](int64_t task) {
+    const int64_t row = task / gblk, j0 = (task % gblk) * kGatherBlock;
+    const int64_t j1 = std::min(kmax, j0 + kGatherBlock);
+    const int64_t k = kept_of(row);
+    const int32_t* idx = job.out_indices + row * kmax;
+    const char* ksrc = static_cast<const char*>(job.keys) + row * s.seq * krow;
+    const char* vsrc = static_cast<const char*>(job.values) + row * s.seq * vrow;
+    char* kdst = static_cast<char*>(job.out_keys) + row * kmax * krow;
+    char* vdst = static_cast<char*>(job.out_values) + row * kmax * vrow;
+    int64_t j = j0;
+    const int64_t jk = std::min(j1, k);
+    while (j < jk) {
+      int64_t run = 1;
+      while (j + run < jk && idx[j + run] == idx[j] + run) ++run;
+      std::memcpy(kdst + j * krow, ksrc + int64_t(idx[j]) * krow, size_t(run * krow));
+      std::memcpy(vdst + j * vrow, vsrc + int64_t(idx[j]) * vrow, size_t(run * vrow));
+      j += run;
+    }
+    const int64_t z0 = std::max(j0, jk);  // rows past this entry's k are zero
+    if (z0 < j1) {
+      std::memset(kdst + z0 * krow, 0, size_t((j1 - z0) * krow));
+      std::memset(vdst + z0 * vrow, 0, size_t((j1 - z0) * vrow));
+    }
+  });
+  return Status::success();
+}
+
+}  // namespace kvtrim::cpu

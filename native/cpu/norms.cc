@@ -1,0 +1,33 @@
+#include "norms.h"
+
+#include "../core/norm.h"
+
+namespace kvtrim::cpu {
+
+namespace {
+
+bool has_avx2_f16c() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+const char* norm_isa() { return has_avx2_f16c() ? "avx2+f16c" : "portable"; }
+
+void row_norms_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
+  const int64_t row_bytes = head_dim * dtype_size(t);
+  const char* p = static_cast<const char*>(rows);
+  for (int64_t r = 0; r < n_rows; ++r) out[r] = row_norm_scalar(t, p + r * row_bytes, head_dim);
+}
+
+void row_norms(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
+  if (has_avx2_f16c() && row_norms_avx2(t, rows, n_rows, head_dim, out)) return;
+  row_norms_portable(t, rows, n_rows, head_dim, out);
+}
+
+}  // namespace kvtrim::cpu
