@@ -1,0 +1,59 @@
+// The raw native binding (build/Release/kvtrim.node or a prebuild): the one contract between
+// native/ and lib/. Only lib/binding.ts loads it; everything else goes through the facade.
+
+export type NativeDType = 'float16' | 'bfloat16' | 'float32'
+
+export interface NativeTensor {
+  type: NativeDType
+  data: Float32Array | Uint16Array
+  dims: readonly number[]
+}
+
+export interface NativeCompressOptions {
+  keepRatio?: number
+  keep?: number
+  order: 'position' | 'norm'
+  score: 'low-norm' | 'high-norm'
+  sink: number
+  recent: number
+  lengths?: ArrayLike<number>
+}
+
+export interface NativeCompressResult {
+  keys: { type: NativeDType; data: Float32Array | Uint16Array; dims: number[] }
+  values: { type: NativeDType; data: Float32Array | Uint16Array; dims: number[] }
+  indices: Int32Array
+  /** tokens kept per batch entry */
+  lengths: Int32Array
+  /** the output's seqLen: the largest entry of lengths */
+  kept: number
+}
+
+export interface NativeBackend {
+  cpu: { threads: number; isa: 'avx2+f16c' | 'portable' }
+  cuda: {
+    compiled: boolean
+    usable: boolean
+    reason: string
+    driverVersion: number
+    runtimeVersion: number
+    architectures: string
+    devices: Array<{
+      index: number
+      name: string
+      computeCapability: string
+      multiprocessors: number
+      totalMemory: number
+    }>
+  }
+}
+
+export interface Binding {
+  /** Registers the class native code throws: new ErrorClass(message, code). */
+  setErrorClass(ctor: new (message: string, code: string) => Error): void
+  backend(): NativeBackend
+  keyNormsSync(keys: NativeTensor): Float32Array
+  keyNorms(keys: NativeTensor): Promise<Float32Array>
+  compressSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeCompressResult
+  compress(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeCompressResult>
+}

@@ -1,0 +1,83 @@
+// compressCache: every layer of a model's cache, with the reference l2_compress's rules
+// (a layer shorter than pruneAfter, or listed in skipLayers, is returned as is).
+import { binding } from './binding'
+import { KvtrimError, withCallerStack } from './errors'
+import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
+import { cacheOptions, describe, type CachePlan } from './validate'
+import type { NativeCompressOptions, NativeTensor } from '../binding'
+
+type LayerTask = { index: number; layer: CacheLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
+
+function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): number {
+  const keys = (layer as { keys?: { dims?: unknown } } | null)?.keys
+  const dims = keys?.dims
+  if (!Array.isArray(dims) || dims.length !== 4 || typeof (layer as CacheLayer).values !== 'object') {
+    throw new KvtrimError(
+      `Expected layers[${index}] to be { keys, values } with keys.dims [batch, kvHeads, seqLen, headDim] ` +
+        `but received ${describe(layer)}`,
+      Array.isArray(dims) ? 'INVALID_RANK' : 'INVALID_ARGUMENT',
+    )
+  }
+  return lengths && lengths.length > 0 ? Math.max(...Array.from(lengths)) : (dims[2] as number)
+}
+
+function plan(layers: readonly CacheLayer[], options: CacheOptions): LayerTask[] {
+  if (!Array.isArray(layers)) throw new KvtrimError(`Expected layers to be an array but received ${describe(layers)}`, 'INVALID_ARGUMENT')
+  const p: CachePlan = cacheOptions(options, layers.length)
+  return layers.map((layer, index): LayerTask => {
+    const len = seqLenOf(layer, index, p.base.lengths)
+    const reason = p.skip.has(index) ? 'skipLayers' : len < p.pruneAfter ? 'pruneAfter' : undefined
+    if (reason) return { index, skipped: { layer: index, before: len, after: len, compressed: false, reason } }
+    return { index, layer, options: { ...p.base, ...p.budget(index) } }
+  })
+}
+
+function prefixed(err: unknown, index: number): unknown {
+  if (err instanceof KvtrimError) err.message = `layers[${index}]: ${err.message}`
+  return err
+}
+
+function finish(task: Extract<LayerTask, { layer: CacheLayer }>, r: CompressResult, out: CacheResult): void {
+  out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths })
+  out.report.push({ layer: task.index, before: seqLenOf(task.layer, task.index, task.options.lengths), after: r.kept, compressed: true })
+}
+
+/** Compresses every layer of a cache; see {@link CacheOptions}. */
+export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult {
+  const out: CacheResult = { layers: [], report: [] }
+  for (const task of plan(layers, options)) {
+    if ('skipped' in task) {
+      out.layers.push(layers[task.index])
+      out.report.push(task.skipped)
+      continue
+    }
+    try {
+      const r = binding().compressSync(task.layer.keys as NativeTensor, task.layer.values as NativeTensor, task.options)
+      finish(task, r as CompressResult, out)
+    } catch (err) {
+      throw prefixed(err, task.index)
+    }
+  }
+  return out
+}
+
+/** {@link compressCacheSync}, off the event loop (one layer after another). */
+export function compressCache<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): Promise<CacheResult> {
+  return withCallerStack(async () => {
+    const out: CacheResult = { layers: [], report: [] }
+    for (const task of plan(layers, options)) {
+      if ('skipped' in task) {
+        out.layers.push(layers[task.index])
+        out.report.push(task.skipped)
+        continue
+      }
+      try {
+        const r = await binding().compress(task.layer.keys as NativeTensor, task.layer.values as NativeTensor, task.options)
+        finish(task, r as CompressResult, out)
+      } catch (err) {
+        throw prefixed(err, task.index)
+      }
+    }
+    return out
+  }, compressCache)
+}

@@ -1,0 +1,20 @@
+/**
+ * kvtrim: compress a language model's key/value cache by the L2 norm of its keys
+ * (Devoto et al., EMNLP 2024). See README.md for the API and the numeric contract.
+ */
+export { KvtrimError, type KvtrimErrorCode } from './errors'
+export { keyNorms, keyNormsSync, compress, compressSync } from './ops'
+export { compressCache, compressCacheSync } from './cache'
+export { backend, type BackendInfo } from './backend'
+export type {
+  DType,
+  TensorLike,
+  HostTensor,
+  CompressOptions,
+  CompressResult,
+  CacheOptions,
+  CacheLayer,
+  CacheResult,
+  LayerReport,
+  Budgets,
+} from './types'

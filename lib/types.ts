@@ -1,0 +1,95 @@
+/** Element types: float16 and bfloat16 as raw bits in a Uint16Array (or Float16Array). */
+export type DType = 'float16' | 'bfloat16' | 'float32'
+
+/** 16-bit storage: raw IEEE half or bfloat16 bits. */
+export type Bits16Array = Uint16Array
+
+/**
+ * A host tensor in the layout [batch, kvHeads, seqLen, headDim], contiguous and row-major.
+ * onnxruntime-node and transformers.js `Tensor`s have these fields and are accepted as is.
+ */
+export interface TensorLike {
+  readonly type: DType | string
+  readonly data: Float32Array | Uint16Array | ArrayBufferView
+  readonly dims: readonly number[]
+}
+
+/** What kvtrim returns: the same plain shape, with a Float32Array or Uint16Array. */
+export interface HostTensor {
+  type: DType
+  data: Float32Array | Uint16Array
+  dims: number[]
+}
+
+export interface CompressOptions {
+  /** Keep k = ceil(keepRatio * len) tokens per head, computed in double as Python does. In (0, 1]. */
+  keepRatio?: number
+  /** Keep this many tokens per head (an integer in [0, seqLen]); clamped to each entry's length. */
+  keep?: number
+  /** Order of the kept tokens: 'position' (default, ascending) or 'norm' (ascending rank, as the reference). */
+  order?: 'position' | 'norm'
+  /** 'low-norm' (default, the paper) keeps the lowest norms; 'high-norm' is the paper's ablation. */
+  score?: 'low-norm' | 'high-norm'
+  /** The first `sink` tokens are always kept; they count toward k. */
+  sink?: number
+  /** The last `recent` valid tokens are always kept; they count toward k. */
+  recent?: number
+  /** Valid length per batch entry (ragged batches); each at most dims[2]. Default: all dims[2]. */
+  lengths?: ArrayLike<number>
+}
+
+export interface CompressResult {
+  /** [batch, kvHeads, kept, headDim] */
+  keys: HostTensor
+  /** [batch, kvHeads, kept, valueHeadDim] */
+  values: HostTensor
+  /** [batch, kvHeads, kept]: source position of each kept token; -1 in padding rows. */
+  indices: Int32Array
+  /**
+   * Tokens kept per batch entry. Entries with fewer than `kept` (ragged `lengths`) are padded
+   * at the end with zero rows and index -1.
+   */
+  lengths: Int32Array
+  /** The output's seqLen: the largest entry of `lengths`. */
+  kept: number
+}
+
+/** Per-layer budgets for compressCache. */
+export type Budgets =
+  /** The same keepRatio / keep on every layer (the reference). */
+  | 'uniform'
+  /** One keepRatio per layer, each in (0, 1]. */
+  | readonly number[]
+  /** One absolute count per layer. */
+  | { readonly keep: readonly number[] }
+
+export interface CacheOptions extends CompressOptions {
+  /** A layer shorter than this (valid length below pruneAfter) is left as is. Default 0. */
+  pruneAfter?: number
+  /** Layers left as is. Default []. */
+  skipLayers?: readonly number[]
+  /** Per-layer budgets. Default 'uniform'. */
+  budgets?: Budgets
+}
+
+export interface CacheLayer<T extends TensorLike = TensorLike> {
+  keys: T
+  values: T
+}
+
+export interface LayerReport {
+  layer: number
+  /** seqLen before (the longest valid length when `lengths` is given) */
+  before: number
+  /** seqLen after */
+  after: number
+  compressed: boolean
+  /** why a layer was left as is */
+  reason?: 'skipLayers' | 'pruneAfter'
+}
+
+export interface CacheResult {
+  /** Compressed layers, and the caller's own objects for layers left as is. */
+  layers: Array<CacheLayer<TensorLike> & { indices?: Int32Array; lengths?: Int32Array }>
+  report: LayerReport[]
+}
