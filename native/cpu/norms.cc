@@ -1,14 +1,19 @@
 #include "norms.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "../core/norm.h"
 
 namespace kvtrim::cpu {
 
 namespace {
 
+// KVTRIM_ISA=portable pins the portable path (tests compare both on one machine).
 bool has_avx2_f16c() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool yes = !(std::getenv("KVTRIM_ISA") && std::string(std::getenv("KVTRIM_ISA")) == "portable") &&
+                          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   return yes;
 #else
   return false;
