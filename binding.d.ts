@@ -29,6 +29,12 @@ export interface NativeCompressResult {
   kept: number
 }
 
+export interface NativeInPlaceResult {
+  indices: Int32Array
+  lengths: Int32Array
+  kept: number
+}
+
 export interface NativeBackend {
   cpu: { threads: number; isa: 'avx2+f16c' | 'portable' }
   cuda: {
@@ -56,4 +62,6 @@ export interface Binding {
   keyNorms(keys: NativeTensor): Promise<Float32Array>
   compressSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeCompressResult
   compress(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeCompressResult>
+  compressInPlaceSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeInPlaceResult
+  compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
 }

@@ -3,7 +3,7 @@
  * (Devoto et al., EMNLP 2024). See README.md for the API and the numeric contract.
  */
 export { KvtrimError, type KvtrimErrorCode } from './errors'
-export { keyNorms, keyNormsSync, compress, compressSync } from './ops'
+export { keyNorms, keyNormsSync, compress, compressSync, compressInPlace, compressInPlaceSync } from './ops'
 export { compressCache, compressCacheSync } from './cache'
 export { backend, type BackendInfo } from './backend'
 export type {
@@ -12,6 +12,7 @@ export type {
   HostTensor,
   CompressOptions,
   CompressResult,
+  InPlaceResult,
   CacheOptions,
   CacheLayer,
   CacheResult,

@@ -2,7 +2,7 @@
 import type { NativeTensor } from '../binding'
 import { binding } from './binding'
 import { withCallerStack } from './errors'
-import type { CompressOptions, CompressResult, TensorLike } from './types'
+import type { CompressOptions, CompressResult, InPlaceResult, TensorLike } from './types'
 import { compressOptions } from './validate'
 
 // Tensors go to native code as they are (no copy); native code checks them.
@@ -36,4 +36,19 @@ export function compress(keys: TensorLike, values: TensorLike, options: Compress
     () => binding().compress(native(keys), native(values), compressOptions(options)) as Promise<CompressResult>,
     compress,
   )
+}
+
+/**
+ * Compresses a cache in its own memory, for a preallocated (static) cache whose dims[2] is a
+ * capacity: per head, the kept rows move to the front in position order and the new valid
+ * length of each batch entry is returned; rows past it are left unspecified. Only order
+ * 'position'. The one operation that modifies its inputs (keys.data and values.data).
+ */
+export function compressInPlaceSync(keys: TensorLike, values: TensorLike, options: CompressOptions): InPlaceResult {
+  return binding().compressInPlaceSync(native(keys), native(values), compressOptions(options))
+}
+
+/** {@link compressInPlaceSync}, off the event loop. Do not touch the tensors until it settles. */
+export function compressInPlace(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<InPlaceResult> {
+  return withCallerStack(() => binding().compressInPlace(native(keys), native(values), compressOptions(options)), compressInPlace)
 }

@@ -54,6 +54,15 @@ export interface CompressResult {
   kept: number
 }
 
+export interface InPlaceResult {
+  /** [batch, kvHeads, kept]: source position of each kept token, ascending; -1 in padding. */
+  indices: Int32Array
+  /** The new valid length of each batch entry: its kept rows are rows [0, lengths[b]). */
+  lengths: Int32Array
+  /** The largest entry of `lengths`. */
+  kept: number
+}
+
 /** Per-layer budgets for compressCache. */
 export type Budgets =
   /** The same keepRatio / keep on every layer (the reference). */

@@ -14,6 +14,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("keyNorms", Napi::Function::New(env, KeyNorms, "keyNorms"));
   exports.Set("compressSync", Napi::Function::New(env, CompressSync, "compressSync"));
   exports.Set("compress", Napi::Function::New(env, Compress, "compress"));
+  exports.Set("compressInPlaceSync", Napi::Function::New(env, CompressInPlaceSync, "compressInPlaceSync"));
+  exports.Set("compressInPlace", Napi::Function::New(env, CompressInPlace, "compressInPlace"));
   return exports;
 }
 

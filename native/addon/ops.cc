@@ -98,7 +98,8 @@ struct CompressBaton {
   Napi::ObjectReference result;  // holds the output arrays alive, resolved as is
 };
 
-void prepare_compress(const Napi::CallbackInfo& info, CompressBaton* b) {
+// Validates, plans and allocates the outputs (for in place: only indices and lengths).
+void prepare_compress(const Napi::CallbackInfo& info, CompressBaton* b, bool in_place) {
   Napi::Env env = info.Env();
   Napi::Value kk, kv;
   TensorView keys = read_tensor(env, info[0], "keys", &kk);
@@ -108,35 +109,37 @@ void prepare_compress(const Napi::CallbackInfo& info, CompressBaton* b) {
   std::vector<int64_t> lengths;
   bool has_lengths = false;
   CompressParams params = read_params(env, info[2], &lengths, &has_lengths);
+  if (in_place) throw_if(env, check_in_place(keys, values, params));
   Plan plan;
   throw_if(env, make_plan(shape, params, has_lengths ? lengths.data() : nullptr,
                           int64_t(lengths.size()), &plan));
 
   const int64_t rows = shape.batch * shape.heads, k = plan.max_kept;
-  void *ok = nullptr, *ov = nullptr, *oi = nullptr;
-  Napi::TypedArray out_k = new_array(env, keys.dtype, rows * k * shape.key_dim, &ok);
-  Napi::TypedArray out_v = new_array(env, keys.dtype, rows * k * shape.value_dim, &ov);
   Napi::Int32Array out_i;
   try {
     out_i = Napi::Int32Array::New(env, size_t(rows * k));
   } catch (const Napi::Error& e) {
     throw_error(env, Code::OutOfMemory, "could not allocate indices: " + e.Message());
   }
-  oi = out_i.Data();
   Napi::Int32Array kept = Napi::Int32Array::New(env, size_t(shape.batch));
   for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(plan.kept[size_t(i)]);
 
   Napi::Object r = Napi::Object::New(env);
-  r.Set("keys", tensor_object(env, keys.dtype, out_k,
-                              dims_array(env, {shape.batch, shape.heads, k, shape.key_dim})));
-  r.Set("values", tensor_object(env, keys.dtype, out_v,
-                                dims_array(env, {shape.batch, shape.heads, k, shape.value_dim})));
+  void *ok = const_cast<void*>(keys.data), *ov = const_cast<void*>(values.data);
+  if (!in_place) {
+    Napi::TypedArray out_k = new_array(env, keys.dtype, rows * k * shape.key_dim, &ok);
+    Napi::TypedArray out_v = new_array(env, keys.dtype, rows * k * shape.value_dim, &ov);
+    r.Set("keys", tensor_object(env, keys.dtype, out_k,
+                                dims_array(env, {shape.batch, shape.heads, k, shape.key_dim})));
+    r.Set("values", tensor_object(env, keys.dtype, out_v,
+                                  dims_array(env, {shape.batch, shape.heads, k, shape.value_dim})));
+  }
   r.Set("indices", out_i);
   r.Set("lengths", kept);
   r.Set("kept", Napi::Number::New(env, double(k)));
 
   b->job = CompressJob{keys.dtype, shape, keys.data, values.data, params, std::move(plan),
-                       ok, ov, static_cast<int32_t*>(oi)};
+                       ok, ov, out_i.Data(), in_place};
   b->keep_keys = Napi::Persistent(kk);
   b->keep_values = Napi::Persistent(kv);
   b->result = Napi::Persistent(r);
@@ -180,20 +183,29 @@ Napi::Value KeyNorms(const Napi::CallbackInfo& info) {
   return p;
 }
 
-Napi::Value CompressSync(const Napi::CallbackInfo& info) {
+namespace {
+
+Napi::Value compress_sync(const Napi::CallbackInfo& info, bool in_place) {
   CompressBaton b;
-  prepare_compress(info, &b);
+  prepare_compress(info, &b, in_place);
   throw_if(info.Env(), cpu::compress(b.job));
   return b.result.Value();
 }
 
-Napi::Value Compress(const Napi::CallbackInfo& info) {
+Napi::Value compress_async(const Napi::CallbackInfo& info, bool in_place) {
   auto b = std::make_unique<CompressBaton>();
-  prepare_compress(info, b.get());
+  prepare_compress(info, b.get(), in_place);
   auto* w = new CompressWorker(info.Env(), std::move(b));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
 }
+
+}  // namespace
+
+Napi::Value CompressSync(const Napi::CallbackInfo& info) { return compress_sync(info, false); }
+Napi::Value Compress(const Napi::CallbackInfo& info) { return compress_async(info, false); }
+Napi::Value CompressInPlaceSync(const Napi::CallbackInfo& info) { return compress_sync(info, true); }
+Napi::Value CompressInPlace(const Napi::CallbackInfo& info) { return compress_async(info, true); }
 
 }  // namespace kvtrim::addon

@@ -20,6 +20,10 @@ struct CompressJob {
   void* out_keys;
   void* out_values;
   int32_t* out_indices;
+  // In place (compressInPlace): out_keys / out_values are the inputs themselves, rows keep
+  // their stride of seq tokens, kept rows move to the front in position order, and rows past
+  // a batch entry's kept count are left as they were.
+  bool in_place = false;
 };
 
 }  // namespace kvtrim

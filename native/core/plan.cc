@@ -60,4 +60,21 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
   return Status::success();
 }
 
+Status check_in_place(const TensorView& keys, const TensorView& values, const CompressParams& p) {
+  if (p.order != Order::Position) {
+    return Status::error(Code::InvalidOption,
+        "Expected order 'position' for compressInPlace (kept rows move to the front in position "
+        "order); use compress for order 'norm'");
+  }
+  const char* k0 = static_cast<const char*>(keys.data);
+  const char* v0 = static_cast<const char*>(values.data);
+  const char* k1 = k0 + keys.length * dtype_size(keys.dtype);
+  const char* v1 = v0 + values.length * dtype_size(values.dtype);
+  if (k0 < v1 && v0 < k1) {
+    return Status::error(Code::InvalidArgument,
+        "Expected keys.data and values.data to be separate memory for compressInPlace, but they overlap");
+  }
+  return Status::success();
+}
+
 }  // namespace kvtrim

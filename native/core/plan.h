@@ -32,4 +32,8 @@ int64_t keep_count(const CompressParams& p, int64_t len);
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
                  int64_t n_lengths, Plan* plan);
 
+// compressInPlace's extra rules: order 'position' (rows only move toward the front), and keys
+// and values in separate memory (moving one must not move the other).
+Status check_in_place(const TensorView& keys, const TensorView& values, const CompressParams& p);
+
 }  // namespace kvtrim

@@ -81,7 +81,28 @@ Status compress(const CompressJob& job) {
   });
   if (oom) return Status::error(Code::OutOfMemory, "out of host memory for selection scratch");
 
-  // 3. Gather kept rows; runs of consecutive source tokens are one memcpy.
+  // 3. Gather kept rows; runs of consecutive source tokens are one copy.
+  if (job.in_place) {
+    // Kept rows move toward lower slots (idx[j] >= j, strictly increasing), so walking j
+    // upward never overwrites a row that is still to be read; hence one task per row, and
+    // memmove for a run whose source and destination overlap.
+    parallel_for(rows, rows * kmax * (krow + vrow) * 2, [&](int64_t row) {
+      const int32_t* idx = job.out_indices + row * kmax;
+      char* kbase = static_cast<char*>(job.out_keys) + row * s.seq * krow;
+      char* vbase = static_cast<char*>(job.out_values) + row * s.seq * vrow;
+      const int64_t k = kept_of(row);
+      for (int64_t j = 0; j < k;) {
+        int64_t run = 1;
+        while (j + run < k && idx[j + run] == idx[j] + run) ++run;
+        if (idx[j] != j) {
+          std::memmove(kbase + j * krow, kbase + int64_t(idx[j]) * krow, size_t(run * krow));
+          std::memmove(vbase + j * vrow, vbase + int64_t(idx[j]) * vrow, size_t(run * vrow));
+        }
+        j += run;
+      }
+    });
+    return Status::success();
+  }
   const int64_t gblk = std::max<int64_t>(1, (kmax + kGatherBlock - 1) / kGatherBlock);
   parallel_for(rows * gblk, rows * kmax * (krow + vrow) * 2, [&](int64_t task) {
     const int64_t row = task / gblk, j0 = (task % gblk) * kGatherBlock;
