@@ -1,0 +1,585 @@
+/**
+ * CPU microbenchmark of kvtrim's native path:  npx tsx bench/cpu.ts [--quick]
+ * (threads: KVTRIM_THREADS=N, read by the addon at first use; default: every core).
+ *
+ * What it measures, and how:
+ *  1. This machine's copy bandwidth: a 256 MiB Uint8Array copied with TypedArray.prototype.set
+ *     (a memmove), median of 9 runs, counted as bytes moved = read + write = 2 x 256 MiB.
+ *     That is the "memcpy floor" the kernels are compared with. For context it also copies the
+ *     same buffer split across every kvtrim thread (worker_threads on a SharedArrayBuffer).
+ *  2. compressSync on random finite fp16 keys/values [1, 8, 32768, 128] at keepRatio 0.5 and 0.1
+ *     (median of 11 runs after 2 warm-ups; before each, a full GC and a 20 ms pause so no run pays
+ *     for the previous one's garbage), the async compress once, and keyNormsSync.
+ *     Bytes that must move = keys read once (B*H*S*D*e) + kept key and value rows read and
+ *     written (2 * 2 * B*H*k*D*e), e = bytes per element; the floor is bytes / memcpy bandwidth
+ *     and the goal is a median within 2x of it. keyNorms: keys read + 4 bytes per norm written.
+ *     Outputs are new typed arrays on every call, so each call also faults in fresh pages; the
+ *     breakdown below the table shows what that and the other phases cost.
+ *  3. The plain TypeScript reference (test/oracle.ts) on the same data, once: on [1, 8, 4096, 128]
+ *     always, and on the main shape too without --quick. The native result must equal the
+ *     oracle's bit for bit (indices, kept rows, norms); the script fails loudly otherwise.
+ *  4. More shapes, native path only (skipped with --quick, or above ~4 GiB of memory).
+ * Prints a table and writes bench/results/cpu.json. --quick (CI smoke run): 3 runs each, the main
+ * shape, and the oracle check on the small shape only.
+ */
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import * as v8 from 'node:v8'
+import * as vm from 'node:vm'
+import { Worker } from 'node:worker_threads'
+import { backend, compress, compressSync, keyNormsSync, type CompressOptions, type CompressResult } from '../lib/index'
+import * as oracle from '../test/oracle'
+
+const QUICK = process.argv.includes('--quick')
+const MEMCPY_RUNS = QUICK ? 3 : 9
+const WARMUPS = QUICK ? 1 : 2
+const RUNS = QUICK ? 3 : 11
+const MEMORY_LIMIT = 4 * 2 ** 30 // skip a shape whose inputs + outputs would exceed this
+const MiB = 2 ** 20
+
+type DType = 'float16' | 'bfloat16' | 'float32'
+interface Tensor {
+  type: DType
+  data: Uint16Array | Float32Array
+  dims: number[]
+}
+
+// ---- timing helpers ---------------------------------------------------------------------------
+
+// A full GC outside the timed region (the flag can be turned on at run time; tsx has no CLI for it).
+v8.setFlagsFromString('--expose-gc')
+const gcNow = vm.runInNewContext('gc') as () => void
+const pause = new Int32Array(new SharedArrayBuffer(4))
+/** Full GC, then 20 ms asleep so V8's background sweeping is done before the clock starts. */
+function fullGc(): void {
+  gcNow()
+  Atomics.wait(pause, 0, 0, 20)
+}
+
+const now = (): number => performance.now()
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+/** Milliseconds of each timed run of fn, after `warmups` untimed runs; a full GC before each. */
+function timeRuns(fn: () => unknown, warmups: number, runs: number): number[] {
+  for (let i = 0; i < warmups; i++) fn()
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) {
+    fullGc()
+    const t0 = now()
+    fn()
+    times.push(now() - t0)
+  }
+  return times
+}
+
+// ---- random tensors (xorshift32; no closures in the loops: tsx wraps them and is 10x slower) ----
+
+/** Random finite 16-bit values around magnitude 1: random sign, 8 exponents, random mantissa. */
+function random16(type: 'float16' | 'bfloat16', n: number, seed: number): Uint16Array {
+  const out = new Uint16Array(n + (n & 1))
+  const words = new Uint32Array(out.buffer)
+  let x = seed | 0 || 1
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    const lo = x & 0x3fff
+    const hi = (x >>> 14) & 0x3fff
+    let a: number, b: number
+    if (type === 'float16') {
+      // exponent 10..17 (bias 15): |x| in [2^-5, 2^3)
+      a = ((lo & 1) << 15) | ((10 + ((lo >> 1) & 7)) << 10) | (lo >> 4)
+      b = ((hi & 1) << 15) | ((10 + ((hi >> 1) & 7)) << 10) | (hi >> 4)
+    } else {
+      // exponent 123..130 (bias 127): the same range
+      a = ((lo & 1) << 15) | ((123 + ((lo >> 1) & 7)) << 7) | ((lo >> 4) & 0x7f)
+      b = ((hi & 1) << 15) | ((123 + ((hi >> 1) & 7)) << 7) | ((hi >> 4) & 0x7f)
+    }
+    words[i] = a | (b << 16)
+  }
+  return n & 1 ? out.subarray(0, n) : out
+}
+
+function random32(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n)
+  const bits = new Uint32Array(out.buffer)
+  let x = seed | 0 || 1
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    bits[i] = (x & 0x80000000) | ((123 + ((x >>> 28) & 7)) << 23) | (x & 0x7fffff)
+  }
+  return out
+}
+
+function randomTensor(type: DType, dims: number[], seed: number): Tensor {
+  const n = dims.reduce((a, b) => a * b, 1)
+  return { type, dims: [...dims], data: type === 'float32' ? random32(n, seed) : random16(type, n, seed) }
+}
+
+const elemBytes = (type: DType): number => (type === 'float32' ? 4 : 2)
+const keptOf = (len: number, keepRatio: number): number => Math.min(len, Math.ceil(keepRatio * len))
+
+/** Bytes that must move for compress: keys read once + kept key and value rows read and written. */
+function compressBytes(dims: number[], type: DType, keepRatio: number): number {
+  const [B, H, S, D] = dims
+  const e = elemBytes(type)
+  return B * H * S * D * e + 2 * 2 * B * H * keptOf(S, keepRatio) * D * e
+}
+/** keyNorms: keys read once + one fp32 norm written per row. */
+function normsBytes(dims: number[], type: DType): number {
+  const [B, H, S, D] = dims
+  return B * H * S * D * elemBytes(type) + B * H * S * 4
+}
+/** Memory a compress needs: inputs, outputs, norm scratch, indices. */
+function footprint(dims: number[], type: DType, keepRatio: number): number {
+  const [B, H, S, D] = dims
+  const e = elemBytes(type)
+  return 2 * B * H * S * D * e + 2 * B * H * keptOf(S, keepRatio) * D * e + B * H * S * 8
+}
+
+// ---- 1. memcpy bandwidth ----------------------------------------------------------------------
+
+interface Memcpy {
+  bytes: number
+  runs: number
+  timesMs: number[]
+  medianMs: number
+  /** bytes moved (2 x size) per second, median run */
+  bytesPerSec: number
+}
+
+function memcpySingle(size: number, runs: number): Memcpy {
+  const src = new Uint8Array(size)
+  const dst = new Uint8Array(size)
+  for (let i = 0; i < size; i += 4096) src[i] = i & 0xff // fault every page in before timing
+  dst.fill(1)
+  dst.set(src) // warm-up
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const t0 = now()
+    dst.set(src)
+    times.push(now() - t0)
+  }
+  const m = median(times)
+  return { bytes: size, runs, timesMs: times, medianMs: m, bytesPerSec: (2 * size) / (m / 1e3) }
+}
+
+// Each worker copies its slice of a shared buffer when the generation counter ctl[0] moves,
+// then bumps ctl[1]; ctl[0] = -1 ends it.
+const COPY_WORKER = `
+const { workerData } = require('node:worker_threads')
+const { src, dst, ctl, lo, hi } = workerData
+const s = new Uint8Array(src, lo, hi - lo), d = new Uint8Array(dst, lo, hi - lo)
+let gen = 0
+for (;;) {
+  Atomics.wait(ctl, 0, gen)
+  gen = Atomics.load(ctl, 0)
+  if (gen < 0) break
+  d.set(s)
+  Atomics.add(ctl, 1, 1)
+  Atomics.notify(ctl, 1)
+}`
+
+async function memcpyThreads(size: number, threads: number, runs: number): Promise<Memcpy> {
+  const src = new SharedArrayBuffer(size)
+  const dst = new SharedArrayBuffer(size)
+  const ctl = new Int32Array(new SharedArrayBuffer(8))
+  new Uint8Array(src).fill(3)
+  new Uint8Array(dst).fill(1)
+  const slice = Math.ceil(size / threads / 4096) * 4096
+  const workers: Worker[] = []
+  for (let t = 1; t < threads; t++) {
+    const lo = Math.min(size, t * slice), hi = Math.min(size, (t + 1) * slice)
+    workers.push(new Worker(COPY_WORKER, { eval: true, workerData: { src, dst, ctl, lo, hi } }))
+  }
+  await Promise.all(workers.map((w) => new Promise((resolve) => w.once('online', resolve))))
+  const s = new Uint8Array(src, 0, Math.min(size, slice))
+  const d = new Uint8Array(dst, 0, Math.min(size, slice))
+  const once = (): number => {
+    Atomics.store(ctl, 1, 0)
+    const t0 = now()
+    Atomics.add(ctl, 0, 1)
+    Atomics.notify(ctl, 0)
+    d.set(s)
+    for (let done; (done = Atomics.load(ctl, 1)) < workers.length; ) Atomics.wait(ctl, 1, done)
+    return now() - t0
+  }
+  once() // warm-up (also lets every worker reach its first wait)
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) times.push(once())
+  Atomics.store(ctl, 0, -1)
+  Atomics.notify(ctl, 0)
+  await Promise.all(workers.map((w) => new Promise((resolve) => w.once('exit', resolve))))
+  const m = median(times)
+  return { bytes: size, runs, timesMs: times, medianMs: m, bytesPerSec: (2 * size) / (m / 1e3) }
+}
+
+// ---- 2-4. kvtrim --------------------------------------------------------------------------------
+
+interface Row {
+  op: 'compressSync' | 'compress (async)' | 'keyNormsSync' | 'oracle compress (TS)'
+  shape: number[]
+  dtype: DType
+  keepRatio: number | null
+  kept: number | null
+  warmups: number
+  runs: number
+  timesMs: number[]
+  medianMs: number
+  minMs: number
+  bytesToMove: number
+  /** bytesToMove / median time */
+  gbPerSec: number
+  /** bytesToMove / single-thread memcpy bandwidth */
+  floorMs: number
+  /** median / floor (goal: <= 2) */
+  ratioToFloor: number
+}
+
+let floorBandwidth = 0 // bytes per second, set from the memcpy measurement
+const rows: Row[] = []
+
+function record(r: Omit<Row, 'medianMs' | 'minMs' | 'gbPerSec' | 'floorMs' | 'ratioToFloor'>): Row {
+  const medianMs = median(r.timesMs)
+  const floorMs = (r.bytesToMove / floorBandwidth) * 1e3
+  const row: Row = {
+    ...r,
+    medianMs,
+    minMs: Math.min(...r.timesMs),
+    gbPerSec: r.bytesToMove / (medianMs / 1e3) / 1e9,
+    floorMs,
+    ratioToFloor: medianMs / floorMs,
+  }
+  rows.push(row)
+  return row
+}
+
+function benchCompress(keys: Tensor, values: Tensor, keepRatio: number, warmups = WARMUPS, runs = RUNS): Row {
+  const options: CompressOptions = { keepRatio }
+  return record({
+    op: 'compressSync',
+    shape: keys.dims,
+    dtype: keys.type,
+    keepRatio,
+    kept: keptOf(keys.dims[2], keepRatio),
+    warmups,
+    runs,
+    timesMs: timeRuns(() => compressSync(keys, values, options), warmups, runs),
+    bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
+  })
+}
+
+async function benchCompressAsync(keys: Tensor, values: Tensor, keepRatio: number): Promise<Row> {
+  fullGc()
+  const t0 = now()
+  await compress(keys, values, { keepRatio })
+  const ms = now() - t0
+  return record({
+    op: 'compress (async)',
+    shape: keys.dims,
+    dtype: keys.type,
+    keepRatio,
+    kept: keptOf(keys.dims[2], keepRatio),
+    warmups: 0,
+    runs: 1,
+    timesMs: [ms],
+    bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
+  })
+}
+
+function benchNorms(keys: Tensor, warmups = WARMUPS, runs = RUNS): Row {
+  return record({
+    op: 'keyNormsSync',
+    shape: keys.dims,
+    dtype: keys.type,
+    keepRatio: null,
+    kept: null,
+    warmups,
+    runs,
+    timesMs: timeRuns(() => keyNormsSync(keys), warmups, runs),
+    bytesToMove: normsBytes(keys.dims, keys.type),
+  })
+}
+
+/** First differing element of two arrays, or -1. */
+function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length)
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i
+  return -1
+}
+
+function fail(what: string): never {
+  const line = '!'.repeat(78)
+  console.error(`\n${line}\nBENCHMARK FAILED: native result differs from the TypeScript oracle\n${what}\n${line}\n`)
+  process.exit(1)
+}
+
+/** Native == oracle, bit for bit: kept, lengths, indices, key and value rows. */
+function checkSame(label: string, native: CompressResult, ref: oracle.OracleCompressResult): void {
+  if (native.kept !== ref.kept) fail(`${label}: kept ${native.kept}, oracle ${ref.kept}`)
+  const pairs: Array<[string, ArrayLike<number>, ArrayLike<number>]> = [
+    ['lengths', native.lengths, ref.lengths],
+    ['indices', native.indices, ref.indices],
+    ['keys.dims', native.keys.dims, ref.keys.dims],
+    ['values.dims', native.values.dims, ref.values.dims],
+    // float32 data compared as bits too (a kept row is a copy, so even NaN payloads must match)
+    ['keys.data', bitsOf(native.keys.data), bitsOf(ref.keys.data)],
+    ['values.data', bitsOf(native.values.data), bitsOf(ref.values.data)],
+  ]
+  for (const [name, a, b] of pairs) {
+    const i = firstDiff(a, b)
+    if (i >= 0) fail(`${label}: ${name}[${i}] is ${a[i]} natively and ${b[i]} in the oracle (lengths ${a.length} / ${b.length})`)
+  }
+}
+
+const bitsOf = (a: Uint16Array | Float32Array): Uint16Array | Uint32Array =>
+  a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a
+
+interface OracleRun {
+  shape: number[]
+  dtype: DType
+  keepRatio: number
+  oracleMs: number
+  nativeMedianMs: number
+  speedup: number
+  bitExact: true
+  checked: string[]
+}
+
+/** Times the TS oracle once and native (median) on the same data, and checks they agree. */
+function oracleVersusNative(keys: Tensor, values: Tensor, keepRatio: number, checkNorms: boolean): OracleRun {
+  const label = `[${keys.dims.join(', ')}] ${keys.type} keepRatio ${keepRatio}`
+  const native = compressSync(keys, values, { keepRatio })
+  fullGc()
+  const t0 = now()
+  const ref = oracle.compress(keys, values, { keepRatio })
+  const oracleMs = now() - t0
+  checkSame(label, native, ref)
+  const checked = ['kept', 'lengths', 'indices', 'keys.data', 'values.data']
+  if (checkNorms) {
+    const i = firstDiff(bitsOf(keyNormsSync(keys)), bitsOf(oracle.keyNorms(keys)))
+    if (i >= 0) fail(`${label}: keyNorms differ at row ${i}`)
+    checked.push('keyNorms')
+  }
+  record({
+    op: 'oracle compress (TS)',
+    shape: keys.dims,
+    dtype: keys.type,
+    keepRatio,
+    kept: keptOf(keys.dims[2], keepRatio),
+    warmups: 0,
+    runs: 1,
+    timesMs: [oracleMs],
+    bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
+  })
+  const nativeRow = rows.find(
+    (r) => r.op === 'compressSync' && r.keepRatio === keepRatio && r.dtype === keys.type && r.shape.join() === keys.dims.join(),
+  )
+  const nativeMedianMs = nativeRow ? nativeRow.medianMs : benchCompress(keys, values, keepRatio).medianMs
+  return { shape: keys.dims, dtype: keys.type, keepRatio, oracleMs, nativeMedianMs, speedup: oracleMs / nativeMedianMs, bitExact: true, checked }
+}
+
+/** [1, 8, 4096, 128] fp16: native timings, and the oracle once per keepRatio on the same data. */
+function smallShapeWithOracle(): OracleRun[] {
+  const small = [1, 8, 4096, 128]
+  const keys = randomTensor('float16', small, 0x2468ace)
+  const values = randomTensor('float16', small, 0x1357bdf)
+  benchCompress(keys, values, 0.5)
+  benchCompress(keys, values, 0.1)
+  if (!QUICK) benchNorms(keys)
+  return [oracleVersusNative(keys, values, 0.5, true), oracleVersusNative(keys, values, 0.1, false)]
+}
+
+function nativeOnly(type: DType, dims: number[]): void {
+  fullGc() // the previous shape's tensors go first
+  const keys = randomTensor(type, dims, 0xabcdef)
+  const values = randomTensor(type, dims, 0xfedcba)
+  benchCompress(keys, values, 0.5)
+  benchCompress(keys, values, 0.1)
+  benchNorms(keys)
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+const fmt = (x: number, digits = 2): string => x.toFixed(digits)
+const shapeStr = (d: number[]): string => `[${d.join(',')}]`
+
+function printTable(): void {
+  const head = ['op', 'shape', 'dtype', 'keep', 'k', 'runs', 'median ms', 'min ms', 'MiB to move', 'GB/s eff.', 'x floor']
+  const body = rows.map((r) => [
+    r.op,
+    shapeStr(r.shape),
+    r.dtype,
+    r.keepRatio === null ? '-' : String(r.keepRatio),
+    r.kept === null ? '-' : String(r.kept),
+    String(r.runs),
+    fmt(r.medianMs),
+    fmt(r.minMs),
+    fmt(r.bytesToMove / MiB, 1),
+    fmt(r.gbPerSec, 1),
+    fmt(r.ratioToFloor, 1),
+  ])
+  const widths = head.map((h, c) => Math.max(h.length, ...body.map((b) => b[c].length)))
+  const line = (cells: string[]): string => cells.map((s, c) => (c < 3 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join('  ')
+  console.log(line(head))
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '))
+  for (const b of body) console.log(line(b))
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const info = backend()
+  const cpus = os.cpus()
+  const started = new Date()
+  console.log(`kvtrim CPU benchmark${QUICK ? ' (--quick)' : ''}, ${started.toISOString()}`)
+  console.log(`node ${process.version} ${process.platform}-${process.arch}; CPU ${cpus[0]?.model ?? 'unknown'} x ${cpus.length}`)
+  console.log(
+    `kvtrim cpu path: isa ${info.cpu.isa}, ${info.cpu.threads} threads` +
+      ` (KVTRIM_THREADS=${process.env.KVTRIM_THREADS ?? 'unset'}); cuda used: ${info.cuda.used}` +
+      (info.cuda.reason ? ` (${info.cuda.reason})` : ''),
+  )
+
+  // 1. memcpy
+  const single = memcpySingle(256 * MiB, MEMCPY_RUNS)
+  floorBandwidth = single.bytesPerSec
+  const multi = info.cpu.threads > 1 ? await memcpyThreads(256 * MiB, info.cpu.threads, MEMCPY_RUNS) : single
+  console.log(
+    `memcpy (TypedArray.set, 256 MiB, median of ${single.runs}): ${fmt(single.medianMs)} ms = ` +
+      `${fmt(single.bytesPerSec / 1e9, 1)} GB/s moved (read + write); ` +
+      `on ${info.cpu.threads} threads: ${fmt(multi.bytesPerSec / 1e9, 1)} GB/s`,
+  )
+  console.log(`floor = bytes to move / ${fmt(floorBandwidth / 1e9, 1)} GB/s (the single-thread figure)\n`)
+
+  // 2. the main shape
+  const main = [1, 8, 32768, 128]
+  const keys = randomTensor('float16', main, 0x1234567)
+  const values = randomTensor('float16', main, 0x7654321)
+  const mainRow = benchCompress(keys, values, 0.5)
+  benchCompress(keys, values, 0.1)
+  await benchCompressAsync(keys, values, 0.5)
+  await benchCompressAsync(keys, values, 0.1)
+  const normsRow = benchNorms(keys)
+
+  // Where the time of the main compress goes: norms alone; norms + selection (keep 1: the radix
+  // select runs in full and almost nothing is gathered); fresh output pages faulted in (allocate
+  // and fill typed arrays of the outputs' size) versus the same fill on pages already mapped.
+  const keepOne = median(timeRuns(() => compressSync(keys, values, { keep: 1 }), WARMUPS, RUNS))
+  const outElems = (2 * main[0] * main[1] * keptOf(main[2], 0.5) * main[3])
+  const fresh = median(timeRuns(() => new Uint16Array(outElems).fill(1), 1, RUNS))
+  const reused = new Uint16Array(outElems)
+  reused.fill(2)
+  const warmFill = median(timeRuns(() => reused.fill(1), 1, RUNS))
+  // CPU time in the kernel and page faults of one compress call (medians of a few calls).
+  const usage = { minorFaults: [] as number[], userMs: [] as number[], systemMs: [] as number[] }
+  for (let i = 0; i < (QUICK ? 3 : 5); i++) {
+    fullGc()
+    const r0 = process.resourceUsage()
+    compressSync(keys, values, { keepRatio: 0.5 })
+    const r1 = process.resourceUsage()
+    usage.minorFaults.push(r1.minorPageFault - r0.minorPageFault)
+    usage.userMs.push((r1.userCPUTime - r0.userCPUTime) / 1e3)
+    usage.systemMs.push((r1.systemCPUTime - r0.systemCPUTime) / 1e3)
+  }
+  const breakdown = {
+    shape: main,
+    dtype: 'float16',
+    keepRatio: 0.5,
+    compressMedianMs: mainRow.medianMs,
+    keyNormsMedianMs: normsRow.medianMs,
+    compressKeep1MedianMs: keepOne,
+    selectEstimateMs: keepOne - normsRow.medianMs,
+    gatherAndOutputsEstimateMs: mainRow.medianMs - keepOne,
+    outputBytes: outElems * 2,
+    freshOutputFillMs: fresh,
+    warmOutputFillMs: warmFill,
+    pageFaultEstimateMs: fresh - warmFill,
+    perCall: {
+      minorPageFaults: median(usage.minorFaults),
+      userCpuMs: median(usage.userMs),
+      systemCpuMs: median(usage.systemMs),
+    },
+  }
+
+  // 3. the oracle
+  const oracleRuns: OracleRun[] = []
+  if (!QUICK) {
+    console.log('oracle (plain TypeScript) on the main shape: one run, a few seconds ...')
+    oracleRuns.push(oracleVersusNative(keys, values, 0.5, false))
+  }
+  oracleRuns.push(...smallShapeWithOracle())
+
+  // 4. more shapes, native path only
+  const skipped: Array<{ shape: number[]; dtype: DType; reason: string }> = []
+  if (!QUICK) {
+    const more: Array<[DType, number[]]> = [
+      ['float16', [8, 32, 4096, 128]],
+      ['bfloat16', [1, 32, 32768, 64]],
+      ['float32', [1, 8, 32768, 128]],
+    ]
+    for (const [type, dims] of more) {
+      const bytes = footprint(dims, type, 0.5)
+      if (bytes > MEMORY_LIMIT) skipped.push({ shape: dims, dtype: type, reason: `needs ${fmt(bytes / 2 ** 30)} GiB` })
+      else nativeOnly(type, dims)
+    }
+  }
+
+  console.log('')
+  printTable()
+  for (const s of skipped) console.log(`skipped ${shapeStr(s.shape)} ${s.dtype}: ${s.reason}`)
+  const allThreadsRatio = mainRow.medianMs / ((mainRow.bytesToMove / multi.bytesPerSec) * 1e3)
+  console.log(
+    `\nmain: compressSync [1,8,32768,128] float16 keepRatio 0.5 on ${info.cpu.threads} threads: ` +
+      `${fmt(mainRow.medianMs)} ms median, ${fmt(mainRow.ratioToFloor)}x the memcpy floor ` +
+      `(${fmt(mainRow.floorMs)} ms; ${fmt(allThreadsRatio)}x the ${info.cpu.threads}-thread floor)` +
+      ` - goal 2x: ${mainRow.ratioToFloor <= 2 ? 'met' : 'NOT met'}`,
+  )
+  const b = breakdown
+  console.log(
+    `  where it goes: keyNorms ${fmt(b.keyNormsMedianMs)} ms; selection ~${fmt(b.selectEstimateMs)} ms` +
+      ` (compress with keep 1: ${fmt(b.compressKeep1MedianMs)} ms); gather + fresh outputs ~${fmt(b.gatherAndOutputsEstimateMs)} ms.` +
+      `\n  Writing ${fmt(b.outputBytes / MiB, 0)} MiB into newly allocated typed arrays costs ${fmt(b.freshOutputFillMs)} ms,` +
+      ` into already-mapped ones ${fmt(b.warmOutputFillMs)} ms: ~${fmt(b.pageFaultEstimateMs)} ms of page faults per call.` +
+      `\n  One compress call: ${b.perCall.minorPageFaults} minor page faults, CPU time ${fmt(b.perCall.userCpuMs, 1)} ms user +` +
+      ` ${fmt(b.perCall.systemCpuMs, 1)} ms system (all threads).`,
+  )
+  for (const o of oracleRuns) {
+    console.log(
+      `oracle ${shapeStr(o.shape)} ${o.dtype} keepRatio ${o.keepRatio}: TS ${fmt(o.oracleMs, 0)} ms once, native ` +
+        `${fmt(o.nativeMedianMs)} ms median: ${fmt(o.speedup, 0)}x faster; bit-exact (${o.checked.join(', ')})`,
+    )
+  }
+
+  const out = path.join(__dirname, 'results', 'cpu.json')
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  const json = {
+    date: started.toISOString(),
+    quick: QUICK,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: { model: cpus[0]?.model ?? 'unknown', logicalCores: cpus.length },
+    backend: info,
+    env: { KVTRIM_THREADS: process.env.KVTRIM_THREADS ?? null },
+    memcpy: { singleThread: single, threads: { threads: info.cpu.threads, ...multi } },
+    floorBytesPerSec: floorBandwidth,
+    main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
+    breakdown,
+    oracle: oracleRuns,
+    results: rows,
+    skipped,
+  }
+  fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
+  console.log(`\nwrote ${path.relative(process.cwd(), out)}`)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
