@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "../cpu/compress.h"
+#include "../cpu/host_buffers.h"
 #include "args.h"
 #include "errors.h"
 
@@ -14,17 +15,26 @@ namespace kvtrim::addon {
 
 namespace {
 
-// Typed array of n elements for dtype t; allocation failure becomes OUT_OF_MEMORY.
+// Typed array of n elements for dtype t; allocation failure becomes OUT_OF_MEMORY. Large
+// arrays live in recycled, huge-page memory (cpu/host_buffers.h) owned by their ArrayBuffer.
 Napi::TypedArray new_array(Napi::Env env, DType t, int64_t n, void** data) {
+  const size_t bytes = size_t(n) * size_t(dtype_size(t));
   try {
-    if (t == DType::F32) {
-      Napi::Float32Array a = Napi::Float32Array::New(env, size_t(n));
-      *data = a.Data();
-      return a;
+    Napi::ArrayBuffer buf;
+    void* mem = bytes >= cpu::kPooledMinBytes ? cpu::acquire_buffer(bytes) : nullptr;
+    if (mem != nullptr) {
+      buf = Napi::ArrayBuffer::New(env, mem, bytes, [](Napi::Env e, void* p, size_t* size) {
+        Napi::MemoryManagement::AdjustExternalMemory(e, -int64_t(*size));
+        cpu::release_buffer(p, *size);
+        delete size;
+      }, new size_t(bytes));
+      Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(bytes));
+    } else {
+      buf = Napi::ArrayBuffer::New(env, bytes);
     }
-    Napi::Uint16Array a = Napi::Uint16Array::New(env, size_t(n));
-    *data = a.Data();
-    return a;
+    *data = buf.Data();
+    if (t == DType::F32) return Napi::Float32Array::New(env, size_t(n), buf, 0);
+    return Napi::Uint16Array::New(env, size_t(n), buf, 0);
   } catch (const Napi::Error& e) {
     throw_error(env, Code::OutOfMemory, "could not allocate an output of " + std::to_string(n) +
                 " elements: " + e.Message());

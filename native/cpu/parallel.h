@@ -1,6 +1,5 @@
-// A minimal fork-join over the machine's cores for the CPU path. Threads are started per call
-// and joined before it returns, so nothing outlives an operation and nothing needs shutdown;
-// small jobs run inline, where a thread start would cost more than the work.
+// A minimal fork-join over the machine's cores for the CPU path: a persistent pool of workers
+// that the calling thread joins; small jobs run inline, where a wake-up costs more than the work.
 #pragma once
 #include <cstdint>
 #include <functional>

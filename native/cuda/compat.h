@@ -1,0 +1,36 @@
+// The one header every kernel file includes first. Under nvcc it is real CUDA; under g++ it
+// is kvtrim's emulator (emu/), which runs the very same kernel source with every GPU thread
+// as a fiber. Kernels follow the rules in README.md so both compile from one source.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#if defined(__CUDACC__)
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#if defined(__CUDA_ARCH__)
+#define KVTRIM_ARCH __CUDA_ARCH__
+#else
+#define KVTRIM_ARCH 0
+#endif
+#define KVTRIM_EMULATED 0
+
+// The block's dynamic shared memory: one buffer, carved up by the kernel.
+__device__ __forceinline__ unsigned char* kvtrim_dynamic_smem() {
+  extern __shared__ uint4 kvtrim_dynamic_smem_[];
+  return reinterpret_cast<unsigned char*>(kvtrim_dynamic_smem_);
+}
+#define KVTRIM_DYNAMIC_SMEM() kvtrim_dynamic_smem()
+// Body of every spin-wait loop: a short sleep on the GPU, a yield under the emulator.
+#define KVTRIM_SPIN_WAIT() __nanosleep(64)
+
+#else  // g++: the emulator
+
+#include "emu/emu.h"
+
+#endif
+
+#define KVTRIM_HD __host__ __device__ __forceinline__
+#define KVTRIM_DEV __device__ __forceinline__

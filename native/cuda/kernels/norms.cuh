@@ -1,0 +1,104 @@
+// Key norms on the GPU in the contract's canonical order (native/core/norm.h says it in C++).
+//
+// A token's row is read by a group of L lanes of one warp (L = min(32, chunks rounded up to a
+// power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's 8 squares left
+// to right with separately rounded __fmul_rn / __fadd_rn. The contract's pairwise tree
+// (sum[i] += sum[i + half]) first pairs chunks that the same lane owns (half >= L: local adds),
+// then lanes (half < L: __shfl_down_sync within the L-lane segment). Zero pads are skipped, which
+// is exact: x + 0 == x for every sum of squares. So the result is bit-identical to the CPU.
+// With L = 16 for head_dim 128 in fp16, each lane's chunk is one 16-byte load: 2 tokens per warp
+// per step, fully coalesced (a warp reads 512 contiguous bytes).
+#pragma once
+#include "common.cuh"
+
+namespace kvtrim::cuda {
+
+constexpr int kMaxLocalChunks = 4;  // head_dim <= 1024: 128 chunks over 32 lanes
+
+struct NormGeometry {
+  int head_dim;  // elements per row
+  int chunks;    // ceil(head_dim / 8)
+  int lanes;     // L: lanes per token, a power of two <= 32
+  int local;     // J = pow2(chunks) / L: chunks per lane, 1, 2 or 4
+  int vec;       // 1: rows are 16-byte aligned multiples of 8 elements (vector loads)
+};
+
+template <int KIND>
+KVTRIM_DEV float square_add(float s, unsigned raw, bool first) {
+  const float x = to_f32<KIND>(raw);
+  const float sq = __fmul_rn(x, x);
+  return first ? sq : __fadd_rn(s, sq);
+}
+
+// Left-to-right sum of squares of chunk c of a row.
+template <int KIND>
+KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& g) {
+  float s = 0.f;
+  if (g.vec) {
+    if (KIND == kF32) {
+      const uint4* p = reinterpret_cast<const uint4*>(row) + 2 * c;
+      const uint4 a = p[0], b = p[1];
+      const unsigned w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s = square_add<KIND>(s, w[i], i == 0);
+    } else {
+      const uint4 a = reinterpret_cast<const uint4*>(row)[c];
+      const unsigned w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s = square_add<KIND>(s, (w[i / 2] >> (16 * (i & 1))) & 0xFFFFu, i == 0);
+    }
+    return s;
+  }
+  const int begin = c * 8, end = begin + 8 < g.head_dim ? begin + 8 : g.head_dim;
+  for (int i = begin; i < end; ++i) {
+    const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(row)[i]
+                                      : unsigned(reinterpret_cast<const unsigned short*>(row)[i]);
+    s = square_add<KIND>(s, raw, i == begin);
+  }
+  return s;
+}
+
+// Norm of the row at `row` (ignored when !valid), computed by the L lanes of this thread's
+// segment; every lane of the warp must call it (shuffles use the full mask). Returns the norm
+// in every lane of the segment.
+template <int KIND>
+KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const NormGeometry& g) {
+  const int lane = int(threadIdx.x & 31u) & (g.lanes - 1);
+  float s[kMaxLocalChunks];
+#pragma unroll
+  for (int j = 0; j < kMaxLocalChunks; ++j) {
+    const int c = lane + g.lanes * j;
+    s[j] = (valid && j < g.local && c < g.chunks) ? chunk_sum<KIND>(row, c, g) : 0.f;
+  }
+  if (g.local >= 4) {
+    s[0] = __fadd_rn(s[0], s[2]);
+    s[1] = __fadd_rn(s[1], s[3]);
+  }
+  if (g.local >= 2) s[0] = __fadd_rn(s[0], s[1]);
+  for (int half = g.lanes / 2; half >= 1; half /= 2) {
+    const float other = __shfl_down_sync(0xFFFFFFFFu, s[0], half, g.lanes);
+    s[0] = __fadd_rn(s[0], other);
+  }
+  const float total = __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
+  return __fsqrt_rn(total);
+}
+
+// keyNorms: out[r] = norm of key row r, for n_rows rows. Grid-stride over groups of tokens.
+template <int KIND>
+__global__ void key_norms_kernel(const unsigned char* keys, long long n_rows,
+                                 NormGeometry g, float* out) {
+  const int esz = KIND == kF32 ? 4 : 2;
+  const long long row_bytes = (long long)g.head_dim * esz;
+  const int groups_per_warp = 32 / g.lanes;
+  const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
+  const int group = int(threadIdx.x & 31u) / g.lanes;
+  for (long long base = warp * groups_per_warp; base < n_rows; base += warps * groups_per_warp) {
+    const long long r = base + group;
+    const bool valid = r < n_rows;
+    const float n = group_row_norm<KIND>(keys + (valid ? r : 0) * row_bytes, valid, g);
+    if (valid && (threadIdx.x & unsigned(g.lanes - 1)) == 0) out[r] = n;
+  }
+}
+
+}  // namespace kvtrim::cuda

@@ -1,0 +1,39 @@
+// The CUDA backend's host interface: plain C++ (no CUDA types), so native/addon can call it
+// from a build with or without CUDA. Every function returns a Status; CUDA failures carry
+// CUDA's own message (and, under the emulator, the emulator's diagnosis).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "../core/job.h"
+
+namespace kvtrim::cuda {
+
+// Whether this build has the CUDA backend (real or emulated) and it can be used now.
+bool available(std::string* why_not);
+bool emulated();
+
+// Device memory for device tensors (device = ordinal). Streams are opaque: nullptr = default.
+Status device_alloc(int device, size_t bytes, void** ptr);
+Status device_free(int device, void* ptr);
+Status copy_to_device(int device, void* dst, const void* src, size_t bytes, void* stream);
+Status copy_to_host(int device, void* dst, const void* src, size_t bytes, void* stream);
+Status synchronize(int device, void* stream);
+
+// keys and out are device pointers.
+Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t head_dim, float* out,
+                 void* stream);
+
+// Every pointer of the job (keys, values, outputs, out_indices) is a device pointer; the plan
+// is on the host. Blocks until the work is done (the addon calls it off the event loop).
+Status compress(int device, const CompressJob& job, void* stream);
+
+// The launch geometry compress would use: blocks per row and blocks in all (for tests/bench).
+struct Geometry {
+  int threads, blocks_per_row, blocks, resident_blocks, sms;
+  bool cooperative;
+};
+Status compress_geometry(int device, const CompressJob& job, Geometry* g);
+
+}  // namespace kvtrim::cuda
