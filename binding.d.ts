@@ -35,10 +35,37 @@ export interface NativeInPlaceResult {
   kept: number
 }
 
+/** GPU memory: owned (freed by free() or the finalizer) or wrapping a foreign pointer. */
+export interface NativeDeviceBuffer {
+  readonly ptr: bigint
+  readonly bytes: number
+  readonly device: number
+  readonly owned: boolean
+  readonly freed: boolean
+  upload(data: ArrayBufferView): void
+  download(into: ArrayBufferView): void
+  free(): void
+}
+
+export interface NativeDeviceTensor {
+  type: NativeDType
+  buffer: NativeDeviceBuffer
+  dims: readonly number[]
+}
+
+export interface NativeDeviceCompressResult {
+  keyBuffer: NativeDeviceBuffer
+  valueBuffer: NativeDeviceBuffer
+  indices: Int32Array
+  lengths: Int32Array
+  kept: number
+}
+
 export interface NativeBackend {
   cpu: { threads: number; isa: 'avx2+f16c' | 'portable' }
   cuda: {
     compiled: boolean
+    emulated: boolean
     usable: boolean
     reason: string
     driverVersion: number
@@ -64,4 +91,12 @@ export interface Binding {
   compress(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeCompressResult>
   compressInPlaceSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeInPlaceResult
   compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
+
+  DeviceBuffer: new (device: number, bytes: number, ptr?: bigint) => NativeDeviceBuffer
+  cudaKeyNormsSync(keys: NativeDeviceTensor): NativeDeviceBuffer
+  cudaKeyNorms(keys: NativeDeviceTensor): Promise<NativeDeviceBuffer>
+  cudaCompressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeDeviceCompressResult
+  cudaCompress(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeDeviceCompressResult>
+  cudaCompressInPlaceSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeInPlaceResult
+  cudaCompressInPlace(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
 }

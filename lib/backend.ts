@@ -2,15 +2,17 @@
 import { binding } from './binding'
 
 export interface BackendInfo {
-  /** Where host tensors run. */
-  default: 'cpu'
+  /** Where tensor(..., { device: 'auto' }) puts data: 'cuda' when a GPU is usable, else 'cpu'. */
+  default: 'cpu' | 'cuda'
   cpu: { available: true; threads: number; isa: 'avx2+f16c' | 'portable' }
   cuda: {
     /** This binary holds CUDA code. */
     compiled: boolean
-    /** A driver, a device and a kernel launch that works: the GPU could run kvtrim's code. */
+    /** The CUDA code runs on kvtrim's CPU emulator (KVTRIM_EMULATE_CUDA=1 with `npm run build:emu`). */
+    emulated: boolean
+    /** A driver, a device and a kernel launch that works: device tensors can be used. */
     usable: boolean
-    /** Whether kvtrim runs anything on the GPU in this process. */
+    /** Whether 'auto' places tensors on the GPU in this process. */
     used: boolean
     /** Why CUDA is not used, in words a user can act on ('' when it is). */
     reason: string
@@ -25,14 +27,12 @@ export interface BackendInfo {
 /** Reports the native paths of this build and what this machine allows. */
 export function backend(): BackendInfo {
   const b = binding().backend()
-  let reason = b.cuda.reason
-  if (process.env.KVTRIM_FORCE_CPU === '1') reason = 'KVTRIM_FORCE_CPU=1 is set'
-  else if (b.cuda.usable) {
-    reason = 'this version of kvtrim runs every operation on host tensors, on the CPU path; the CUDA kernels and device tensors come in a later version'
-  }
+  const forced = process.env.KVTRIM_FORCE_CPU === '1'
+  const used = b.cuda.usable && !forced
+  const reason = forced ? 'KVTRIM_FORCE_CPU=1 is set' : used ? '' : b.cuda.reason
   return {
-    default: 'cpu',
+    default: used ? 'cuda' : 'cpu',
     cpu: { available: true, threads: b.cpu.threads, isa: b.cpu.isa },
-    cuda: { ...b.cuda, used: false, reason },
+    cuda: { ...b.cuda, used, reason },
   }
 }

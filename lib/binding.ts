@@ -10,6 +10,23 @@ export function binding(): Binding {
   if (cached) return cached
   const root = path.join(__dirname, '..')
   let native: Binding
+  if (process.env.KVTRIM_EMULATE_CUDA === '1') {
+    // The addon built by `npm run build:emu`: CUDA kernels run by kvtrim's CPU emulator.
+    const file = path.join(root, 'build-emu', 'Release', 'kvtrim.node')
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      native = require(file) as Binding
+    } catch (err) {
+      throw new KvtrimError(
+        `KVTRIM_EMULATE_CUDA=1 but the emulator build could not be loaded from ${file}: ` +
+          `${err instanceof Error ? err.message.split('\n')[0] : String(err)}\nRun: npm run build:emu`,
+        'BINDING_NOT_FOUND',
+      )
+    }
+    native.setErrorClass(KvtrimError)
+    cached = native
+    return native
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     native = require('node-gyp-build')(root) as Binding

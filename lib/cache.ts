@@ -1,10 +1,10 @@
 // compressCache: every layer of a model's cache, with the reference l2_compress's rules
 // (a layer shorter than pruneAfter, or listed in skipLayers, is returned as is).
-import { binding } from './binding'
+import { compressChecked } from './ops'
 import { KvtrimError, withCallerStack } from './errors'
 import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
 import { cacheOptions, describe, type CachePlan } from './validate'
-import type { NativeCompressOptions, NativeTensor } from '../binding'
+import type { NativeCompressOptions } from '../binding'
 
 type LayerTask = { index: number; layer: CacheLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
 
@@ -52,8 +52,7 @@ export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLa
       continue
     }
     try {
-      const r = binding().compressSync(task.layer.keys as NativeTensor, task.layer.values as NativeTensor, task.options)
-      finish(task, r as CompressResult, out)
+      finish(task, compressChecked(task.layer.keys, task.layer.values, task.options, true) as CompressResult, out)
     } catch (err) {
       throw prefixed(err, task.index)
     }
@@ -72,8 +71,7 @@ export function compressCache<T extends TensorLike>(layers: readonly CacheLayer<
         continue
       }
       try {
-        const r = await binding().compress(task.layer.keys as NativeTensor, task.layer.values as NativeTensor, task.options)
-        finish(task, r as CompressResult, out)
+        finish(task, (await compressChecked(task.layer.keys, task.layer.values, task.options, false)) as CompressResult, out)
       } catch (err) {
         throw prefixed(err, task.index)
       }

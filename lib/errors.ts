@@ -28,6 +28,8 @@ export type KvtrimErrorCode =
   | 'TOO_MANY_ROWS' // batch * kvHeads * seqLen above 2^31 - 1
   | 'DETACHED_BUFFER' // an input whose ArrayBuffer was detached
   | 'BINDING_NOT_FOUND' // no native addon for this platform could be loaded
+  | 'DEVICE_MISMATCH' // keys and values not both on the host or both on one GPU
+  | 'DISPOSED' // a device tensor used after dispose()
   | 'CUDA_ERROR' // a failing CUDA call, with CUDA's message
   | 'OUT_OF_MEMORY'
   | 'INTERNAL'

@@ -6,6 +6,7 @@ export { KvtrimError, type KvtrimErrorCode } from './errors'
 export { keyNorms, keyNormsSync, compress, compressSync, compressInPlace, compressInPlaceSync } from './ops'
 export { compressCache, compressCacheSync } from './cache'
 export { backend, type BackendInfo } from './backend'
+export { DeviceTensor, tensor, fromDevicePointer, type Device, type TensorOptions } from './tensor'
 export type {
   DType,
   TensorLike,

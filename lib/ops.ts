@@ -1,54 +1,122 @@
-// keyNorms and compress on host tensors: option checks here, everything else native.
-import type { NativeTensor } from '../binding'
+// keyNorms and compress: an operation runs where its data lives (host tensors on the CPU path,
+// device tensors on their GPU). Option checks here, everything else native.
+import type { NativeCompressOptions, NativeDeviceCompressResult, NativeTensor } from '../binding'
 import { binding } from './binding'
-import { withCallerStack } from './errors'
-import type { CompressOptions, CompressResult, InPlaceResult, TensorLike } from './types'
+import { KvtrimError, withCallerStack } from './errors'
+import { DeviceTensor, isDeviceTensor } from './tensor'
+import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
 import { compressOptions } from './validate'
 
-// Tensors go to native code as they are (no copy); native code checks them.
-const native = (t: TensorLike): NativeTensor => t as NativeTensor
+// Host tensors go to native code as they are (no copy); native code checks them.
+const host = (t: TensorLike): NativeTensor => t as NativeTensor
+
+/** Which backend a (keys, values) pair runs on; mixed host and device is an error. */
+function onDevice(keys: unknown, values: unknown): boolean {
+  const k = isDeviceTensor(keys), v = isDeviceTensor(values)
+  if (k !== v) {
+    throw new KvtrimError(
+      `Expected keys and values both on the host or both on a GPU, but keys are ${k ? 'a device tensor' : 'on the host'} ` +
+        `and values ${v ? 'a device tensor' : 'on the host'}; move one with tensor(...) or .download()`,
+      'DEVICE_MISMATCH',
+    )
+  }
+  return k
+}
+
+function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: NativeDeviceCompressResult): CompressResult<DeviceTensor> {
+  const [b, h, , dk] = keys.dims
+  const dv = values.dims[3]
+  return {
+    keys: new DeviceTensor(keys.type, [b, h, r.kept, dk], r.keyBuffer),
+    values: new DeviceTensor(values.type, [b, h, r.kept, dv], r.valueBuffer),
+    indices: r.indices,
+    lengths: r.lengths,
+    kept: r.kept,
+  }
+}
 
 /**
- * L2 norm of every key row, [batch, kvHeads, seqLen] as a Float32Array, computed in the
- * canonical fp32 order of the numeric contract (bit-identical on every backend for 16-bit keys).
+ * L2 norm of every key row, [batch, kvHeads, seqLen], computed in the canonical fp32 order of
+ * the numeric contract (bit-identical on every backend for 16-bit keys). Host keys give a
+ * Float32Array; device keys a float32 device tensor of dims [batch, kvHeads, seqLen].
  */
-export function keyNormsSync(keys: TensorLike): Float32Array {
-  return binding().keyNormsSync(native(keys))
+export function keyNormsSync(keys: DeviceTensor): DeviceTensor
+export function keyNormsSync(keys: TensorLike): Float32Array
+export function keyNormsSync(keys: TensorLike | DeviceTensor): Float32Array | DeviceTensor {
+  if (isDeviceTensor(keys)) {
+    const buf = binding().cudaKeyNormsSync(keys.native('keys'))
+    return new DeviceTensor('float32', keys.dims.slice(0, 3), buf)
+  }
+  return binding().keyNormsSync(host(keys))
 }
 
 /** {@link keyNormsSync}, off the event loop. */
-export function keyNorms(keys: TensorLike): Promise<Float32Array> {
-  return withCallerStack(() => binding().keyNorms(native(keys)), keyNorms)
+export function keyNorms(keys: DeviceTensor): Promise<DeviceTensor>
+export function keyNorms(keys: TensorLike): Promise<Float32Array>
+export function keyNorms(keys: TensorLike | DeviceTensor): Promise<Float32Array | DeviceTensor> {
+  return withCallerStack(async () => {
+    if (isDeviceTensor(keys)) {
+      const buf = await binding().cudaKeyNorms(keys.native('keys'))
+      return new DeviceTensor('float32', keys.dims.slice(0, 3), buf)
+    }
+    return binding().keyNorms(host(keys))
+  }, keyNorms)
+}
+
+/** @internal compress on either backend, with options already checked. */
+export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: true): CompressResult<HostTensor | DeviceTensor>
+export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: false): Promise<CompressResult<HostTensor | DeviceTensor>>
+export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: boolean): unknown {
+  const b = binding()
+  if (onDevice(keys, values)) {
+    const k = keys as DeviceTensor, v = values as DeviceTensor
+    if (sync) return deviceResult(k, v, b.cudaCompressSync(k.native('keys'), v.native('values'), o))
+    return b.cudaCompress(k.native('keys'), v.native('values'), o).then((r) => deviceResult(k, v, r))
+  }
+  return sync ? b.compressSync(host(keys as TensorLike), host(values as TensorLike), o) : b.compress(host(keys as TensorLike), host(values as TensorLike), o)
 }
 
 /**
  * Keeps, per batch entry and KV head, the k tokens whose keys have the lowest L2 norm (or the
  * highest, with score 'high-norm'), and returns the compacted keys, values and the kept
- * positions. The inputs are never modified.
+ * positions. The inputs are never modified. Device tensors in, device tensors out.
  */
-export function compressSync(keys: TensorLike, values: TensorLike, options: CompressOptions): CompressResult {
-  return binding().compressSync(native(keys), native(values), compressOptions(options)) as CompressResult
+export function compressSync(keys: DeviceTensor, values: DeviceTensor, options: CompressOptions): CompressResult<DeviceTensor>
+export function compressSync(keys: TensorLike, values: TensorLike, options: CompressOptions): CompressResult
+export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): CompressResult<HostTensor | DeviceTensor> {
+  return compressChecked(keys, values, compressOptions(options), true)
 }
 
-/** {@link compressSync}, off the event loop. */
-export function compress(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<CompressResult> {
-  return withCallerStack(
-    () => binding().compress(native(keys), native(values), compressOptions(options)) as Promise<CompressResult>,
-    compress,
-  )
+/** {@link compressSync}, off the event loop (settled when the CPU or GPU work is done). */
+export function compress(keys: DeviceTensor, values: DeviceTensor, options: CompressOptions): Promise<CompressResult<DeviceTensor>>
+export function compress(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<CompressResult>
+export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>> {
+  return withCallerStack(() => compressChecked(keys, values, compressOptions(options), false), compress)
 }
 
 /**
  * Compresses a cache in its own memory, for a preallocated (static) cache whose dims[2] is a
  * capacity: per head, the kept rows move to the front in position order and the new valid
  * length of each batch entry is returned; rows past it are left unspecified. Only order
- * 'position'. The one operation that modifies its inputs (keys.data and values.data).
+ * 'position'. The one operation that modifies its inputs (keys and values), host or device.
  */
-export function compressInPlaceSync(keys: TensorLike, values: TensorLike, options: CompressOptions): InPlaceResult {
-  return binding().compressInPlaceSync(native(keys), native(values), compressOptions(options))
+export function compressInPlaceSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): InPlaceResult {
+  const o = compressOptions(options)
+  const b = binding()
+  if (onDevice(keys, values)) {
+    return b.cudaCompressInPlaceSync((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
+  }
+  return b.compressInPlaceSync(host(keys as TensorLike), host(values as TensorLike), o)
 }
 
 /** {@link compressInPlaceSync}, off the event loop. Do not touch the tensors until it settles. */
-export function compressInPlace(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<InPlaceResult> {
-  return withCallerStack(() => binding().compressInPlace(native(keys), native(values), compressOptions(options)), compressInPlace)
+export function compressInPlace(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<InPlaceResult> {
+  return withCallerStack(async () => {
+    const o = compressOptions(options)
+    const b = binding()
+    if (onDevice(keys, values)) {
+      return b.cudaCompressInPlace((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
+    }
+    return b.compressInPlace(host(keys as TensorLike), host(values as TensorLike), o)
+  }, compressInPlace)
 }

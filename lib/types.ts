@@ -38,11 +38,11 @@ export interface CompressOptions {
   lengths?: ArrayLike<number>
 }
 
-export interface CompressResult {
+export interface CompressResult<T = HostTensor> {
   /** [batch, kvHeads, kept, headDim] */
-  keys: HostTensor
+  keys: T
   /** [batch, kvHeads, kept, valueHeadDim] */
-  values: HostTensor
+  values: T
   /** [batch, kvHeads, kept]: source position of each kept token; -1 in padding rows. */
   indices: Int32Array
   /**

@@ -34,8 +34,14 @@ for (const [tool, hint] of [['cmake', 'install CMake 3.18 or newer (apt-get inst
   }
 }
 
+// --emulate: the CUDA sources built by g++ against kvtrim's emulator, into build-emu/
+// (loaded when KVTRIM_EMULATE_CUDA=1); KVTRIM_SANITIZE=1 adds ASan and UBSan to that build.
+const emulate = process.argv.includes('--emulate')
 const cuda = (process.env.KVTRIM_CUDA || 'AUTO').toUpperCase()
-const args = [cmakeJs, 'build', '--CDKVTRIM_CUDA=' + cuda]
+const args = emulate
+  ? [cmakeJs, 'build', '--out', process.env.KVTRIM_EMU_OUT || 'build-emu', '--CDKVTRIM_EMULATE=ON',
+      '--CDKVTRIM_SANITIZE=' + (process.env.KVTRIM_SANITIZE === '1' ? 'ON' : 'OFF')]
+  : [cmakeJs, 'build', '--CDKVTRIM_CUDA=' + cuda]
 if (process.env.KVTRIM_CMAKE_ARGS) args.push(...process.env.KVTRIM_CMAKE_ARGS.split(' ').filter(Boolean))
 const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2' }
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env })

@@ -1,6 +1,7 @@
 // Module registration: the binding that binding.d.ts types.
 #include <napi.h>
 
+#include "device.h"
 #include "errors.h"
 #include "ops.h"
 
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("compress", Napi::Function::New(env, Compress, "compress"));
   exports.Set("compressInPlaceSync", Napi::Function::New(env, CompressInPlaceSync, "compressInPlaceSync"));
   exports.Set("compressInPlace", Napi::Function::New(env, CompressInPlace, "compressInPlace"));
+  InitDevice(env, exports);
   return exports;
 }
 

@@ -15,6 +15,7 @@ Napi::Value Backend(const Napi::CallbackInfo& info) {
   const cuda::Probe p = cuda::probe();
   Napi::Object c = Napi::Object::New(env);
   c.Set("compiled", p.compiled);
+  c.Set("emulated", p.emulated);
   c.Set("usable", p.usable);
   c.Set("reason", p.reason);
   c.Set("driverVersion", p.driver_version);

@@ -9,6 +9,8 @@ namespace kvtrim::addon {
 
 struct AddonData {
   Napi::FunctionReference error_class;
+  Napi::FunctionReference* device_buffer = nullptr;  // DeviceBuffer's constructor (device.cc)
+  ~AddonData() { delete device_buffer; }
 };
 
 Napi::Error make_error(Napi::Env env, Code code, const std::string& message);

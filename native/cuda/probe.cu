@@ -1,10 +1,9 @@
 // CUDA probe: driver and runtime versions, devices, and one tiny kernel launch that proves
 // this binary carries code the device can run (a driver too old for the CUDA 13 runtime, or a
 // card newer than the compiled architectures without usable PTX, fails here, not mid-compress).
-#include <cuda_runtime.h>
-
 #include <string>
 
+#include "launch.h"
 #include "probe.h"
 
 #ifndef KVTRIM_CUDA_ARCHS
@@ -28,8 +27,7 @@ std::string launch_check(int device) {
   int* d = nullptr;
   e = cudaMalloc(&d, sizeof(int));
   if (e != cudaSuccess) return err("cudaMalloc", e);
-  void* args[] = {&d};
-  e = cudaLaunchKernel(reinterpret_cast<const void*>(&probe_kernel), dim3(1), dim3(1), args, 0, nullptr);
+  e = launch_kernel(&probe_kernel, dim3{1, 1, 1}, dim3{1, 1, 1}, 0, nullptr, false, d);
   int h = 0;
   if (e == cudaSuccess) e = cudaMemcpy(&h, d, sizeof(int), cudaMemcpyDeviceToHost);
   cudaFree(d);
@@ -43,7 +41,8 @@ std::string launch_check(int device) {
 Probe probe() {
   Probe p;
   p.compiled = true;
-  p.architectures = KVTRIM_CUDA_ARCHS;
+  p.emulated = KVTRIM_EMULATED != 0;
+  p.architectures = p.emulated ? "emulated (g++)" : KVTRIM_CUDA_ARCHS;
   cudaRuntimeGetVersion(&p.runtime_version);
   cudaDriverGetVersion(&p.driver_version);  // leaves 0 when no driver is installed
   int count = 0;

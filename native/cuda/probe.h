@@ -17,6 +17,7 @@ struct DeviceInfo {
 
 struct Probe {
   bool compiled = false;      // this binary holds CUDA code
+  bool emulated = false;      // ... run by kvtrim's CPU emulator (KVTRIM_EMULATE_CUDA builds)
   bool usable = false;        // a driver, a device and a kernel image that runs on it
   std::string reason;         // why not usable, in words a user can act on
   int driver_version = 0;     // e.g. 13000 for CUDA 13.0; 0 when there is no driver

@@ -1,0 +1,27 @@
+// The CUDA backend's interface in a build without CUDA: every call says why it cannot run.
+#include "ops.h"
+
+namespace kvtrim::cuda {
+
+namespace {
+Status none() {
+  return Status::error(Code::CudaError,
+      "this build of kvtrim has no CUDA code; rebuild with the CUDA toolkit on PATH (npm run build:native)");
+}
+}  // namespace
+
+bool emulated() { return false; }
+bool available(std::string* why_not) {
+  if (why_not) *why_not = "built without CUDA";
+  return false;
+}
+Status device_alloc(int, size_t, void**) { return none(); }
+Status device_free(int, void*) { return none(); }
+Status copy_to_device(int, void*, const void*, size_t, void*) { return none(); }
+Status copy_to_host(int, void*, const void*, size_t, void*) { return none(); }
+Status synchronize(int, void*) { return none(); }
+Status key_norms(int, DType, const void*, int64_t, int64_t, float*, void*) { return none(); }
+Status compress(int, const CompressJob&, void*) { return none(); }
+Status compress_geometry(int, const CompressJob&, Geometry*) { return none(); }
+
+}  // namespace kvtrim::cuda
