@@ -99,4 +99,15 @@ export interface Binding {
   cudaCompress(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeDeviceCompressResult>
   cudaCompressInPlaceSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeInPlaceResult
   cudaCompressInPlace(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
+  /** Emulator builds only: schedule and seed of later launches, emulated SM count (0: default). */
+  cudaEmulator(config: { schedule: 'deterministic' | 'random' | 'priority'; seed: number; sms?: number }): void
+  /** The launch geometry compress would use for these device tensors. */
+  cudaGeometry(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): {
+    threads: number
+    blocksPerRow: number
+    blocks: number
+    residentBlocks: number
+    multiprocessors: number
+    cooperative: boolean
+  }
 }

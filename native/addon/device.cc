@@ -275,6 +275,37 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaCompressSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, false, false); }));
   exports.Set("cudaCompress", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, false, true); }));
   exports.Set("cudaCompressInPlaceSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, false); }));
+  exports.Set("cudaEmulator", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+    Napi::Object o = i[0].As<Napi::Object>();
+    const std::string sch = o.Get("schedule").ToString().Utf8Value();
+    const uint64_t seed = uint64_t(o.Get("seed").ToNumber().DoubleValue());
+    const int sms = o.Get("sms").IsNumber() ? o.Get("sms").ToNumber().Int32Value() : 0;
+    throw_if(i.Env(), cuda::configure_emulator(sch, seed, sms));
+    return i.Env().Undefined();
+  }));
+  exports.Set("cudaGeometry", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+    // Launch geometry compress would use for a device pair: for tests and the benchmark.
+    Napi::Env e = i.Env();
+    DeviceArg k = read_device(e, i[0], "keys"), v = read_device(e, i[1], "values");
+    Shape shape;
+    throw_if(e, check_pair(k.view, v.view, &shape));
+    std::vector<int64_t> lengths;
+    bool has = false;
+    CompressParams params = read_params(e, i[2], &lengths, &has);
+    Plan plan;
+    throw_if(e, make_plan(shape, params, has ? lengths.data() : nullptr, int64_t(lengths.size()), &plan));
+    CompressJob job{k.view.dtype, shape, k.view.data, v.view.data, params, std::move(plan), nullptr, nullptr, nullptr, false};
+    cuda::Geometry g{};
+    throw_if(e, cuda::compress_geometry(k.buffer->device(), job, &g));
+    Napi::Object r = Napi::Object::New(e);
+    r.Set("threads", g.threads);
+    r.Set("blocksPerRow", g.blocks_per_row);
+    r.Set("blocks", g.blocks);
+    r.Set("residentBlocks", g.resident_blocks);
+    r.Set("multiprocessors", g.sms);
+    r.Set("cooperative", g.cooperative);
+    return Napi::Value(r);
+  }));
   exports.Set("cudaCompressInPlace", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, true); }));
 }
 

@@ -306,4 +306,22 @@ Status compress_geometry(int device, const CompressJob& job, Geometry* out) {
   });
 }
 
+Status configure_emulator(const std::string& schedule, uint64_t seed, int sms) {
+#if KVTRIM_EMULATED
+  namespace emu = ::kvtrim::emu;
+  emu::Schedule sch;
+  if (schedule == "deterministic") sch = emu::Schedule::Deterministic;
+  else if (schedule == "random") sch = emu::Schedule::Random;
+  else if (schedule == "priority") sch = emu::Schedule::Priority;
+  else return Status::error(Code::InvalidOption, "Expected schedule 'deterministic', 'random' or 'priority'");
+  emu::set_schedule(sch, seed);
+  if (sms > 0) emu::set_sm_count(sms);
+  else emu::reset_device_properties();
+  return Status::success();
+#else
+  (void)schedule, (void)seed, (void)sms;
+  return Status::error(Code::InvalidOption, "configure_emulator: this is a GPU build, not the emulator build");
+#endif
+}
+
 }  // namespace kvtrim::cuda

@@ -36,4 +36,8 @@ struct Geometry {
 };
 Status compress_geometry(int device, const CompressJob& job, Geometry* g);
 
+// Emulator builds only (tests): the schedule ("deterministic", "random", "priority") and seed
+// of later launches, and the emulated SM count (0: the default H100's). Errors elsewhere.
+Status configure_emulator(const std::string& schedule, uint64_t seed, int sms);
+
 }  // namespace kvtrim::cuda

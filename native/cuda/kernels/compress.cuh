@@ -338,9 +338,11 @@ __global__ void __launch_bounds__(kCompressThreads) compress_kernel(CompressArgs
     }
   }
 
-  // Padding of ragged batch entries: slots [k, kmax) get index -1 and zero rows.
-  if (!a.in_place && g == 0) {
+  // Padding of ragged batch entries: slots [k, kmax) get index -1 and (not in place) zero rows.
+  if (g == 0) {
     for (int j = k + int(threadIdx.x); j < a.kmax; j += blockDim.x) a.out_indices[row * a.kmax + j] = -1;
+  }
+  if (!a.in_place && g == 0) {
     const long long pad = (long long)(a.kmax - k);
     unsigned char* kd = a.out_keys + (row * a.out_seq + k) * a.key_row_bytes;
     unsigned char* vd = a.out_values + (row * a.out_seq + k) * a.value_row_bytes;

@@ -1,0 +1,91 @@
+// Device tensors: placement, download, dispose and its errors, wrapping foreign pointers,
+// and errors that name the problem (mixed host/device, disposed tensors, bad pointers).
+import { expect, it } from 'vitest'
+import { backend, compressSync, DeviceTensor, fromDevicePointer, KvtrimError, keyNormsSync, tensor } from '../../lib/index'
+import * as oracle from '../oracle'
+import { expectSameBits } from '../expect'
+import { randomTensor, rng, runSeed } from '../random'
+import { describeCuda, emulated, toDevice } from './gpu'
+
+const seed = runSeed()
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (e) {
+    expect(e).toBeInstanceOf(KvtrimError)
+    return (e as KvtrimError).code
+  }
+  return undefined
+}
+
+describeCuda('device tensors', () => {
+  it("backend() reports the device; tensor(..., { device: 'auto' }) puts data on it", () => {
+    const b = backend()
+    expect(b.default).toBe('cuda')
+    expect(b.cuda.used).toBe(true)
+    expect(b.cuda.devices.length).toBeGreaterThan(0)
+    expect(b.cuda.emulated).toBe(emulated)
+    const t = tensor(new Float32Array(24), [1, 2, 3, 4])
+    expect(t).toBeInstanceOf(DeviceTensor)
+    expect((t as DeviceTensor).byteLength).toBe(96)
+    const h = tensor(new Float32Array(24), [1, 2, 3, 4], { device: 'cpu' })
+    expect(h).not.toBeInstanceOf(DeviceTensor)
+  })
+
+  it('round-trips data exactly and disposes once', () => {
+    const r = rng(seed)
+    const t = randomTensor(r, 'bfloat16', [2, 2, 17, 24])
+    const d = toDevice(t)
+    expectSameBits(d.download().data, t.data, 'round trip')
+    d.dispose()
+    expect(d.disposed).toBe(true)
+    d.dispose()
+    expect(code(() => d.download())).toBe('DISPOSED')
+    expect(code(() => keyNormsSync(d))).toBe('DISPOSED')
+  })
+
+  it('Symbol.dispose frees the tensor (using declarations)', () => {
+    const d = toDevice(randomTensor(rng(seed), 'float16', [1, 1, 4, 8]))
+    const dispose = (d as unknown as Record<symbol, () => void>)[(Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose')]
+    dispose.call(d)
+    expect(d.disposed).toBe(true)
+  })
+
+  it('wraps a foreign device pointer without copying or freeing it', () => {
+    const r = rng(seed + 1)
+    const t = randomTensor(r, 'float16', [1, 2, 50, 32])
+    const owner = toDevice(t)
+    const view = fromDevicePointer(owner.ptr, t.dims, { type: 'float16' })
+    expect(view.owned).toBe(false)
+    expectSameBits(keyNormsSync(view).download().data, oracle.keyNorms(t), 'norms through a wrapped pointer')
+    view.dispose()
+    expectSameBits(owner.download().data, t.data, 'the owner is untouched after the view is disposed')
+    owner.dispose()
+    expect(code(() => fromDevicePointer(0n, [1], { type: 'float16' }))).toBe('INVALID_ARGUMENT')
+  })
+
+  it('keys on the GPU and values on the host is an error that says what to do', () => {
+    const r = rng(seed + 2)
+    const t = randomTensor(r, 'float16', [1, 1, 10, 8])
+    let err: unknown
+    try { compressSync(toDevice(t) as never, t as never, { keepRatio: 0.5 }) } catch (e) { err = e }
+    expect((err as KvtrimError).code).toBe('DEVICE_MISMATCH')
+    expect((err as KvtrimError).message).toMatch(/download/)
+  })
+
+  it('bad shapes on device tensors get the same codes as on the host', () => {
+    const r = rng(seed + 3)
+    const t = randomTensor(r, 'float16', [1, 2, 10, 8])
+    const d = toDevice(t)
+    const wrong = new DeviceTensor('float16', [1, 2, 11, 8], d.buffer)
+    expect(code(() => compressSync(wrong, wrong, { keepRatio: 0.5 }))).toBe('DATA_LENGTH')
+    expect(code(() => compressSync(d, d, { keepRatio: 1.5 }))).toBe('INVALID_KEEP_RATIO')
+    const v = toDevice(randomTensor(r, 'float16', [1, 2, 9, 8]))
+    expect(code(() => compressSync(d, v, { keepRatio: 0.5 }))).toBe('DIMS_MISMATCH')
+  })
+
+  it('an allocation the device cannot hold is OUT_OF_MEMORY, not a crash', () => {
+    expect(code(() => tensor(null, [1024, 1024, 1024, 1024], { type: 'float32', device: 'cuda' }))).toBe('OUT_OF_MEMORY')
+  })
+})

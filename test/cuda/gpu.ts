@@ -1,0 +1,36 @@
+// Where the CUDA suites run: a real GPU, or the emulator (KVTRIM_EMULATE_CUDA=1 with the
+// addon from `npm run build:emu`). They skip elsewhere, and KVTRIM_REQUIRE_CUDA=1 (set by
+// `npm run test:emu` and on the GPU machine) turns that skip into a failure.
+import { describe } from 'vitest'
+import { backend, tensor, type DeviceTensor } from '../../lib/index'
+import { binding } from '../../lib/binding'
+import type { OracleTensor } from '../oracle'
+
+const info = backend()
+export const cudaUsable = info.cuda.usable
+export const emulated = info.cuda.emulated
+
+if (!cudaUsable && process.env.KVTRIM_REQUIRE_CUDA === '1') {
+  throw new Error(`KVTRIM_REQUIRE_CUDA=1 but CUDA is not usable: ${info.cuda.reason}`)
+}
+
+export const describeCuda = cudaUsable ? describe : describe.skip
+
+export function toDevice(t: OracleTensor): DeviceTensor {
+  return tensor(t.data, t.dims, { type: t.type, device: 'cuda' }) as DeviceTensor
+}
+
+export type Schedule = 'deterministic' | 'random' | 'priority'
+
+/** Under the emulator: the schedule, seed and SM count of the next launches; no-op on a GPU. */
+export function schedule(s: Schedule, seed: number, sms = 0): void {
+  if (emulated) binding().cudaEmulator({ schedule: s, seed, sms })
+}
+
+/** Forces the split-row path (blocks per row) for the next launches; undefined restores. */
+export function forceSplit(n: number | undefined): void {
+  if (n === undefined) delete process.env.KVTRIM_SPLIT
+  else process.env.KVTRIM_SPLIT = String(n)
+}
+
+export const SCHEDULES: Schedule[] = emulated ? ['deterministic', 'random', 'priority'] : ['deterministic']

@@ -1,0 +1,126 @@
+// The fused CUDA kernel against the oracle and the CPU path, bit for bit: norms, indices and
+// gathered rows, over shapes that force every path (head_dim 1..256 with non-multiples of 8,
+// ragged lengths, ties, NaN rows, sink/recent, both orders and scores, the split-row path),
+// under the emulator's deterministic, random and priority schedules with several seeds.
+import { afterEach, expect, it } from 'vitest'
+import { compress, compressSync, keyNormsSync, type CompressOptions, type CompressResult, type DeviceTensor } from '../../lib/index'
+import * as oracle from '../oracle'
+import { expectSameBits } from '../expect'
+import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
+import { describeCuda, forceSplit, schedule, SCHEDULES, toDevice } from './gpu'
+
+const seed = runSeed()
+const DTYPES = ['float16', 'bfloat16', 'float32'] as const
+
+function check(res: CompressResult<DeviceTensor>, want: oracle.OracleCompressResult, cpu: CompressResult, what: string) {
+  expect(res.kept, `${what}: kept`).toBe(want.kept)
+  expect(res.keys.dims, `${what}: dims`).toEqual(want.keys.dims)
+  expectSameBits(res.lengths, want.lengths, `${what}: lengths`)
+  expectSameBits(res.indices, want.indices, `${what}: indices`)
+  const k = res.keys.download(), v = res.values.download()
+  expectSameBits(k.data, want.keys.data, `${what}: keys`)
+  expectSameBits(v.data, want.values.data, `${what}: values`)
+  expectSameBits(res.indices, cpu.indices, `${what}: indices vs CPU`)
+  expectSameBits(k.data, cpu.keys.data, `${what}: keys vs CPU`)
+  res.keys.dispose()
+  res.values.dispose()
+}
+
+function randomCase(r: Rng, type: oracle.DType) {
+  const d = r() < 0.5 ? int(r, 1, 40) : pick(r, [64, 72, 100, 128, 256])
+  const s = Math.max(1, Math.round(Math.exp(r() * Math.log(3000))))
+  let b = int(r, 1, 4), h = int(r, 1, 4)
+  while (b * h * s * d > 120_000 && b * h > 1) (b > h ? (b = Math.ceil(b / 2)) : (h = Math.ceil(h / 2)))
+  const o: CompressOptions = { order: pick(r, ['position', 'norm'] as const), score: pick(r, ['low-norm', 'high-norm'] as const) }
+  if (r() < 0.7) o.keepRatio = pick(r, [0.07, 0.1, 0.5, 0.9, 1])
+  else o.keep = int(r, 0, s)
+  if (r() < 0.3) o.sink = int(r, 0, 8)
+  if (r() < 0.3) o.recent = int(r, 0, 64)
+  if (r() < 0.3) o.lengths = Array.from({ length: b }, () => int(r, 0, s))
+  return { dims: [b, h, s, d], dv: r() < 0.8 ? d : int(r, 1, 96), o }
+}
+
+describeCuda('CUDA compress', () => {
+  afterEach(() => {
+    forceSplit(undefined)
+    schedule('deterministic', 0)
+  })
+
+  for (const type of DTYPES) {
+    for (const sch of SCHEDULES) {
+      it(`${type}, ${sch} schedule: 12 random shapes equal the oracle and the CPU path (seed ${seed})`, () => {
+        const r = rng(seed ^ (type.length * 31 + sch.length))
+        for (let i = 0; i < 12; i++) {
+          schedule(sch, seed + i)
+          const c = randomCase(r, type)
+          const keys = randomTensor(r, type, c.dims, { dupRows: 0.2, nanRows: 0.03, infRows: 0.01 })
+          const values = randomTensor(r, type, [...c.dims.slice(0, 3), c.dv])
+          const what = `case ${i} ${type} ${sch} dims ${c.dims} dv ${c.dv} ${JSON.stringify(c.o)}`
+          const dk = toDevice(keys), dv = toDevice(values)
+          check(compressSync(dk, dv, c.o), oracle.compress(keys, values, c.o), compressSync(keys, values, c.o), what)
+          dk.dispose()
+          dv.dispose()
+        }
+      })
+    }
+  }
+
+  for (const sch of SCHEDULES) {
+    it(`split rows (2, 3 and 5 blocks per row, ${sch} schedule) equal the single-block result (seed ${seed})`, () => {
+      const r = rng(seed + 5)
+      for (const split of [2, 3, 5]) {
+        for (const type of DTYPES) {
+          schedule(sch, seed + split)
+          forceSplit(split)
+          const dims = [1, 2, int(r, 500, 2500), pick(r, [8, 64, 128, 13])]
+          const keys = randomTensor(r, type, dims, { dupRows: 0.3, nanRows: 0.02 })
+          const values = randomTensor(r, type, dims)
+          const o: CompressOptions = { keepRatio: pick(r, [0.1, 0.5, 0.77]), sink: int(r, 0, 3), recent: int(r, 0, 40), score: pick(r, ['low-norm', 'high-norm'] as const) }
+          if (r() < 0.5) o.lengths = [int(r, 1, dims[2])]
+          const dk = toDevice(keys), dv = toDevice(values)
+          check(compressSync(dk, dv, o), oracle.compress(keys, values, o), compressSync(keys, values, o), `split ${split} ${type} ${dims} ${JSON.stringify(o)}`)
+          dk.dispose()
+          dv.dispose()
+        }
+      }
+    })
+  }
+
+  it(`keyNorms on the device: every head_dim 1..40 and 64..256, all dtypes (seed ${seed})`, () => {
+    const r = rng(seed + 9)
+    for (const type of DTYPES) {
+      for (const d of [...Array.from({ length: 40 }, (_, i) => i + 1), 64, 72, 96, 128, 129, 200, 256, 1024]) {
+        const keys = randomTensor(r, type, [1, 2, int(r, 1, 50), d], { nanRows: 0.05, infRows: 0.02 })
+        const dk = toDevice(keys)
+        const n = keyNormsSync(dk)
+        expect(n.dims).toEqual(keys.dims.slice(0, 3))
+        expectSameBits(n.download().data, oracle.keyNorms(keys), `${type} d ${d}`)
+        n.dispose()
+        dk.dispose()
+      }
+    }
+  })
+
+  it(`all rows equal: ties resolved to the earliest positions on every schedule (seed ${seed})`, () => {
+    const r = rng(seed + 3)
+    const keys = randomTensor(r, 'float16', [2, 2, 700, 16])
+    for (let row = 1; row < 2 * 2 * 700; row++) keys.data.copyWithin(row * 16, 0, 16)
+    const values = randomTensor(r, 'float16', [2, 2, 700, 16])
+    for (const sch of SCHEDULES) {
+      schedule(sch, seed)
+      for (const order of ['position', 'norm'] as const) {
+        const o = { keep: 123, order }
+        const dk = toDevice(keys), dv = toDevice(values)
+        check(compressSync(dk, dv, o), oracle.compress(keys, values, o), compressSync(keys, values, o), `ties ${sch} ${order}`)
+      }
+    }
+  })
+
+  it('the Promise form resolves with the same result', async () => {
+    const r = rng(seed + 4)
+    const keys = randomTensor(r, 'bfloat16', [2, 3, 333, 64], { dupRows: 0.1 })
+    const values = randomTensor(r, 'bfloat16', [2, 3, 333, 64])
+    const o: CompressOptions = { keepRatio: 0.3, order: 'norm', lengths: [333, 100] }
+    check(await compress(toDevice(keys), toDevice(values), o), oracle.compress(keys, values, o), compressSync(keys, values, o), 'async')
+  })
+})
