@@ -28,4 +28,18 @@ echo "== asan + ubsan"
 ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=0:abort_on_error=1:halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
   "$out/selftest-asan"
+# The sanitizers see through the fibers: an out-of-bounds shared memory write and a misaligned
+# 16-byte load in a kernel must be reported.
+for mode in smem-overflow:heap-buffer-overflow misaligned-uint4:misaligned; do
+  flag="--${mode%%:*}"
+  want="${mode#*:}"
+  if ASAN_OPTIONS="detect_leaks=0:detect_stack_use_after_return=0" UBSAN_OPTIONS="halt_on_error=1" \
+      "$out/selftest-asan" "$flag" >"$out/crash.log" 2>&1; then
+    echo "FAIL: $flag was not caught under asan+ubsan"; cat "$out/crash.log"; exit 1
+  fi
+  if ! grep -q "$want" "$out/crash.log"; then
+    echo "FAIL: $flag: no '$want' report"; cat "$out/crash.log"; exit 1
+  fi
+  echo "sanitizers catch $flag: $(grep -m1 -o "$want[^(]*" "$out/crash.log")"
+done
 echo "== emulator self-test passed"

@@ -472,6 +472,10 @@ __global__ void exited_lane_kernel(int* out) {
   if ((threadIdx.x & 31) == 7) return;
   out[threadIdx.x] = __reduce_add_sync(FULL, 1u);
 }
+__global__ void per_lane_mask_kernel(int* out) {  // lanes disagree on the mask of one shuffle
+  const unsigned m = (threadIdx.x & 31) < 16 ? 0xFFFFu : FULL;
+  out[threadIdx.x] = __shfl_sync(m, int(threadIdx.x), 0);
+}
 __global__ void bad_mask_kernel(int* out) {
   out[threadIdx.x] = int(__ballot_sync(0x1u, true));  // lanes 1..31 are not in the mask
 }
@@ -537,6 +541,9 @@ static void test_errors() {
     e = kvtrim::emu::launch(exited_lane_kernel, dim3(1), dim3(64), 0, nullptr, false, out);
     expect_error("lane exited", e, cudaErrorLaunchFailure,
                  {"mismatched warp collective", "lane", "__reduce_add_sync"});
+    e = kvtrim::emu::launch(per_lane_mask_kernel, dim3(1), dim3(32), 0, nullptr, false, out);
+    expect_error("masks disagree", e, cudaErrorLaunchFailure,
+                 {"mismatched warp collective", "__shfl_sync", "selftest.cc:"});
     e = kvtrim::emu::launch(bad_mask_kernel, dim3(1), dim3(32), 0, nullptr, false, out);
     expect_error("mask without self", e, cudaErrorLaunchFailure,
                  {"does not include its own lane", "__ballot_sync"});
@@ -761,7 +768,28 @@ static void test_scan_and_speed() {
   cudaFree(out);
 }
 
-int main() {
+// Crash modes for the sanitizer build (scripts/emu-selftest.sh expects them to be caught).
+__global__ void smem_overflow_kernel(int* out) {
+  unsigned char* s = KVTRIM_DYNAMIC_SMEM();
+  s[threadIdx.x + 1] = 1;  // the last thread writes one byte past the 64-byte buffer
+  out[threadIdx.x] = s[threadIdx.x];
+}
+__global__ void misaligned_kernel(const unsigned char* p, unsigned* out) {
+  const uint4 v = *reinterpret_cast<const uint4*>(p + 4 * threadIdx.x);  // 4-byte aligned only
+  out[threadIdx.x] = v.x;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    int* out = dalloc<int>(1024);
+    if (!std::strcmp(argv[1], "--smem-overflow"))
+      kvtrim::emu::launch(smem_overflow_kernel, dim3(1), dim3(64), 64, nullptr, false, out);
+    else if (!std::strcmp(argv[1], "--misaligned-uint4"))
+      kvtrim::emu::launch(misaligned_kernel, dim3(1), dim3(32), 0, nullptr, false,
+                          reinterpret_cast<const unsigned char*>(out), reinterpret_cast<unsigned*>(out + 512));
+    std::printf("%s: not caught\n", argv[1]);
+    return 0;
+  }
   std::printf("kvtrim emulator self-test (stack %zu bytes per fiber)\n", kvtrim::emu::stack_size());
   test_runtime();
   test_shuffles();

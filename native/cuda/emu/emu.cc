@@ -244,13 +244,19 @@ struct Stack {
   size_t size = 0;
 };
 
-thread_local std::vector<Stack> t_stack_pool;
-constexpr size_t kPoolMax = 4096;
+struct StackPool {
+  std::vector<Stack> v;
+  ~StackPool() {
+    for (Stack& s : v) munmap(s.map, s.map_size);
+  }
+};
+thread_local StackPool t_pool;
+constexpr size_t kPoolMax = 2048;
 
 bool stack_get(Stack* out, size_t size) {
-  while (!t_stack_pool.empty()) {
-    Stack s = t_stack_pool.back();
-    t_stack_pool.pop_back();
+  while (!t_pool.v.empty()) {
+    Stack s = t_pool.v.back();
+    t_pool.v.pop_back();
     if (s.size == size) {
       *out = s;
       return true;
@@ -279,7 +285,7 @@ void stack_put(Stack& s) {
 #if KVTRIM_EMU_ASAN
   __asan_unpoison_memory_region(s.lo, s.size);  // frames of abandoned or exited fibers
 #endif
-  if (t_stack_pool.size() < kPoolMax) t_stack_pool.push_back(s);
+  if (t_pool.v.size() < kPoolMax) t_pool.v.push_back(s);
   else munmap(s.map, s.map_size);
   s = Stack{};
 }
