@@ -36,6 +36,7 @@ void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, 
 void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old,
                                      size_t* size_old);
 void __asan_unpoison_memory_region(void const volatile* addr, size_t size);
+void __sanitizer_set_death_callback(void (*callback)(void));
 }
 #endif
 
@@ -1073,8 +1074,22 @@ int occupancy(const cudaDeviceProp& p, unsigned threads, size_t smem) {
   return std::max(n, 0);
 }
 
+#if KVTRIM_EMU_ASAN
+// A sanitizer report inside a kernel names the GPU thread it came from.
+void on_sanitizer_death() {
+  if (!tv) return;
+  const ThreadVars& v = *tv;
+  std::fprintf(stderr, "kvtrim emulator: the report above came from GPU block (%u,%u,%u) thread (%u,%u,%u)\n",
+               v.bid.x, v.bid.y, v.bid.z, v.tid.x, v.tid.y, v.tid.z);
+}
+#endif
+
 int launch_impl(const void* func, dim3 grid, dim3 block, size_t smem, bool cooperative,
                 void (*entry)(void*), void* ctx) {
+#if KVTRIM_EMU_ASAN
+  static const bool death_callback_set = (__sanitizer_set_death_callback(&on_sanitizer_death), true);
+  (void)death_callback_set;
+#endif
   if (t_sched)
     return fail(cudaErrorNotSupported, "launch from inside a kernel is not supported");
   cudaDeviceProp p;
