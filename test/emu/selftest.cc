@@ -745,8 +745,13 @@ static void test_scan_and_speed() {
                cudaSuccess);
       CHECK(std::memcmp(out, want.data(), T * B * sizeof(unsigned)) == 0);
     }
+#if defined(__SANITIZE_ADDRESS__)
+  const int speed_rounds = 10;  // sanitizer builds: a smoke run, not a measurement
+#else
+  const int speed_rounds = 100;
+#endif
   std::printf("speed (scan kernel, %u blocks x %u threads, %d rounds of 5+5 shuffles and 3 barriers):\n",
-              B * 8, T, 100);
+              B * 8, T, speed_rounds);
   for (Schedule s : kSchedules) {
     kvtrim::emu::set_schedule(s, 1);
     unsigned* in2 = dalloc<unsigned>(T * B * 8);
@@ -754,7 +759,7 @@ static void test_scan_and_speed() {
     const auto st0 = kvtrim::emu::stats();
     const auto t0 = std::chrono::steady_clock::now();
     CHECK_EQ(kvtrim::emu::launch(scan_kernel, dim3(B * 8), dim3(T), 32 * sizeof(unsigned), nullptr, false, in2,
-                                 out2, 100),
+                                 out2, speed_rounds),
              cudaSuccess);
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto st1 = kvtrim::emu::stats();
