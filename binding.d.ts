@@ -101,6 +101,14 @@ export interface Binding {
   cudaCompressInPlace(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
   /** Emulator builds only: schedule and seed of later launches, emulated SM count (0: default). */
   cudaEmulator(config: { schedule: 'deterministic' | 'random' | 'priority'; seed: number; sms?: number }): void
+  /** Milliseconds per compress call (CUDA events), cycling through the input sets. */
+  cudaBenchCompress(
+    keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions,
+    outKeys: NativeDeviceBuffer[], outValues: NativeDeviceBuffer[], outIndices: NativeDeviceBuffer[],
+    warmup: number, reps: number,
+  ): Float32Array
+  /** Device-to-device copy bandwidth in bytes moved (read + write) per second. */
+  cudaCopyBandwidth(device: number, bytes: number, reps: number): number
   /** The launch geometry compress would use for these device tensors. */
   cudaGeometry(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): {
     threads: number

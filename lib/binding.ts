@@ -12,7 +12,7 @@ export function binding(): Binding {
   let native: Binding
   if (process.env.KVTRIM_EMULATE_CUDA === '1') {
     // The addon built by `npm run build:emu`: CUDA kernels run by kvtrim's CPU emulator.
-    const file = path.join(root, 'build-emu', 'Release', 'kvtrim.node')
+    const file = path.join(root, process.env.KVTRIM_EMU_DIR || 'build-emu', 'Release', 'kvtrim.node')
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       native = require(file) as Binding

@@ -306,6 +306,42 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
     r.Set("cooperative", g.cooperative);
     return Napi::Value(r);
   }));
+  exports.Set("cudaBenchCompress", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+    // (keysList, valuesList, options, outKeysList, outValuesList, indicesList, warmup, reps)
+    Napi::Env e = i.Env();
+    Napi::Array ks = i[0].As<Napi::Array>(), vs = i[1].As<Napi::Array>();
+    Napi::Array oks = i[3].As<Napi::Array>(), ovs = i[4].As<Napi::Array>(), ois = i[5].As<Napi::Array>();
+    std::vector<CompressJob> jobs;
+    std::vector<DeviceArg> keep;
+    int device = 0;
+    for (uint32_t j = 0; j < ks.Length(); ++j) {
+      DeviceArg k = read_device(e, ks.Get(j), "keys"), v = read_device(e, vs.Get(j), "values");
+      device = k.buffer->device();
+      Shape shape;
+      throw_if(e, check_pair(k.view, v.view, &shape));
+      std::vector<int64_t> lengths;
+      bool has = false;
+      CompressParams params = read_params(e, i[2], &lengths, &has);
+      Plan plan;
+      throw_if(e, make_plan(shape, params, has ? lengths.data() : nullptr, int64_t(lengths.size()), &plan));
+      auto out = [&](Napi::Array a) { return DeviceBuffer::Unwrap(a.Get(j).As<Napi::Object>())->data(e, "out"); };
+      jobs.push_back(CompressJob{k.view.dtype, shape, k.view.data, v.view.data, params, std::move(plan),
+                                 out(oks), out(ovs), static_cast<int32_t*>(out(ois)), false});
+      keep.push_back(std::move(k));
+      keep.push_back(std::move(v));
+    }
+    std::vector<float> ms;
+    throw_if(e, cuda::time_compress(device, jobs, i[6].As<Napi::Number>().Int32Value(), i[7].As<Napi::Number>().Int32Value(), &ms));
+    Napi::Float32Array r = Napi::Float32Array::New(e, ms.size());
+    for (size_t j = 0; j < ms.size(); ++j) r[j] = ms[j];
+    return Napi::Value(r);
+  }));
+  exports.Set("cudaCopyBandwidth", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+    double bw = 0;
+    throw_if(i.Env(), cuda::copy_bandwidth(i[0].As<Napi::Number>().Int32Value(), size_t(i[1].As<Napi::Number>().DoubleValue()),
+                                           i[2].As<Napi::Number>().Int32Value(), &bw));
+    return Napi::Value(Napi::Number::New(i.Env(), bw));
+  }));
   exports.Set("cudaCompressInPlace", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, true); }));
 }
 

@@ -103,7 +103,7 @@ Status choose_geometry(const CompressJob& job, size_t smem, Choice* c) {
   int split = 1;
   const bool can_split = coop && !job.in_place && job.params.order == Order::Position;
   if (can_split && rows < resident) {
-    constexpr int64_t kMinTokensPerBlock = 2048;  // below this a block's fixed costs dominate
+    constexpr int64_t kMinTokensPerBlock = 512;  // below this a block's fixed costs (3 histogram rounds) dominate
     split = int(std::max<int64_t>(1, std::min<int64_t>(resident / rows, (longest + kMinTokensPerBlock - 1) / kMinTokensPerBlock)));
   }
   if (const char* env = std::getenv("KVTRIM_SPLIT")) {  // tests and benchmarks only
@@ -302,6 +302,61 @@ Status compress_geometry(int device, const CompressJob& job, Geometry* out) {
     if (!s.ok()) return s;
     const int64_t rows = job.shape.batch * job.shape.heads;
     *out = Geometry{kCompressThreads, c.split, int(rows * c.split), c.resident, c.sms, c.cooperative};
+    return Status::success();
+  });
+}
+
+Status time_compress(int device, const std::vector<CompressJob>& jobs, int warmup, int reps,
+                     std::vector<float>* ms) {
+  return with_device(device, [&]() -> Status {
+    if (jobs.empty()) return Status::error(Code::InvalidArgument, "time_compress: no jobs");
+    cudaEvent_t start, stop;
+    KVTRIM_CUDA_TRY(cudaEventCreate(&start));
+    KVTRIM_CUDA_TRY(cudaEventCreate(&stop));
+    Status st = Status::success();
+    for (int i = 0; i < warmup && st.ok(); ++i) st = compress(device, jobs[size_t(i) % jobs.size()], nullptr);
+    ms->clear();
+    for (int i = 0; i < reps && st.ok(); ++i) {
+      cudaEventRecord(start, nullptr);
+      st = compress(device, jobs[size_t(i) % jobs.size()], nullptr);
+      cudaEventRecord(stop, nullptr);
+      cudaEventSynchronize(stop);
+      float t = 0;
+      cudaEventElapsedTime(&t, start, stop);
+      ms->push_back(t);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return st;
+  });
+}
+
+Status copy_bandwidth(int device, size_t bytes, int reps, double* bytes_per_second) {
+  return with_device(device, [&]() -> Status {
+    void *a = nullptr, *b = nullptr;
+    KVTRIM_CUDA_TRY(cudaMalloc(&a, bytes));
+    Status st = cuda_status(cudaMalloc(&b, bytes), "cudaMalloc");
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    std::vector<float> t;
+    for (int i = 0; i < reps + 2 && st.ok(); ++i) {
+      cudaEventRecord(start, nullptr);
+      st = cuda_status(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr), "cudaMemcpyAsync");
+      cudaEventRecord(stop, nullptr);
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      if (i >= 2) t.push_back(ms);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaFree(a);
+    if (b) cudaFree(b);
+    if (!st.ok()) return st;
+    std::sort(t.begin(), t.end());
+    const double med = t.empty() ? 0.0 : t[t.size() / 2];
+    *bytes_per_second = med > 0 ? 2.0 * double(bytes) / (med * 1e-3) : 0.0;
     return Status::success();
   });
 }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../core/job.h"
 
@@ -35,6 +36,14 @@ struct Geometry {
   bool cooperative;
 };
 Status compress_geometry(int device, const CompressJob& job, Geometry* g);
+
+// Benchmarks. Milliseconds of each of `reps` compress calls (CUDA events around the whole
+// operation on the stream: lengths upload, scratch clear, the launch), after `warmup` calls,
+// cycling through `jobs` so inputs do not stay in L2.
+Status time_compress(int device, const std::vector<CompressJob>& jobs, int warmup, int reps,
+                     std::vector<float>* ms);
+// Device-to-device cudaMemcpy of `bytes`: median bytes moved (read + write) per second.
+Status copy_bandwidth(int device, size_t bytes, int reps, double* bytes_per_second);
 
 // Emulator builds only (tests): the schedule ("deterministic", "random", "priority") and seed
 // of later launches, and the emulated SM count (0: the default H100's). Errors elsewhere.
