@@ -54,6 +54,18 @@ export interface NativeBackend {
   }
 }
 
+/** layerUncertainty's input: attention weights [B, H, q, S], or window queries and keys. */
+export type NativeLmbaInput =
+  | { attention: NativeTensor }
+  | { queries: NativeTensor; keys: NativeTensor }
+
+export interface NativeLmbaOptions {
+  /** in (0, 1] */
+  threshold: number
+  /** window queries see keys up to their own position (ignored for attention weights) */
+  causal: boolean
+}
+
 export interface Binding {
   /** Registers the class native code throws: new ErrorClass(message, code). */
   setErrorClass(ctor: new (message: string, code: string) => Error): void
@@ -64,4 +76,7 @@ export interface Binding {
   compress(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeCompressResult>
   compressInPlaceSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeInPlaceResult
   compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
+  /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]. CPU only. */
+  lmbaCountsSync(input: NativeLmbaInput, options: NativeLmbaOptions): Int32Array
+  lmbaCounts(input: NativeLmbaInput, options: NativeLmbaOptions): Promise<Int32Array>
 }

@@ -3,6 +3,7 @@
 
 #include "errors.h"
 #include "ops.h"
+#include "uncertainty.h"
 
 namespace kvtrim::addon {
 
@@ -16,6 +17,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("compress", Napi::Function::New(env, Compress, "compress"));
   exports.Set("compressInPlaceSync", Napi::Function::New(env, CompressInPlaceSync, "compressInPlaceSync"));
   exports.Set("compressInPlace", Napi::Function::New(env, CompressInPlace, "compressInPlace"));
+  exports.Set("lmbaCountsSync", Napi::Function::New(env, LmbaCountsSync, "lmbaCountsSync"));
+  exports.Set("lmbaCounts", Napi::Function::New(env, LmbaCounts, "lmbaCounts"));
   return exports;
 }
 
