@@ -31,7 +31,10 @@ function plan(layers: readonly CacheLayer[], options: CacheOptions): LayerTask[]
     const len = lens[index]
     const reason = p.skip.has(index) ? 'skipLayers' : len < p.pruneAfter ? 'pruneAfter' : undefined
     if (reason) return { index, skipped: { layer: index, before: len, after: len, compressed: false, reason } }
-    return { index, layer, options: { ...p.base, ...budget(index, layer.keys.dims[2]) } }
+    const options: NativeCompressOptions = { ...p.base, ...budget(index, layer.keys.dims[2]) }
+    if (options.keepRatio === undefined) delete options.keepRatio
+    if (options.keep === undefined) delete options.keep
+    return { index, layer, options }
   })
 }
 

@@ -139,7 +139,7 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
     budget = (seqLen) => {
       const counts = layerBudgets(policy, { ...ctx, seqLen })
       // a layer shorter than the longest keeps at most its own length
-      return (l, capacity) => ({ keep: Math.min(counts[l], capacity) })
+      return (l, capacity) => ({ keepRatio: undefined, keep: Math.min(counts[l], capacity) })
     }
   }
   return { base, pruneAfter, skip: new Set(skipLayers), budget }
