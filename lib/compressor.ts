@@ -27,7 +27,11 @@ export interface CompressorOptions {
   score?: 'low-norm' | 'high-norm'
   /** Layers never compressed. */
   skipLayers?: readonly number[]
-  /** Absolute positions seen before the first step (default: the first step's longest layer). */
+  /**
+   * Absolute positions seen at the first step: the tokens the model has processed so far (default:
+   * the first step's longest layer). Give it when the cache was already compressed (by
+   * compressCache after the prefill): the prefill length.
+   */
   position?: number
 }
 
