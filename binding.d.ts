@@ -70,13 +70,13 @@ export interface Binding {
   /** Registers the class native code throws: new ErrorClass(message, code). */
   setErrorClass(ctor: new (message: string, code: string) => Error): void
   backend(): NativeBackend
+  /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]. CPU only. */
+  lmbaCountsSync(input: NativeLmbaInput, options: NativeLmbaOptions): Int32Array
+  lmbaCounts(input: NativeLmbaInput, options: NativeLmbaOptions): Promise<Int32Array>
   keyNormsSync(keys: NativeTensor): Float32Array
   keyNorms(keys: NativeTensor): Promise<Float32Array>
   compressSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeCompressResult
   compress(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeCompressResult>
   compressInPlaceSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeInPlaceResult
   compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
-  /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]. CPU only. */
-  lmbaCountsSync(input: NativeLmbaInput, options: NativeLmbaOptions): Int32Array
-  lmbaCounts(input: NativeLmbaInput, options: NativeLmbaOptions): Promise<Int32Array>
 }
