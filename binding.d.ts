@@ -81,10 +81,25 @@ export interface NativeBackend {
   }
 }
 
+/** layerUncertainty's input: attention weights [B, H, q, S], or window queries and keys. */
+export type NativeLmbaInput =
+  | { attention: NativeTensor }
+  | { queries: NativeTensor; keys: NativeTensor }
+
+export interface NativeLmbaOptions {
+  /** in (0, 1] */
+  threshold: number
+  /** window queries see keys up to their own position (ignored for attention weights) */
+  causal: boolean
+}
+
 export interface Binding {
   /** Registers the class native code throws: new ErrorClass(message, code). */
   setErrorClass(ctor: new (message: string, code: string) => Error): void
   backend(): NativeBackend
+  /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]. CPU only. */
+  lmbaCountsSync(input: NativeLmbaInput, options: NativeLmbaOptions): Int32Array
+  lmbaCounts(input: NativeLmbaInput, options: NativeLmbaOptions): Promise<Int32Array>
   keyNormsSync(keys: NativeTensor): Float32Array
   keyNorms(keys: NativeTensor): Promise<Float32Array>
   compressSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeCompressResult

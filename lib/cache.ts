@@ -24,11 +24,17 @@ function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): n
 function plan(layers: readonly CacheLayer[], options: CacheOptions): LayerTask[] {
   if (!Array.isArray(layers)) throw new KvtrimError(`Expected layers to be an array but received ${describe(layers)}`, 'INVALID_ARGUMENT')
   const p: CachePlan = cacheOptions(options, layers.length)
+  const lens = layers.map((layer, index) => seqLenOf(layer, index, p.base.lengths))
+  // per-layer budgets are counted against the longest layer (all layers, skipped ones included)
+  const budget = p.budget(Math.max(0, ...lens))
   return layers.map((layer, index): LayerTask => {
-    const len = seqLenOf(layer, index, p.base.lengths)
+    const len = lens[index]
     const reason = p.skip.has(index) ? 'skipLayers' : len < p.pruneAfter ? 'pruneAfter' : undefined
     if (reason) return { index, skipped: { layer: index, before: len, after: len, compressed: false, reason } }
-    return { index, layer, options: { ...p.base, ...p.budget(index) } }
+    const options: NativeCompressOptions = { ...p.base, ...budget(index, layer.keys.dims[2]) }
+    if (options.keepRatio === undefined) delete options.keepRatio
+    if (options.keep === undefined) delete options.keep
+    return { index, layer, options }
   })
 }
 

@@ -25,6 +25,7 @@ export type KvtrimErrorCode =
   | 'INVALID_RECENT' // recent not a non-negative integer
   | 'INVALID_LENGTHS' // lengths of the wrong count, or outside [0, capacity]
   | 'INVALID_OPTION' // an unknown option, or a bad order / score / budgets / pruneAfter
+  | 'INVALID_BUDGETS' // per-layer budgets that cannot be met: bad scores, beta, minRatio, a total that does not sum
   | 'TOO_MANY_ROWS' // batch * kvHeads * seqLen above 2^31 - 1
   | 'DETACHED_BUFFER' // an input whose ArrayBuffer was detached
   | 'BINDING_NOT_FOUND' // no native addon for this platform could be loaded

@@ -5,6 +5,31 @@
 export { KvtrimError, type KvtrimErrorCode } from './errors'
 export { keyNorms, keyNormsSync, compress, compressSync, compressInPlace, compressInPlaceSync } from './ops'
 export { compressCache, compressCacheSync } from './cache'
+export {
+  layerBudgets,
+  uniformBudget,
+  pyramidBudgets,
+  zigzagBudgets,
+  apportion,
+  PYRAMID_BETA,
+  ZIGZAG_MIN_RATIO,
+  type BudgetContext,
+} from './budgets'
+export {
+  layerUncertainty,
+  layerUncertaintySync,
+  type UncertaintyLayer,
+  type UncertaintyOptions,
+  type UncertaintyResult,
+} from './uncertainty'
+export {
+  Compressor,
+  type CompressorOptions,
+  type StepOptions,
+  type StepResult,
+  type LayerStep,
+  type NamedCache,
+} from './compressor'
 export { backend, type BackendInfo } from './backend'
 export { DeviceTensor, tensor, fromDevicePointer, type Device, type TensorOptions } from './tensor'
 export type {

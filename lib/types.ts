@@ -63,14 +63,25 @@ export interface InPlaceResult {
   kept: number
 }
 
-/** Per-layer budgets for compressCache. */
+/** Per-layer budgets for compressCache (see docs/policies.md and lib/budgets.ts). */
 export type Budgets =
   /** The same keepRatio / keep on every layer (the reference). */
   | 'uniform'
+  /**
+   * PyramidKV: more tokens in lower layers, fewer in upper ones, the same total as uniform;
+   * keepRatio / keep give the average. beta (default 20) sets the top layer's share.
+   */
+  | 'pyramid'
+  | { readonly pyramid: { readonly beta?: number } }
+  /**
+   * ZigZagKV: budgets proportional to one uncertainty score per layer (layerUncertainty's
+   * scores), above a floor of minRatio (default 0.2) times the average; the same total.
+   */
+  | { readonly zigzag: readonly number[]; readonly minRatio?: number }
   /** One keepRatio per layer, each in (0, 1]. */
   | readonly number[]
-  /** One absolute count per layer. */
-  | { readonly keep: readonly number[] }
+  /** One absolute count per layer; with `total`, the counts must sum to it. */
+  | { readonly keep: readonly number[]; readonly total?: number }
 
 export interface CacheOptions extends CompressOptions {
   /** A layer shorter than this (valid length below pruneAfter) is left as is. Default 0. */

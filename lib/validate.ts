@@ -2,7 +2,8 @@
 // <value>"). Tensor checks live in native/core so that every backend applies the same rules.
 import type { NativeCompressOptions } from '../binding'
 import { KvtrimError, type KvtrimErrorCode } from './errors'
-import type { CacheOptions, CompressOptions } from './types'
+import { budgetKind, checkCounts, checkRatios, layerBudgets } from './budgets'
+import type { Budgets, CacheOptions, CompressOptions } from './types'
 
 export function describe(value: unknown): string {
   if (value === null) return 'null'
@@ -93,18 +94,26 @@ export interface CachePlan {
   base: NativeCompressOptions
   pruneAfter: number
   skip: Set<number>
-  /** per layer: the keepRatio / keep to use */
-  budget: (layer: number) => { keepRatio?: number; keep?: number }
+  /**
+   * per layer: the keepRatio / keep to use, given the longest valid length over the layers
+   * (seqLen) and the layer's own dims[2] (capacity)
+   */
+  budget: (seqLen: number) => (layer: number, capacity: number) => { keepRatio?: number; keep?: number }
 }
 
 export function cacheOptions(options: unknown, layerCount: number): CachePlan {
   checkObject(options)
   const o = options as CacheOptions
-  const budgets = o.budgets ?? 'uniform'
-  const perLayer = budgets !== 'uniform'
+  const kind = budgetKind(o.budgets)
   const base = compressOptions(options, true)
-  if (!perLayer && base.keepRatio === undefined && base.keep === undefined) {
-    throw new KvtrimError('Expected keepRatio, keep or per-layer budgets in options', 'INVALID_OPTION')
+  const given = base.keepRatio !== undefined || base.keep !== undefined
+  if (!given && (kind === 'uniform' || kind === 'pyramid' || kind === 'zigzag')) {
+    throw new KvtrimError(
+      kind === 'uniform'
+        ? 'Expected keepRatio, keep or per-layer budgets in options'
+        : `Expected keepRatio or keep (the average per-layer budget) with budgets '${kind}'`,
+      'INVALID_OPTION',
+    )
   }
   const pruneAfter = o.pruneAfter ?? 0
   if (!isInt(pruneAfter) || pruneAfter < 0) {
@@ -114,24 +123,23 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
   if (!Array.isArray(skipLayers) || !skipLayers.every(isInt)) {
     throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)
   }
-  let budget: CachePlan['budget'] = () => ({ keepRatio: base.keepRatio, keep: base.keep })
-  if (perLayer) {
-    if (base.keepRatio !== undefined || base.keep !== undefined) {
-      throw new KvtrimError('Expected either per-layer budgets or keepRatio / keep, not both', 'INVALID_OPTION')
-    }
-    if (Array.isArray(budgets)) {
-      if (budgets.length !== layerCount || !budgets.every((b) => typeof b === 'number')) {
-        throw invalid('INVALID_OPTION', `an array of ${layerCount} keep ratios (one per layer)`, 'budgets', budgets)
-      }
-      budget = (l) => ({ keepRatio: budgets[l] })
-    } else if (typeof budgets === 'object' && budgets !== null && Array.isArray((budgets as { keep?: unknown }).keep)) {
-      const keep = (budgets as { keep: unknown[] }).keep
-      if (keep.length !== layerCount || !keep.every(isInt)) {
-        throw invalid('INVALID_OPTION', `${layerCount} integer counts (one per layer)`, 'budgets.keep', keep)
-      }
-      budget = (l) => ({ keep: keep[l] as number })
+  let budget: CachePlan['budget'] = () => () => ({ keepRatio: base.keepRatio, keep: base.keep })
+  if (kind === 'ratios' || kind === 'counts') {
+    if (given) throw new KvtrimError('Expected either per-layer budgets or keepRatio / keep, not both', 'INVALID_OPTION')
+    if (kind === 'ratios') {
+      const ratios = checkRatios(o.budgets as readonly unknown[], layerCount)
+      budget = () => (l) => ({ keepRatio: ratios[l] })
     } else {
-      throw invalid('INVALID_OPTION', "'uniform', an array of per-layer ratios or { keep: counts }", 'budgets', budgets)
+      const keep = checkCounts(o.budgets as { keep: unknown; total?: unknown }, layerCount)
+      budget = () => (l) => ({ keep: keep[l] })
+    }
+  } else if (kind === 'pyramid' || kind === 'zigzag') {
+    const policy = o.budgets as Budgets
+    const ctx = { layers: layerCount, keepRatio: base.keepRatio, keep: base.keep, sink: base.sink, recent: base.recent }
+    budget = (seqLen) => {
+      const counts = layerBudgets(policy, { ...ctx, seqLen })
+      // a layer shorter than the longest keeps at most its own length
+      return (l, capacity) => ({ keepRatio: undefined, keep: Math.min(counts[l], capacity) })
     }
   }
   return { base, pruneAfter, skip: new Set(skipLayers), budget }

@@ -4,6 +4,7 @@
 #include "device.h"
 #include "errors.h"
 #include "ops.h"
+#include "uncertainty.h"
 
 namespace kvtrim::addon {
 
@@ -11,6 +12,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // freed by node-addon-api's cleanup hook
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
+  exports.Set("lmbaCountsSync", Napi::Function::New(env, LmbaCountsSync, "lmbaCountsSync"));
+  exports.Set("lmbaCounts", Napi::Function::New(env, LmbaCounts, "lmbaCounts"));
   exports.Set("keyNormsSync", Napi::Function::New(env, KeyNormsSync, "keyNormsSync"));
   exports.Set("keyNorms", Napi::Function::New(env, KeyNorms, "keyNorms"));
   exports.Set("compressSync", Napi::Function::New(env, CompressSync, "compressSync"));

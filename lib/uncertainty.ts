@@ -1,0 +1,119 @@
+// layerUncertainty: ZigZagKV's per-layer score (LMBA) from attention weights or from an
+// observation window of queries. The counting runs natively (CPU path; no GPU version yet).
+import type { NativeLmbaInput, NativeLmbaOptions } from '../binding'
+import { binding } from './binding'
+import { KvtrimError, withCallerStack } from './errors'
+import type { TensorLike } from './types'
+import { invalid } from './validate'
+
+/** One layer's evidence: its attention weights, or its window queries and its keys. */
+export type UncertaintyLayer =
+  /** Attention weights [batch, heads, queries, seqLen] (float32, or 16-bit bits), rows need not be normalised. */
+  | { attention: TensorLike }
+  /**
+   * Queries of the observation window [batch, qHeads, window, headDim] and the layer's keys
+   * [batch, kvHeads, seqLen, headDim]; qHeads a multiple of kvHeads (GQA).
+   */
+  | { queries: TensorLike; keys: TensorLike }
+
+export interface UncertaintyOptions {
+  /** Fraction of the attention mass to cover, in (0, 1]. Default 0.9. */
+  threshold?: number
+  /**
+   * Window queries are the last `window` positions of the sequence and see only the keys up
+   * to their own position (default true). Ignored for attention weights.
+   */
+  causal?: boolean
+}
+
+export interface UncertaintyResult {
+  /** Per layer: the mean count over batch, heads and queries: ZigZagKV's LMBA. */
+  scores: number[]
+  /** Per layer, per (batch, head, query): the count, [B, H, q] (or [B, Hq, window]). */
+  counts: Int32Array[]
+}
+
+function options(o: unknown): NativeLmbaOptions {
+  if (o === undefined) return { threshold: 0.9, causal: true }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', o)
+  for (const key of Object.keys(o)) {
+    if (key !== 'threshold' && key !== 'causal') {
+      throw new KvtrimError(`Unknown option '${key}'; known options: threshold, causal`, 'INVALID_OPTION')
+    }
+  }
+  const { threshold = 0.9, causal = true } = o as UncertaintyOptions
+  if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
+    throw invalid('INVALID_OPTION', 'a number in (0, 1]', 'threshold', threshold)
+  }
+  if (typeof causal !== 'boolean') throw invalid('INVALID_OPTION', 'a boolean', 'causal', causal)
+  return { threshold, causal }
+}
+
+function inputs(layers: unknown): NativeLmbaInput[] {
+  if (!Array.isArray(layers)) {
+    throw invalid('INVALID_ARGUMENT', 'an array of per-layer { attention } or { queries, keys }', 'layers', layers)
+  }
+  return layers.map((l: unknown, i) => {
+    const o = l as Record<string, unknown> | null
+    if (o && typeof o === 'object' && o.attention !== undefined && o.queries === undefined) {
+      return { attention: o.attention } as NativeLmbaInput
+    }
+    if (o && typeof o === 'object' && o.queries !== undefined && o.keys !== undefined && o.attention === undefined) {
+      return { queries: o.queries, keys: o.keys } as NativeLmbaInput
+    }
+    throw invalid('INVALID_ARGUMENT', '{ attention } or { queries, keys }', `layers[${i}]`, l)
+  })
+}
+
+const mean = (c: Int32Array): number => {
+  let s = 0
+  for (let i = 0; i < c.length; i++) s += c[i]
+  return c.length === 0 ? 0 : s / c.length
+}
+
+function prefixed(err: unknown, index: number): unknown {
+  if (err instanceof KvtrimError) err.message = `layers[${index}]: ${err.message}`
+  return err
+}
+
+/**
+ * ZigZagKV's layer uncertainty (LMBA): per layer, the number of top-attended tokens whose
+ * attention reaches `threshold` of the row's mass, averaged over batch, heads and queries.
+ * Feed `scores` to compressCache's `budgets: { zigzag: scores }`.
+ */
+export function layerUncertaintySync(layers: readonly UncertaintyLayer[], o?: UncertaintyOptions): UncertaintyResult {
+  const opts = options(o)
+  const out: UncertaintyResult = { scores: [], counts: [] }
+  inputs(layers).forEach((input, i) => {
+    let c: Int32Array
+    try {
+      c = binding().lmbaCountsSync(input, opts)
+    } catch (err) {
+      throw prefixed(err, i)
+    }
+    out.counts.push(c)
+    out.scores.push(mean(c))
+  })
+  return out
+}
+
+/** {@link layerUncertaintySync}, off the event loop (one layer after another). */
+export function layerUncertainty(layers: readonly UncertaintyLayer[], o?: UncertaintyOptions): Promise<UncertaintyResult> {
+  return withCallerStack(async () => {
+    const opts = options(o)
+    const out: UncertaintyResult = { scores: [], counts: [] }
+    const ins = inputs(layers)
+    for (let i = 0; i < ins.length; i++) {
+      let c: Int32Array
+      try {
+        c = await binding().lmbaCounts(ins[i], opts)
+      } catch (err) {
+        throw prefixed(err, i)
+      }
+      out.counts.push(c)
+      out.scores.push(mean(c))
+    }
+    return out
+  }, layerUncertainty)
+}
+
