@@ -115,7 +115,7 @@ export interface Binding {
   cudaCompressInPlaceSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeInPlaceResult
   cudaCompressInPlace(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
   /** Emulator builds only: schedule and seed of later launches, emulated SM count (0: default). */
-  cudaEmulator(config: { schedule: 'deterministic' | 'random' | 'priority'; seed: number; sms?: number }): void
+  cudaEmulator(config: { schedule: 'deterministic' | 'random' | 'priority'; seed: number; sms?: number; spinLimit?: number }): void
   /** Milliseconds per compress call (CUDA events), cycling through the input sets. */
   cudaBenchCompress(
     keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions,

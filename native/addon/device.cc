@@ -280,7 +280,8 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
     const std::string sch = o.Get("schedule").ToString().Utf8Value();
     const uint64_t seed = uint64_t(o.Get("seed").ToNumber().DoubleValue());
     const int sms = o.Get("sms").IsNumber() ? o.Get("sms").ToNumber().Int32Value() : 0;
-    throw_if(i.Env(), cuda::configure_emulator(sch, seed, sms));
+    const uint64_t spins = o.Get("spinLimit").IsNumber() ? uint64_t(o.Get("spinLimit").ToNumber().DoubleValue()) : 0;
+    throw_if(i.Env(), cuda::configure_emulator(sch, seed, sms, spins));
     return i.Env().Undefined();
   }));
   exports.Set("cudaGeometry", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {

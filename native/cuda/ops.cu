@@ -361,7 +361,7 @@ Status copy_bandwidth(int device, size_t bytes, int reps, double* bytes_per_seco
   });
 }
 
-Status configure_emulator(const std::string& schedule, uint64_t seed, int sms) {
+Status configure_emulator(const std::string& schedule, uint64_t seed, int sms, uint64_t spin_limit) {
 #if KVTRIM_EMULATED
   namespace emu = ::kvtrim::emu;
   emu::Schedule sch;
@@ -372,9 +372,10 @@ Status configure_emulator(const std::string& schedule, uint64_t seed, int sms) {
   emu::set_schedule(sch, seed);
   if (sms > 0) emu::set_sm_count(sms);
   else emu::reset_device_properties();
+  emu::set_spin_limit(spin_limit > 0 ? spin_limit : 1000000);
   return Status::success();
 #else
-  (void)schedule, (void)seed, (void)sms;
+  (void)schedule, (void)seed, (void)sms, (void)spin_limit;
   return Status::error(Code::InvalidOption, "configure_emulator: this is a GPU build, not the emulator build");
 #endif
 }

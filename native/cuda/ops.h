@@ -46,7 +46,8 @@ Status time_compress(int device, const std::vector<CompressJob>& jobs, int warmu
 Status copy_bandwidth(int device, size_t bytes, int reps, double* bytes_per_second);
 
 // Emulator builds only (tests): the schedule ("deterministic", "random", "priority") and seed
-// of later launches, and the emulated SM count (0: the default H100's). Errors elsewhere.
-Status configure_emulator(const std::string& schedule, uint64_t seed, int sms);
+// of later launches, the emulated SM count (0: the default H100's) and the livelock threshold
+// in spin-waits (0: the default). Errors elsewhere.
+Status configure_emulator(const std::string& schedule, uint64_t seed, int sms, uint64_t spin_limit);
 
 }  // namespace kvtrim::cuda

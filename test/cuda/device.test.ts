@@ -89,3 +89,30 @@ describeCuda('device tensors', () => {
     expect(code(() => tensor(null, [1024, 1024, 1024, 1024], { type: 'float32', device: 'cuda' }))).toBe('OUT_OF_MEMORY')
   })
 })
+
+describeCuda('CUDA errors', () => {
+  it.runIf(emulated)('a failing launch becomes a KvtrimError CUDA_ERROR carrying the emulator diagnosis', async () => {
+    const { binding } = await import('../../lib/binding')
+    const { forceSplit } = await import('./gpu')
+    const r = rng(seed + 7)
+    const t = randomTensor(r, 'float16', [1, 1, 4000, 64])
+    const k = toDevice(t), v = toDevice(t)
+    // With a spin-wait limit of 1, the split path's row barrier is reported as a livelock.
+    binding().cudaEmulator({ schedule: 'deterministic', seed: 1, spinLimit: 1 })
+    forceSplit(4)
+    let err: unknown
+    try {
+      compressSync(k, v, { keepRatio: 0.5 })
+    } catch (e) {
+      err = e
+    } finally {
+      forceSplit(undefined)
+      binding().cudaEmulator({ schedule: 'deterministic', seed: 0 })
+    }
+    expect(err).toBeInstanceOf(KvtrimError)
+    expect((err as KvtrimError).code).toBe('CUDA_ERROR')
+    expect((err as KvtrimError).message).toMatch(/livelock/)
+    // and the device is usable again afterwards
+    expect(compressSync(k, v, { keepRatio: 0.5 }).kept).toBe(2000)
+  })
+})
