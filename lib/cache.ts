@@ -43,13 +43,16 @@ function prefixed(err: unknown, index: number): unknown {
   return err
 }
 
-function finish(task: Extract<LayerTask, { layer: CacheLayer }>, r: CompressResult, out: CacheResult): void {
+function finish(task: CompressTask, r: CompressResult, out: CacheResult): void {
   out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths })
   out.report.push({ layer: task.index, before: seqLenOf(task.layer, task.index, task.options.lengths), after: r.kept, compressed: true })
 }
 
-/** Compresses every layer of a cache; see {@link CacheOptions}. */
-export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult {
+type CompressTask = Extract<LayerTask, { layer: CacheLayer }>
+
+// The walk over the layers, written once: it yields each layer to compress and receives its
+// result; the sync and async drivers below only differ in how they compress one layer.
+function* walk(layers: readonly CacheLayer[], options: CacheOptions): Generator<CompressTask, CacheResult, CompressResult> {
   const out: CacheResult = { layers: [], report: [] }
   for (const task of plan(layers, options)) {
     if ('skipped' in task) {
@@ -57,31 +60,41 @@ export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLa
       out.report.push(task.skipped)
       continue
     }
+    finish(task, yield task, out)
+  }
+  return out
+}
+
+/** Compresses every layer of a cache; see {@link CacheOptions}. */
+export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult {
+  const steps = walk(layers, options)
+  for (let s = steps.next(); ; ) {
+    if (s.done) return s.value
+    const task = s.value
+    let r: CompressResult
     try {
-      finish(task, compressChecked(task.layer.keys, task.layer.values, task.options, true) as CompressResult, out)
+      r = compressChecked(task.layer.keys, task.layer.values, task.options, true) as CompressResult
     } catch (err) {
       throw prefixed(err, task.index)
     }
+    s = steps.next(r)
   }
-  return out
 }
 
 /** {@link compressCacheSync}, off the event loop (one layer after another). */
 export function compressCache<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): Promise<CacheResult> {
   return withCallerStack(async () => {
-    const out: CacheResult = { layers: [], report: [] }
-    for (const task of plan(layers, options)) {
-      if ('skipped' in task) {
-        out.layers.push(layers[task.index])
-        out.report.push(task.skipped)
-        continue
-      }
+    const steps = walk(layers, options)
+    for (let s = steps.next(); ; ) {
+      if (s.done) return s.value
+      const task = s.value
+      let r: CompressResult
       try {
-        finish(task, (await compressChecked(task.layer.keys, task.layer.values, task.options, false)) as CompressResult, out)
+        r = (await compressChecked(task.layer.keys, task.layer.values, task.options, false)) as CompressResult
       } catch (err) {
         throw prefixed(err, task.index)
       }
+      s = steps.next(r)
     }
-    return out
   }, compressCache)
 }

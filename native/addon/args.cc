@@ -106,4 +106,19 @@ CompressParams read_params(Napi::Env env, Napi::Value v, std::vector<int64_t>* l
   return p;
 }
 
+CompressJob plan_compress(Napi::Env env, const TensorView& keys, const TensorView& values,
+                          Napi::Value options, bool in_place) {
+  Shape shape;
+  throw_if(env, check_pair(keys, values, &shape));
+  std::vector<int64_t> lengths;
+  bool has_lengths = false;
+  CompressParams params = read_params(env, options, &lengths, &has_lengths);
+  if (in_place) throw_if(env, check_in_place(keys, values, params));
+  Plan plan;
+  throw_if(env, make_plan(shape, params, has_lengths ? lengths.data() : nullptr,
+                          int64_t(lengths.size()), &plan));
+  return CompressJob{keys.dtype, shape, keys.data, values.data, params, std::move(plan),
+                     nullptr, nullptr, nullptr, in_place};
+}
+
 }  // namespace kvtrim::addon

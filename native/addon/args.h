@@ -4,6 +4,7 @@
 #pragma once
 #include <napi.h>
 
+#include "../core/job.h"
 #include "../core/plan.h"
 #include "../core/tensor.h"
 
@@ -17,5 +18,10 @@ TensorView read_tensor(Napi::Env env, Napi::Value v, const char* name, Napi::Val
 // recent, lengths? (array of integers) }.
 CompressParams read_params(Napi::Env env, Napi::Value v, std::vector<int64_t>* lengths,
                            bool* has_lengths);
+
+// Checks a (keys, values, options) triple and plans it: the job, without its output pointers.
+// The same for host and device tensors, so both paths apply one set of rules.
+CompressJob plan_compress(Napi::Env env, const TensorView& keys, const TensorView& values,
+                          Napi::Value options, bool in_place);
 
 }  // namespace kvtrim::addon

@@ -225,16 +225,9 @@ Napi::Value compress(const Napi::CallbackInfo& info, bool in_place, bool async) 
         std::to_string(op->keys.buffer->device()) + " and values on cuda:" + std::to_string(op->values.buffer->device()));
   }
   op->device = op->keys.buffer->device();
-  Shape shape;
-  throw_if(env, check_pair(op->keys.view, op->values.view, &shape));
-  std::vector<int64_t> lengths;
-  bool has_lengths = false;
-  CompressParams params = read_params(env, info[2], &lengths, &has_lengths);
-  if (in_place) throw_if(env, check_in_place(op->keys.view, op->values.view, params));
-  Plan plan;
-  throw_if(env, make_plan(shape, params, has_lengths ? lengths.data() : nullptr, int64_t(lengths.size()), &plan));
-
-  const int64_t rows = shape.batch * shape.heads, k = plan.max_kept;
+  op->job = plan_compress(env, op->keys.view, op->values.view, info[2], in_place);
+  const Shape& shape = op->job.shape;
+  const int64_t rows = shape.batch * shape.heads, k = op->job.plan.max_kept;
   const int esz = dtype_size(op->keys.view.dtype);
   Napi::FunctionReference& ctor = *env.GetInstanceData<AddonData>()->device_buffer;
   Napi::Object r = Napi::Object::New(env);
@@ -254,12 +247,13 @@ Napi::Value compress(const Napi::CallbackInfo& info, bool in_place, bool async) 
   Napi::Int32Array indices = Napi::Int32Array::New(env, size_t(rows * k));
   op->host_idx = indices.Data();
   Napi::Int32Array kept = Napi::Int32Array::New(env, size_t(shape.batch));
-  for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(plan.kept[size_t(i)]);
+  for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(op->job.plan.kept[size_t(i)]);
   r.Set("indices", indices);
   r.Set("lengths", kept);
   r.Set("kept", Napi::Number::New(env, double(k)));
-  op->job = CompressJob{op->keys.view.dtype, shape, op->keys.view.data, op->values.view.data, params,
-                        std::move(plan), ok, ov, static_cast<int32_t*>(op->idx_buf->data(env, "indices")), in_place};
+  op->job.out_keys = ok;
+  op->job.out_values = ov;
+  op->job.out_indices = static_cast<int32_t*>(op->idx_buf->data(env, "indices"));
   op->result_obj = Napi::Persistent(r);
   return finish(info, std::move(op), async);
 }
@@ -288,14 +282,7 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
     // Launch geometry compress would use for a device pair: for tests and the benchmark.
     Napi::Env e = i.Env();
     DeviceArg k = read_device(e, i[0], "keys"), v = read_device(e, i[1], "values");
-    Shape shape;
-    throw_if(e, check_pair(k.view, v.view, &shape));
-    std::vector<int64_t> lengths;
-    bool has = false;
-    CompressParams params = read_params(e, i[2], &lengths, &has);
-    Plan plan;
-    throw_if(e, make_plan(shape, params, has ? lengths.data() : nullptr, int64_t(lengths.size()), &plan));
-    CompressJob job{k.view.dtype, shape, k.view.data, v.view.data, params, std::move(plan), nullptr, nullptr, nullptr, false};
+    const CompressJob job = plan_compress(e, k.view, v.view, i[2], false);
     cuda::Geometry g{};
     throw_if(e, cuda::compress_geometry(k.buffer->device(), job, &g));
     Napi::Object r = Napi::Object::New(e);
@@ -318,16 +305,12 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
     for (uint32_t j = 0; j < ks.Length(); ++j) {
       DeviceArg k = read_device(e, ks.Get(j), "keys"), v = read_device(e, vs.Get(j), "values");
       device = k.buffer->device();
-      Shape shape;
-      throw_if(e, check_pair(k.view, v.view, &shape));
-      std::vector<int64_t> lengths;
-      bool has = false;
-      CompressParams params = read_params(e, i[2], &lengths, &has);
-      Plan plan;
-      throw_if(e, make_plan(shape, params, has ? lengths.data() : nullptr, int64_t(lengths.size()), &plan));
+      CompressJob job = plan_compress(e, k.view, v.view, i[2], false);
       auto out = [&](Napi::Array a) { return DeviceBuffer::Unwrap(a.Get(j).As<Napi::Object>())->data(e, "out"); };
-      jobs.push_back(CompressJob{k.view.dtype, shape, k.view.data, v.view.data, params, std::move(plan),
-                                 out(oks), out(ovs), static_cast<int32_t*>(out(ois)), false});
+      job.out_keys = out(oks);
+      job.out_values = out(ovs);
+      job.out_indices = static_cast<int32_t*>(out(ois));
+      jobs.push_back(std::move(job));
       keep.push_back(std::move(k));
       keep.push_back(std::move(v));
     }

@@ -114,17 +114,9 @@ void prepare_compress(const Napi::CallbackInfo& info, CompressBaton* b, bool in_
   Napi::Value kk, kv;
   TensorView keys = read_tensor(env, info[0], "keys", &kk);
   TensorView values = read_tensor(env, info[1], "values", &kv);
-  Shape shape;
-  throw_if(env, check_pair(keys, values, &shape));
-  std::vector<int64_t> lengths;
-  bool has_lengths = false;
-  CompressParams params = read_params(env, info[2], &lengths, &has_lengths);
-  if (in_place) throw_if(env, check_in_place(keys, values, params));
-  Plan plan;
-  throw_if(env, make_plan(shape, params, has_lengths ? lengths.data() : nullptr,
-                          int64_t(lengths.size()), &plan));
-
-  const int64_t rows = shape.batch * shape.heads, k = plan.max_kept;
+  b->job = plan_compress(env, keys, values, info[2], in_place);
+  const Shape& shape = b->job.shape;
+  const int64_t rows = shape.batch * shape.heads, k = b->job.plan.max_kept;
   Napi::Int32Array out_i;
   try {
     out_i = Napi::Int32Array::New(env, size_t(rows * k));
@@ -132,13 +124,14 @@ void prepare_compress(const Napi::CallbackInfo& info, CompressBaton* b, bool in_
     throw_error(env, Code::OutOfMemory, "could not allocate indices: " + e.Message());
   }
   Napi::Int32Array kept = Napi::Int32Array::New(env, size_t(shape.batch));
-  for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(plan.kept[size_t(i)]);
+  for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(b->job.plan.kept[size_t(i)]);
 
   Napi::Object r = Napi::Object::New(env);
-  void *ok = const_cast<void*>(keys.data), *ov = const_cast<void*>(values.data);
+  b->job.out_keys = const_cast<void*>(keys.data);
+  b->job.out_values = const_cast<void*>(values.data);
   if (!in_place) {
-    Napi::TypedArray out_k = new_array(env, keys.dtype, rows * k * shape.key_dim, &ok);
-    Napi::TypedArray out_v = new_array(env, keys.dtype, rows * k * shape.value_dim, &ov);
+    Napi::TypedArray out_k = new_array(env, keys.dtype, rows * k * shape.key_dim, &b->job.out_keys);
+    Napi::TypedArray out_v = new_array(env, keys.dtype, rows * k * shape.value_dim, &b->job.out_values);
     r.Set("keys", tensor_object(env, keys.dtype, out_k,
                                 dims_array(env, {shape.batch, shape.heads, k, shape.key_dim})));
     r.Set("values", tensor_object(env, keys.dtype, out_v,
@@ -147,9 +140,7 @@ void prepare_compress(const Napi::CallbackInfo& info, CompressBaton* b, bool in_
   r.Set("indices", out_i);
   r.Set("lengths", kept);
   r.Set("kept", Napi::Number::New(env, double(k)));
-
-  b->job = CompressJob{keys.dtype, shape, keys.data, values.data, params, std::move(plan),
-                       ok, ov, out_i.Data(), in_place};
+  b->job.out_indices = out_i.Data();
   b->keep_keys = Napi::Persistent(kk);
   b->keep_values = Napi::Persistent(kv);
   b->result = Napi::Persistent(r);

@@ -4,27 +4,23 @@
 
 namespace kvtrim {
 
-namespace {
-
-std::string dims_str(const std::vector<int64_t>& dims) {
+std::string dims_string(const std::vector<int64_t>& dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
   return s + "]";
 }
-
-}  // namespace
 
 Status check_tensor(const TensorView& t, const char* name) {
   const std::string n = name;
   if (t.dims.size() != 4) {
     return Status::error(Code::InvalidRank, "Expected " + n +
         ".dims to have 4 entries [batch, kvHeads, seqLen, headDim] but received " +
-        std::to_string(t.dims.size()) + ": " + dims_str(t.dims));
+        std::to_string(t.dims.size()) + ": " + dims_string(t.dims));
   }
   for (int64_t d : t.dims) {
     if (d < 0) {
       return Status::error(Code::InvalidDims,
-          "Expected " + n + ".dims to be non-negative integers but received " + dims_str(t.dims));
+          "Expected " + n + ".dims to be non-negative integers but received " + dims_string(t.dims));
     }
   }
   const int64_t head_dim = t.dims[3];
@@ -44,11 +40,11 @@ Status check_tensor(const TensorView& t, const char* name) {
   if (rows > kMaxRows) {
     return Status::error(Code::TooManyRows, "Expected " + n +
         " to have at most 2^31 - 1 rows (batch * kvHeads * seqLen) but its dims are " +
-        dims_str(t.dims) + "; compress it in parts (per layer or per batch)");
+        dims_string(t.dims) + "; compress it in parts (per layer or per batch)");
   }
   if (t.length != rows * head_dim) {
     return Status::error(Code::DataLength, "Expected " + n + ".data to hold " +
-        std::to_string(rows * head_dim) + " elements (the product of dims " + dims_str(t.dims) +
+        std::to_string(rows * head_dim) + " elements (the product of dims " + dims_string(t.dims) +
         ") but it holds " + std::to_string(t.length));
   }
   return Status::success();
@@ -67,8 +63,8 @@ Status check_pair(const TensorView& keys, const TensorView& values, Shape* shape
     if (keys.dims[i] != values.dims[i]) {
       static const char* names[3] = {"batch", "kvHeads", "seqLen"};
       return Status::error(Code::DimsMismatch, std::string("Expected keys and values to agree in ") +
-          names[i] + " (dims[" + std::to_string(i) + "]) but keys.dims is " + dims_str(keys.dims) +
-          " and values.dims is " + dims_str(values.dims));
+          names[i] + " (dims[" + std::to_string(i) + "]) but keys.dims is " + dims_string(keys.dims) +
+          " and values.dims is " + dims_string(values.dims));
     }
   }
   *shape = Shape{keys.dims[0], keys.dims[1], keys.dims[2], keys.dims[3], values.dims[3]};

@@ -2,6 +2,7 @@
 // checks every operation applies to its inputs before touching data.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "dtype.h"
@@ -23,6 +24,9 @@ struct Shape {
   int64_t batch = 0, heads = 0, seq = 0, key_dim = 0, value_dim = 0;
   int64_t rows() const { return batch * heads * seq; }
 };
+
+// "[1, 8, 4096, 128]", for messages.
+std::string dims_string(const std::vector<int64_t>& dims);
 
 // Rank, dims, row count and data length of one tensor; `name` is used in messages.
 Status check_tensor(const TensorView& t, const char* name);

@@ -6,16 +6,6 @@
 
 namespace kvtrim {
 
-namespace {
-
-std::string dims_str(const std::vector<int64_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + "]";
-}
-
-}  // namespace
-
 Status check_lmba_params(const LmbaParams& p) {
   if (!(p.threshold > 0.0 && p.threshold <= 1.0)) {
     return Status::error(Code::InvalidOption,
@@ -28,30 +18,30 @@ Status check_attention(const TensorView& t, AttentionShape* shape) {
   if (t.dims.size() != 4) {
     return Status::error(Code::InvalidRank, "Expected attention.dims to have 4 entries "
         "[batch, heads, queries, seqLen] but received " + std::to_string(t.dims.size()) + ": " +
-        dims_str(t.dims));
+        dims_string(t.dims));
   }
   int64_t rows = 1;
   for (int i = 0; i < 4; ++i) {
     if (t.dims[size_t(i)] < 0) {
       return Status::error(Code::InvalidDims,
-          "Expected attention.dims to be non-negative integers but received " + dims_str(t.dims));
+          "Expected attention.dims to be non-negative integers but received " + dims_string(t.dims));
     }
   }
   for (int i = 0; i < 3; ++i) {
     const int64_t d = t.dims[size_t(i)];
     if (d > kMaxRows || (d > 0 && rows > kMaxRows / d)) {
       return Status::error(Code::TooManyRows, "Expected attention to have at most 2^31 - 1 rows "
-          "(batch * heads * queries) but its dims are " + dims_str(t.dims));
+          "(batch * heads * queries) but its dims are " + dims_string(t.dims));
     }
     rows *= d;
   }
   const int64_t seq = t.dims[3];
   if (seq > kMaxRows || (seq > 0 && rows > (int64_t(1) << 62) / seq)) {
-    return Status::error(Code::TooManyRows, "Expected a smaller attention tensor than " + dims_str(t.dims));
+    return Status::error(Code::TooManyRows, "Expected a smaller attention tensor than " + dims_string(t.dims));
   }
   if (t.length != rows * seq) {
     return Status::error(Code::DataLength, "Expected attention.data to hold " +
-        std::to_string(rows * seq) + " elements (the product of dims " + dims_str(t.dims) +
+        std::to_string(rows * seq) + " elements (the product of dims " + dims_string(t.dims) +
         ") but it holds " + std::to_string(t.length));
   }
   *shape = AttentionShape{t.dims[0], t.dims[1], t.dims[2], seq};
@@ -65,8 +55,8 @@ Status check_window(const TensorView& q, const TensorView& k, const LmbaParams& 
   if (!s.ok()) return s;
   if (q.dims[0] != k.dims[0] || q.dims[3] != k.dims[3]) {
     return Status::error(Code::DimsMismatch, "Expected queries and keys to agree in batch (dims[0]) "
-        "and headDim (dims[3]) but queries.dims is " + dims_str(q.dims) + " and keys.dims is " +
-        dims_str(k.dims));
+        "and headDim (dims[3]) but queries.dims is " + dims_string(q.dims) + " and keys.dims is " +
+        dims_string(k.dims));
   }
   const int64_t hq = q.dims[1], hkv = k.dims[1];
   if (hkv == 0 ? hq != 0 : hq % hkv != 0) {
