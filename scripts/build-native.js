@@ -41,7 +41,7 @@ const cuda = (process.env.KVTRIM_CUDA || 'AUTO').toUpperCase()
 const args = emulate
   ? [cmakeJs, 'build', '--out', process.env.KVTRIM_EMU_OUT || 'build-emu', '--CDKVTRIM_EMULATE=ON',
       '--CDKVTRIM_SANITIZE=' + (process.env.KVTRIM_SANITIZE === '1' ? 'ON' : 'OFF')]
-  : [cmakeJs, 'build', '--CDKVTRIM_CUDA=' + cuda]
+  : [cmakeJs, 'build', '--CDKVTRIM_CUDA=' + cuda, '--CDKVTRIM_PORTABLE=OFF']
 if (process.env.KVTRIM_CMAKE_ARGS) args.push(...process.env.KVTRIM_CMAKE_ARGS.split(' ').filter(Boolean))
 const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2' }
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env })
