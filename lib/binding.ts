@@ -31,19 +31,37 @@ export function binding(): Binding {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     native = require('node-gyp-build')(root) as Binding
   } catch (err) {
-    const cause = err instanceof Error ? err.message.split('\n')[0] : String(err)
-    throw new KvtrimError(
-      `kvtrim could not load its native addon for ${process.platform}-${process.arch} ` +
-        `(Node ${process.version}, N-API 8): ${cause}\n` +
-        'Possible solutions:\n' +
-        `- build it from source: cd ${root} && npm run build:native ` +
-        '(needs cmake >= 3.18 and a C++17 compiler; the CUDA toolkit is optional)\n' +
-        '- if install scripts were blocked, allow them for kvtrim or run the command above once\n' +
-        '- check that prebuilds/ or build/Release/ exists in the installed package',
-      'BINDING_NOT_FOUND',
-    )
+    throw new KvtrimError(notFoundMessage(root, err), 'BINDING_NOT_FOUND')
   }
   native.setErrorClass(KvtrimError)
   cached = native
   return native
+}
+
+/** What failed and the exact commands that build the addon from source on this machine. */
+function notFoundMessage(root: string, err: unknown): string {
+  const cause = err instanceof Error ? err.message.split('\n')[0] : String(err)
+  const script = path.join(root, 'scripts', 'build-native.js')
+  let haveTools = true
+  try {
+    require.resolve('cmake-js/bin/cmake-js', { paths: [root] })
+  } catch {
+    haveTools = false
+  }
+  const steps = haveTools
+    ? [`  node ${script}`]
+    : [
+        '  npm install --save-dev cmake-js@^8 node-addon-api@^8 node-api-headers@^1',
+        `  node ${script}`,
+      ]
+  return (
+    `kvtrim could not load its native addon for ${process.platform}-${process.arch} ` +
+    `(Node ${process.version}, N-API 8): ${cause}\n` +
+    'Prebuilt binaries cover linux-x64 with glibc >= 2.17; elsewhere, or when the prebuilt binary ' +
+    'was removed, build the addon from source. In your project directory run:\n' +
+    steps.join('\n') +
+    '\n(needs CMake >= 3.18, a C++17 compiler and make or ninja; the CUDA toolkit is optional: ' +
+    'without nvcc the CPU path is built). Where install scripts are allowed, `npm rebuild kvtrim` ' +
+    'does the last step. Details: docs/install.md in the kvtrim package.'
+  )
 }

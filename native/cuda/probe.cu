@@ -47,13 +47,19 @@ Probe probe() {
   cudaDriverGetVersion(&p.driver_version);  // leaves 0 when no driver is installed
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
+  if (e == cudaErrorNoDevice) {
+    p.reason = "the NVIDIA driver reports no CUDA device (" + err("cudaGetDeviceCount", e) + ")";
+    cudaGetLastError();
+    return p;
+  }
   if (e != cudaSuccess) {
     p.reason = p.driver_version == 0
         ? "no NVIDIA driver is installed (" + err("cudaGetDeviceCount", e) + ")"
         : (p.driver_version < p.runtime_version
                ? "the NVIDIA driver (CUDA " + std::to_string(p.driver_version / 1000) + "." +
                      std::to_string(p.driver_version % 1000 / 10) +
-                     ") is older than the CUDA runtime kvtrim was built with; update the driver (" +
+                     ") is older than the CUDA " + std::to_string(p.runtime_version / 1000) +
+                     " runtime kvtrim was built with; update the driver (R580 or newer for CUDA 13) (" +
                      err("cudaGetDeviceCount", e) + ")"
                : err("cudaGetDeviceCount", e));
     cudaGetLastError();
