@@ -16,6 +16,8 @@
 // - It calls __cxa_thread_atexit_impl (2.18) to destroy thread_local objects (native/cpu uses
 //   thread_local vectors): the libc one when present, else a pthread-key list that runs them at
 //   thread exit in reverse order of registration.
+// - glibc 2.29 gave libm's exp a new version (a faster implementation without the SVID error
+//   wrapper); the old exp@GLIBC_2.2.5 stays as a compatibility symbol: bound to that.
 // clock_gettime@GLIBC_2.17 is left as it is: it sets the floor, glibc 2.17 (CentOS 7, manylinux2014).
 #include <dlfcn.h>
 #include <errno.h>
@@ -38,6 +40,7 @@
           ".popsection\n");
 
 KVTRIM_COMPAT_OLD(dlclose, GLIBC_2.2.5)
+KVTRIM_COMPAT_OLD(exp, GLIBC_2.2.5)
 KVTRIM_COMPAT_OLD(dlerror, GLIBC_2.2.5)
 KVTRIM_COMPAT_OLD(dlmopen, GLIBC_2.3.4)
 KVTRIM_COMPAT_OLD(dlopen, GLIBC_2.2.5)
