@@ -2,11 +2,13 @@
 // (a layer shorter than pruneAfter, or listed in skipLayers, is returned as is).
 import { compressChecked } from './ops'
 import { KvtrimError, withCallerStack } from './errors'
+import type { DeviceTensor } from './tensor'
 import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
 import { cacheOptions, describe, type CachePlan } from './validate'
 import type { NativeCompressOptions } from '../binding'
 
-type LayerTask = { index: number; layer: CacheLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
+type AnyLayer = CacheLayer<TensorLike | DeviceTensor>
+type LayerTask = { index: number; layer: AnyLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
 
 function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): number {
   const keys = (layer as { keys?: { dims?: unknown } } | null)?.keys
@@ -21,7 +23,7 @@ function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): n
   return lengths && lengths.length > 0 ? Math.max(...Array.from(lengths)) : (dims[2] as number)
 }
 
-function plan(layers: readonly CacheLayer[], options: CacheOptions): LayerTask[] {
+function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
   if (!Array.isArray(layers)) throw new KvtrimError(`Expected layers to be an array but received ${describe(layers)}`, 'INVALID_ARGUMENT')
   const p: CachePlan = cacheOptions(options, layers.length)
   const lens = layers.map((layer, index) => seqLenOf(layer, index, p.base.lengths))
@@ -43,17 +45,17 @@ function prefixed(err: unknown, index: number): unknown {
   return err
 }
 
-function finish(task: CompressTask, r: CompressResult, out: CacheResult): void {
+function finish(task: CompressTask, r: CompressResult<TensorLike | DeviceTensor>, out: CacheResult<TensorLike | DeviceTensor>): void {
   out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths })
   out.report.push({ layer: task.index, before: seqLenOf(task.layer, task.index, task.options.lengths), after: r.kept, compressed: true })
 }
 
-type CompressTask = Extract<LayerTask, { layer: CacheLayer }>
+type CompressTask = Extract<LayerTask, { layer: AnyLayer }>
 
 // The walk over the layers, written once: it yields each layer to compress and receives its
 // result; the sync and async drivers below only differ in how they compress one layer.
-function* walk(layers: readonly CacheLayer[], options: CacheOptions): Generator<CompressTask, CacheResult, CompressResult> {
-  const out: CacheResult = { layers: [], report: [] }
+function* walk(layers: readonly AnyLayer[], options: CacheOptions): Generator<CompressTask, CacheResult<TensorLike | DeviceTensor>, CompressResult<TensorLike | DeviceTensor>> {
+  const out: CacheResult<TensorLike | DeviceTensor> = { layers: [], report: [] }
   for (const task of plan(layers, options)) {
     if ('skipped' in task) {
       out.layers.push(layers[task.index])
@@ -66,14 +68,14 @@ function* walk(layers: readonly CacheLayer[], options: CacheOptions): Generator<
 }
 
 /** Compresses every layer of a cache; see {@link CacheOptions}. */
-export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult {
+export function compressCacheSync<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult<T> {
   const steps = walk(layers, options)
   for (let s = steps.next(); ; ) {
-    if (s.done) return s.value
+    if (s.done) return s.value as CacheResult<T>
     const task = s.value
-    let r: CompressResult
+    let r: CompressResult<TensorLike | DeviceTensor>
     try {
-      r = compressChecked(task.layer.keys, task.layer.values, task.options, true) as CompressResult
+      r = compressChecked(task.layer.keys, task.layer.values, task.options, true) as CompressResult<TensorLike | DeviceTensor>
     } catch (err) {
       throw prefixed(err, task.index)
     }
@@ -82,15 +84,15 @@ export function compressCacheSync<T extends TensorLike>(layers: readonly CacheLa
 }
 
 /** {@link compressCacheSync}, off the event loop (one layer after another). */
-export function compressCache<T extends TensorLike>(layers: readonly CacheLayer<T>[], options: CacheOptions): Promise<CacheResult> {
+export function compressCache<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): Promise<CacheResult<T>> {
   return withCallerStack(async () => {
     const steps = walk(layers, options)
     for (let s = steps.next(); ; ) {
-      if (s.done) return s.value
+      if (s.done) return s.value as CacheResult<T>
       const task = s.value
-      let r: CompressResult
+      let r: CompressResult<TensorLike | DeviceTensor>
       try {
-        r = (await compressChecked(task.layer.keys, task.layer.values, task.options, false)) as CompressResult
+        r = (await compressChecked(task.layer.keys, task.layer.values, task.options, false)) as CompressResult<TensorLike | DeviceTensor>
       } catch (err) {
         throw prefixed(err, task.index)
       }

@@ -1,3 +1,5 @@
+import type { DeviceTensor } from './tensor'
+
 /** Element types: float16 and bfloat16 as raw bits in a Uint16Array (or Float16Array). */
 export type DType = 'float16' | 'bfloat16' | 'float32'
 
@@ -92,7 +94,8 @@ export interface CacheOptions extends CompressOptions {
   budgets?: Budgets
 }
 
-export interface CacheLayer<T extends TensorLike = TensorLike> {
+/** One layer of a cache: host tensors, or device tensors (then the layer runs on its GPU). */
+export interface CacheLayer<T extends TensorLike | DeviceTensor = TensorLike> {
   keys: T
   values: T
 }
@@ -108,8 +111,8 @@ export interface LayerReport {
   reason?: 'skipLayers' | 'pruneAfter'
 }
 
-export interface CacheResult {
+export interface CacheResult<T extends TensorLike | DeviceTensor = TensorLike> {
   /** Compressed layers, and the caller's own objects for layers left as is. */
-  layers: Array<CacheLayer<TensorLike> & { indices?: Int32Array; lengths?: Int32Array }>
+  layers: Array<CacheLayer<T> & { indices?: Int32Array; lengths?: Int32Array }>
   report: LayerReport[]
 }

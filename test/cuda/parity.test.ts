@@ -3,7 +3,7 @@
 // ragged lengths, ties, NaN rows, sink/recent, both orders and scores, the split-row path),
 // under the emulator's deterministic, random and priority schedules with several seeds.
 import { afterEach, expect, it } from 'vitest'
-import { compress, compressSync, keyNormsSync, type CompressOptions, type CompressResult, type DeviceTensor } from '../../lib/index'
+import { compress, compressCache, compressSync, keyNormsSync, type CompressOptions, type CompressResult, type DeviceTensor } from '../../lib/index'
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
@@ -122,5 +122,24 @@ describeCuda('CUDA compress', () => {
     const values = randomTensor(r, 'bfloat16', [2, 3, 333, 64])
     const o: CompressOptions = { keepRatio: 0.3, order: 'norm', lengths: [333, 100] }
     check(await compress(toDevice(keys), toDevice(values), o), oracle.compress(keys, values, o), compressSync(keys, values, o), 'async')
+  })
+})
+
+describeCuda('CUDA compressCache', () => {
+  it(`device layers compress on the GPU to the oracle's result, with skipLayers and pruneAfter (seed ${seed})`, async () => {
+    const r = rng(seed + 21)
+    const lens = [300, 40, 257, 500]
+    const host = lens.map((s) => ({ keys: randomTensor(r, 'bfloat16', [1, 2, s, 64], { dupRows: 0.1 }), values: randomTensor(r, 'bfloat16', [1, 2, s, 64]) }))
+    const layers = host.map((l) => ({ keys: toDevice(l.keys), values: toDevice(l.values) }))
+    const res = await compressCache(layers, { keepRatio: 0.25, pruneAfter: 100, skipLayers: [3], order: 'norm' })
+    expect(res.report.map((x) => x.compressed)).toEqual([true, false, true, false])
+    expect(res.layers[1]).toBe(layers[1])
+    for (const l of [0, 2]) {
+      const want = oracle.compress(host[l].keys, host[l].values, { keepRatio: 0.25, order: 'norm' })
+      const got = res.layers[l]
+      expectSameBits(got.indices as Int32Array, want.indices, `layer ${l} indices`)
+      expectSameBits(got.keys.download().data, want.keys.data, `layer ${l} keys`)
+      expectSameBits(got.values.download().data, want.values.data, `layer ${l} values`)
+    }
   })
 })
