@@ -50,11 +50,15 @@ interface Tensor {
 // A full GC outside the timed region (the flag can be turned on at run time; tsx has no CLI for it).
 v8.setFlagsFromString('--expose-gc')
 const gcNow = vm.runInNewContext('gc') as () => void
-const pause = new Int32Array(new SharedArrayBuffer(4))
-/** Full GC, then 20 ms asleep so V8's background sweeping is done before the clock starts. */
-function fullGc(): void {
+/**
+ * Full GC, then 20 ms of event loop before the clock starts: V8's background sweeping finishes,
+ * and the finalizers of the previous run's outputs run (they need an event-loop turn), returning
+ * their memory to kvtrim's buffer pool, as between any two calls of a Node program. A tight
+ * synchronous loop never turns the loop, so every call would pay fresh pages (see the breakdown).
+ */
+async function settle(): Promise<void> {
   gcNow()
-  Atomics.wait(pause, 0, 0, 20)
+  await new Promise((resolve) => setTimeout(resolve, 20))
 }
 
 const now = (): number => performance.now()
@@ -65,11 +69,11 @@ const median = (xs: number[]): number => {
 }
 
 /** Milliseconds of each timed run of fn, after `warmups` untimed runs; a full GC before each. */
-function timeRuns(fn: () => unknown, warmups: number, runs: number): number[] {
+async function timeRuns(fn: () => unknown, warmups: number, runs: number): Promise<number[]> {
   for (let i = 0; i < warmups; i++) fn()
   const times: number[] = []
   for (let i = 0; i < runs; i++) {
-    fullGc()
+    await settle()
     const t0 = now()
     fn()
     times.push(now() - t0)
@@ -261,7 +265,7 @@ function record(r: Omit<Row, 'medianMs' | 'minMs' | 'gbPerSec' | 'floorMs' | 'ra
   return row
 }
 
-function benchCompress(keys: Tensor, values: Tensor, keepRatio: number, warmups = WARMUPS, runs = RUNS): Row {
+async function benchCompress(keys: Tensor, values: Tensor, keepRatio: number, warmups = WARMUPS, runs = RUNS): Promise<Row> {
   const options: CompressOptions = { keepRatio }
   return record({
     op: 'compressSync',
@@ -271,13 +275,13 @@ function benchCompress(keys: Tensor, values: Tensor, keepRatio: number, warmups 
     kept: keptOf(keys.dims[2], keepRatio),
     warmups,
     runs,
-    timesMs: timeRuns(() => compressSync(keys, values, options), warmups, runs),
+    timesMs: await timeRuns(() => compressSync(keys, values, options), warmups, runs),
     bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
   })
 }
 
 async function benchCompressAsync(keys: Tensor, values: Tensor, keepRatio: number): Promise<Row> {
-  fullGc()
+  await settle()
   const t0 = now()
   await compress(keys, values, { keepRatio })
   const ms = now() - t0
@@ -294,7 +298,7 @@ async function benchCompressAsync(keys: Tensor, values: Tensor, keepRatio: numbe
   })
 }
 
-function benchNorms(keys: Tensor, warmups = WARMUPS, runs = RUNS): Row {
+async function benchNorms(keys: Tensor, warmups = WARMUPS, runs = RUNS): Promise<Row> {
   return record({
     op: 'keyNormsSync',
     shape: keys.dims,
@@ -303,7 +307,7 @@ function benchNorms(keys: Tensor, warmups = WARMUPS, runs = RUNS): Row {
     kept: null,
     warmups,
     runs,
-    timesMs: timeRuns(() => keyNormsSync(keys), warmups, runs),
+    timesMs: await timeRuns(() => keyNormsSync(keys), warmups, runs),
     bytesToMove: normsBytes(keys.dims, keys.type),
   })
 }
@@ -354,10 +358,10 @@ interface OracleRun {
 }
 
 /** Times the TS oracle once and native (median) on the same data, and checks they agree. */
-function oracleVersusNative(keys: Tensor, values: Tensor, keepRatio: number, checkNorms: boolean): OracleRun {
+async function oracleVersusNative(keys: Tensor, values: Tensor, keepRatio: number, checkNorms: boolean): Promise<OracleRun> {
   const label = `[${keys.dims.join(', ')}] ${keys.type} keepRatio ${keepRatio}`
   const native = compressSync(keys, values, { keepRatio })
-  fullGc()
+  await settle()
   const t0 = now()
   const ref = oracle.compress(keys, values, { keepRatio })
   const oracleMs = now() - t0
@@ -382,28 +386,28 @@ function oracleVersusNative(keys: Tensor, values: Tensor, keepRatio: number, che
   const nativeRow = rows.find(
     (r) => r.op === 'compressSync' && r.keepRatio === keepRatio && r.dtype === keys.type && r.shape.join() === keys.dims.join(),
   )
-  const nativeMedianMs = nativeRow ? nativeRow.medianMs : benchCompress(keys, values, keepRatio).medianMs
+  const nativeMedianMs = nativeRow ? nativeRow.medianMs : (await benchCompress(keys, values, keepRatio)).medianMs
   return { shape: keys.dims, dtype: keys.type, keepRatio, oracleMs, nativeMedianMs, speedup: oracleMs / nativeMedianMs, bitExact: true, checked }
 }
 
 /** [1, 8, 4096, 128] fp16: native timings, and the oracle once per keepRatio on the same data. */
-function smallShapeWithOracle(): OracleRun[] {
+async function smallShapeWithOracle(): Promise<OracleRun[]> {
   const small = [1, 8, 4096, 128]
   const keys = randomTensor('float16', small, 0x2468ace)
   const values = randomTensor('float16', small, 0x1357bdf)
-  benchCompress(keys, values, 0.5)
-  benchCompress(keys, values, 0.1)
-  if (!QUICK) benchNorms(keys)
-  return [oracleVersusNative(keys, values, 0.5, true), oracleVersusNative(keys, values, 0.1, false)]
+  await benchCompress(keys, values, 0.5)
+  await benchCompress(keys, values, 0.1)
+  if (!QUICK) await benchNorms(keys)
+  return [await oracleVersusNative(keys, values, 0.5, true), await oracleVersusNative(keys, values, 0.1, false)]
 }
 
-function nativeOnly(type: DType, dims: number[]): void {
-  fullGc() // the previous shape's tensors go first
+async function nativeOnly(type: DType, dims: number[]): Promise<void> {
+  await settle() // the previous shape's tensors go first
   const keys = randomTensor(type, dims, 0xabcdef)
   const values = randomTensor(type, dims, 0xfedcba)
-  benchCompress(keys, values, 0.5)
-  benchCompress(keys, values, 0.1)
-  benchNorms(keys)
+  await benchCompress(keys, values, 0.5)
+  await benchCompress(keys, values, 0.1)
+  await benchNorms(keys)
 }
 
 // ---- output -------------------------------------------------------------------------------------
@@ -462,25 +466,25 @@ async function main(): Promise<void> {
   const main = [1, 8, 32768, 128]
   const keys = randomTensor('float16', main, 0x1234567)
   const values = randomTensor('float16', main, 0x7654321)
-  const mainRow = benchCompress(keys, values, 0.5)
-  benchCompress(keys, values, 0.1)
+  const mainRow = await benchCompress(keys, values, 0.5)
+  await benchCompress(keys, values, 0.1)
   await benchCompressAsync(keys, values, 0.5)
   await benchCompressAsync(keys, values, 0.1)
-  const normsRow = benchNorms(keys)
+  const normsRow = await benchNorms(keys)
 
   // Where the time of the main compress goes: norms alone; norms + selection (keep 1: the radix
   // select runs in full and almost nothing is gathered); fresh output pages faulted in (allocate
   // and fill typed arrays of the outputs' size) versus the same fill on pages already mapped.
-  const keepOne = median(timeRuns(() => compressSync(keys, values, { keep: 1 }), WARMUPS, RUNS))
+  const keepOne = median(await timeRuns(() => compressSync(keys, values, { keep: 1 }), WARMUPS, RUNS))
   const outElems = (2 * main[0] * main[1] * keptOf(main[2], 0.5) * main[3])
-  const fresh = median(timeRuns(() => new Uint16Array(outElems).fill(1), 1, RUNS))
+  const fresh = median(await timeRuns(() => new Uint16Array(outElems).fill(1), 1, RUNS))
   const reused = new Uint16Array(outElems)
   reused.fill(2)
-  const warmFill = median(timeRuns(() => reused.fill(1), 1, RUNS))
+  const warmFill = median(await timeRuns(() => reused.fill(1), 1, RUNS))
   // CPU time in the kernel and page faults of one compress call (medians of a few calls).
   const usage = { minorFaults: [] as number[], userMs: [] as number[], systemMs: [] as number[] }
   for (let i = 0; i < (QUICK ? 3 : 5); i++) {
-    fullGc()
+    await settle()
     const r0 = process.resourceUsage()
     compressSync(keys, values, { keepRatio: 0.5 })
     const r1 = process.resourceUsage()
@@ -512,9 +516,9 @@ async function main(): Promise<void> {
   const oracleRuns: OracleRun[] = []
   if (!QUICK) {
     console.log('oracle (plain TypeScript) on the main shape: one run, a few seconds ...')
-    oracleRuns.push(oracleVersusNative(keys, values, 0.5, false))
+    oracleRuns.push(await oracleVersusNative(keys, values, 0.5, false))
   }
-  oracleRuns.push(...smallShapeWithOracle())
+  oracleRuns.push(...(await smallShapeWithOracle()))
 
   // 4. more shapes, native path only
   const skipped: Array<{ shape: number[]; dtype: DType; reason: string }> = []
@@ -527,7 +531,7 @@ async function main(): Promise<void> {
     for (const [type, dims] of more) {
       const bytes = footprint(dims, type, 0.5)
       if (bytes > MEMORY_LIMIT) skipped.push({ shape: dims, dtype: type, reason: `needs ${fmt(bytes / 2 ** 30)} GiB` })
-      else nativeOnly(type, dims)
+      else await nativeOnly(type, dims)
     }
   }
 
