@@ -86,6 +86,22 @@ describeCuda('CUDA compress', () => {
     })
   }
 
+  it(`a small emulated device (4 SMs): more rows than resident blocks run in waves; few rows split (seed ${seed})`, () => {
+    const r = rng(seed + 31)
+    for (const sch of SCHEDULES) {
+      schedule(sch, seed, 4)
+      for (const dims of [[4, 8, 300, 16], [1, 2, 3000, 64]]) {
+        const keys = randomTensor(r, 'float16', dims, { dupRows: 0.2, nanRows: 0.02 })
+        const values = randomTensor(r, 'float16', dims)
+        const o: CompressOptions = { keepRatio: 0.3, sink: 2, recent: 8 }
+        const dk = toDevice(keys), dv = toDevice(values)
+        check(compressSync(dk, dv, o), oracle.compress(keys, values, o), compressSync(keys, values, o), `4 SMs ${sch} ${dims}`)
+        dk.dispose()
+        dv.dispose()
+      }
+    }
+  })
+
   it(`keyNorms on the device: every head_dim 1..40 and 64..256, all dtypes (seed ${seed})`, () => {
     const r = rng(seed + 9)
     for (const type of DTYPES) {
