@@ -38,7 +38,7 @@ export type KvCache = KvLayer[]
 export interface ForwardOptions {
   /** 'all' (default): logits of every new token, [T, vocab]; 'last': of the last one, [1, vocab]. */
   logits?: 'all' | 'last'
-  /** Also return the attention weights per layer: [nHeads, T, cacheLen + T] (softmax rows). */
+  /** Also return the attention weights per layer: [nHeads, T, cacheLen + T] (softmax rows; zero past a token's own column). */
   attention?: boolean
 }
 
@@ -154,7 +154,8 @@ export class Llama2Model {
 
   /**
    * Runs `tokens` at absolute `positions` (one per token) after the tokens in `cache` (null: an
-   * empty one). New token i attends to every cached row and to new tokens 0..i.
+   * empty one). New token i attends to every cached row and to new tokens 0..i. Layers may hold
+   * different numbers of rows (per-layer budgets); attention is then [nHeads, T, S_l + T].
    */
   forward(tokens: readonly number[], positions: readonly number[], cache: KvCache | null, o: ForwardOptions = {}): ForwardResult {
     const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize } = this.config
@@ -162,8 +163,6 @@ export class Llama2Model {
     if (T === 0 || positions.length !== T) throw new Error(`Expected one position per token (${T} tokens, ${positions.length} positions)`)
     const past = cache ?? this.emptyCache()
     if (past.length !== nLayers) throw new Error(`Expected a cache of ${nLayers} layers, got ${past.length}`)
-    const S = past[0].keys.dims[2]
-    const total = S + T
     const kvDim = nKvHeads * headDim
     const group = nHeads / nKvHeads
     const w = this.#w
@@ -174,12 +173,13 @@ export class Llama2Model {
     const xb = new Float32Array(dim), xb2 = new Float32Array(dim), q = new Float32Array(dim)
     const hb = new Float32Array(hiddenDim), hb2 = new Float32Array(hiddenDim)
     const k = new Float32Array(kvDim), v = new Float32Array(kvDim)
-    const scores = new Float32Array(total)
+    const scores = new Float32Array(Math.max(...past.map((l) => l.keys.dims[2])) + T)
     const scale = 1 / Math.sqrt(headDim)
     const next: KvCache = []
     const attention: Float32Array[] = []
     for (let l = 0; l < nLayers; l++) {
-      if (past[l].keys.dims[2] !== S || past[l].values.dims[2] !== S) throw new Error(`Expected every layer of the cache to hold ${S} rows (layer ${l})`)
+      const S = past[l].keys.dims[2], total = S + T
+      if (past[l].values.dims[2] !== S) throw new Error(`Expected keys and values of layer ${l} to hold the same number of rows`)
       // the layer's cache with room for the new rows: [1, kvHeads, S + T, headDim]
       const K = new Float32Array(nKvHeads * total * headDim), Vc = new Float32Array(nKvHeads * total * headDim)
       for (let h = 0; h < nKvHeads; h++) {

@@ -28,7 +28,7 @@ export interface CacheCompressorOptions {
   score?: 'low-norm' | 'high-norm'
   /**
    * While decoding: every `every` new tokens, compress each layer back to `target` tokens
-   * (default: its length after the prefill step). Omit to compress only after the prefill.
+   * (default: each layer's length after afterPrefill). Omit to compress only after the prefill.
    */
   decode?: { every: number; target?: number }
   /**
@@ -290,7 +290,7 @@ export class CacheCompressor {
     const o = this.#o
     // interval every - 1: a layer at target + every tokens (every new ones) goes back to target
     this.#decoder = new Compressor({
-      target: d.target ?? Math.max(0, ...this.#lengths!),
+      target: d.target ?? this.#lengths!.slice(), // each layer's length after the prefill
       interval: d.every - 1,
       position: this.#position + appended,
       ...(o.sink !== undefined && { sink: o.sink }),

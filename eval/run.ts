@@ -1,0 +1,67 @@
+// kvtrim-eval: the L2-norm paper's experiments on a llama2.c model (the TinyStories test model by
+// default) through the TypeScript forward pass. Writes a table on the terminal, eval.json and
+// eval.svg.
+//
+//   npm run eval                                   # the test model, defaults below
+//   npm run eval -- --stories 2 --ratios 0.5,0.25  # smaller
+//   npm run eval -- --model-dir DIR --checkpoint model.bin --tokenizer tokenizer.bin --out DIR
+//
+// Options: --stories N (8) --prefill N (256) --continuation N (128) --seed N (1234)
+// --ratios a,b,... (0.9,0.75,0.5,0.25,0.1) --policies p,q (all) --every N,M (1,8; '' to skip the
+// decode-time variant) --prune-after N (0) --skip-layers l,m (none) --out DIR (eval/results).
+import { mkdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { runEval, type EvalOptions } from './experiments'
+import { CHECKPOINT, TOKENIZER, modelDir, repoRoot } from './model-dir'
+import { POLICIES, type Policy } from './policies'
+import { progressBar } from './progress'
+import { chart, table } from './report'
+
+const list = (s: string): number[] => (s.trim() === '' ? [] : s.split(',').map(Number))
+
+export function parse(argv: string[]): EvalOptions & { out: string } {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      'model-dir': { type: 'string' }, checkpoint: { type: 'string', default: CHECKPOINT }, tokenizer: { type: 'string', default: TOKENIZER },
+      stories: { type: 'string', default: '8' }, prefill: { type: 'string', default: '256' }, continuation: { type: 'string', default: '128' },
+      seed: { type: 'string', default: '1234' }, ratios: { type: 'string', default: '0.9,0.75,0.5,0.25,0.1' }, policies: { type: 'string', default: POLICIES.join(',') },
+      every: { type: 'string', default: '1,8' }, 'prune-after': { type: 'string', default: '0' }, 'skip-layers': { type: 'string', default: '' },
+      out: { type: 'string', default: path.join(repoRoot, 'eval', 'results') },
+    },
+  })
+  const dir = v['model-dir'] ?? modelDir()
+  const policies = v.policies!.split(',').filter(Boolean) as Policy[]
+  for (const p of policies) if (!POLICIES.includes(p)) throw new Error(`unknown policy '${p}'; known: ${POLICIES.join(', ')}`)
+  const o = {
+    checkpoint: path.resolve(dir, v.checkpoint!), tokenizer: path.resolve(dir, v.tokenizer!),
+    stories: Number(v.stories), prefill: Number(v.prefill), continuation: Number(v.continuation), seed: Number(v.seed),
+    ratios: list(v.ratios!), policies, every: list(v.every!), pruneAfter: Number(v['prune-after']), skipLayers: list(v['skip-layers']!), out: v.out!,
+  }
+  for (const [k, x] of Object.entries({ stories: o.stories, prefill: o.prefill, continuation: o.continuation, seed: o.seed, pruneAfter: o.pruneAfter })) {
+    if (!Number.isSafeInteger(x) || x < 0) throw new Error(`--${k} expects a non-negative integer`)
+  }
+  if (!o.ratios.length || o.ratios.some((r) => !(r > 0 && r <= 1))) throw new Error('--ratios expects numbers in (0, 1]')
+  if (o.every.some((e) => !Number.isSafeInteger(e) || e < 1)) throw new Error('--every expects positive integers')
+  return o
+}
+
+function main(): void {
+  const o = parse(process.argv.slice(2))
+  const result = runEval({ ...o, onProgress: progressBar() })
+  mkdirSync(o.out, { recursive: true })
+  writeFileSync(path.join(o.out, 'eval.json'), JSON.stringify(result, null, 2) + '\n')
+  writeFileSync(path.join(o.out, 'eval.svg'), chart(result))
+  console.log(table(result))
+  console.log(`\nwrote ${path.join(o.out, 'eval.json')} and ${path.join(o.out, 'eval.svg')}`)
+}
+
+if (require.main === module) {
+  try {
+    main()
+  } catch (err) {
+    console.error(`kvtrim-eval: ${(err as Error).message}`)
+    process.exit(1)
+  }
+}
