@@ -7,7 +7,7 @@ const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/
 
 /** Rows: policies; columns: keep ratios. */
 function grid(title: string, rows: Array<{ name: string; values: number[] }>, ratios: number[], baseline: number): string {
-  const w0 = Math.max(title.length, ...rows.map((r) => r.name.length))
+  const w0 = Math.max(title.length, '(no compression)'.length, ...rows.map((r) => r.name.length))
   const head = `${title.padEnd(w0)} | ${ratios.map((r) => `keep ${r}`.padStart(9)).join(' ')}`
   const lines = rows.map((r) => `${r.name.padEnd(w0)} | ${r.values.map((v) => f(v).padStart(9)).join(' ')}`)
   return [head, '-'.repeat(head.length), ...lines, `${'(no compression)'.padEnd(w0)} | ${f(baseline).padStart(9)} at every ratio`].join('\n')
