@@ -49,7 +49,8 @@ export interface ForwardResult {
   attention?: Float32Array[]
 }
 
-interface Weights {
+/** The checkpoint's tensors, matrices [out, in] row-major (views into one buffer). */
+export interface Weights {
   embedding: Float32Array // [vocab, dim]
   rmsAtt: Float32Array[]
   wq: Float32Array[] // [dim, dim] (out, in)
@@ -96,6 +97,46 @@ function rope(v: Float32Array, headDim: number, pos: number): void {
   }
 }
 
+/** Reads a llama2.c checkpoint (header of 7 int32, then float32 weights). */
+export function readCheckpoint(path: string): { config: Llama2Config; weights: Weights } {
+  const buf = readFileSync(path)
+  const head = new Int32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + 28))
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = Array.from(head)
+  const config: Llama2Config = {
+    dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: Math.abs(vocab), seqLen, headDim: dim / nHeads, sharedClassifier: vocab > 0,
+  }
+  if (!(dim > 0 && nHeads > 0 && nKvHeads > 0 && nHeads % nKvHeads === 0 && dim % nHeads === 0 && nLayers > 0)) {
+    throw new Error(`${path}: not a llama2.c checkpoint (header ${Array.from(head).join(', ')})`)
+  }
+  const floats = new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length - ((buf.length - 28) % 4)))
+  let at = 0
+  const take = (n: number): Float32Array => {
+    if (at + n > floats.length) throw new Error(`${path}: truncated checkpoint`)
+    const t = floats.subarray(at, at + n)
+    at += n
+    return t
+  }
+  const perLayer = (n: number): Float32Array[] => {
+    const all = take(nLayers * n)
+    return Array.from({ length: nLayers }, (_, l) => all.subarray(l * n, (l + 1) * n))
+  }
+  const V = config.vocabSize, kvDim = nKvHeads * config.headDim
+  const embedding = take(V * dim)
+  const rmsAtt = perLayer(dim)
+  const wq = perLayer(dim * dim)
+  const wk = perLayer(kvDim * dim)
+  const wv = perLayer(kvDim * dim)
+  const wo = perLayer(dim * dim)
+  const rmsFfn = perLayer(dim)
+  const w1 = perLayer(hiddenDim * dim)
+  const w2 = perLayer(dim * hiddenDim)
+  const w3 = perLayer(hiddenDim * dim)
+  const rmsFinal = take(dim)
+  take(seqLen * config.headDim) // legacy freq_cis_real and freq_cis_imag (seqLen * headDim / 2 each)
+  const classifier = config.sharedClassifier ? embedding : take(V * dim)
+  return { config, weights: { embedding, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, rmsFinal, classifier } }
+}
+
 export class Llama2Model {
   readonly config: Llama2Config
   readonly #w: Weights
@@ -107,42 +148,8 @@ export class Llama2Model {
 
   /** Reads a llama2.c checkpoint (header of 7 int32, then float32 weights). */
   static load(path: string): Llama2Model {
-    const buf = readFileSync(path)
-    const head = new Int32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + 28))
-    const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = Array.from(head)
-    const config: Llama2Config = {
-      dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: Math.abs(vocab), seqLen, headDim: dim / nHeads, sharedClassifier: vocab > 0,
-    }
-    if (!(dim > 0 && nHeads > 0 && nKvHeads > 0 && nHeads % nKvHeads === 0 && dim % nHeads === 0 && nLayers > 0)) {
-      throw new Error(`${path}: not a llama2.c checkpoint (header ${Array.from(head).join(', ')})`)
-    }
-    const floats = new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length - ((buf.length - 28) % 4)))
-    let at = 0
-    const take = (n: number): Float32Array => {
-      if (at + n > floats.length) throw new Error(`${path}: truncated checkpoint`)
-      const t = floats.subarray(at, at + n)
-      at += n
-      return t
-    }
-    const perLayer = (n: number): Float32Array[] => {
-      const all = take(nLayers * n)
-      return Array.from({ length: nLayers }, (_, l) => all.subarray(l * n, (l + 1) * n))
-    }
-    const V = config.vocabSize, kvDim = nKvHeads * config.headDim
-    const embedding = take(V * dim)
-    const rmsAtt = perLayer(dim)
-    const wq = perLayer(dim * dim)
-    const wk = perLayer(kvDim * dim)
-    const wv = perLayer(kvDim * dim)
-    const wo = perLayer(dim * dim)
-    const rmsFfn = perLayer(dim)
-    const w1 = perLayer(hiddenDim * dim)
-    const w2 = perLayer(dim * hiddenDim)
-    const w3 = perLayer(hiddenDim * dim)
-    const rmsFinal = take(dim)
-    take(seqLen * config.headDim) // legacy freq_cis_real and freq_cis_imag (seqLen * headDim / 2 each)
-    const classifier = config.sharedClassifier ? embedding : take(V * dim)
-    return new Llama2Model(config, { embedding, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, rmsFinal, classifier })
+    const { config, weights } = readCheckpoint(path)
+    return new Llama2Model(config, weights)
   }
 
   /** An empty cache: per layer keys and values [1, kvHeads, 0, headDim]. */
