@@ -16,7 +16,7 @@ function grid(title: string, rows: Array<{ name: string; values: number[] }>, ra
 export function table(r: EvalResult): string {
   const ratios = r.options.ratios
   const out: string[] = []
-  out.push(`model ${r.model.checkpoint}: ${r.model.layers} layers, ${r.model.heads} heads, ${r.model.kvHeads} KV heads of ${r.model.headDim}`)
+  out.push(`model ${r.model.name}: ${r.model.layers} layers, ${r.model.heads} heads, ${r.model.kvHeads} KV heads of ${r.model.headDim}`)
   out.push(`text: ${r.text.stories} stories ${r.text.source}, seed ${r.text.seed}; prefill ${r.text.prefill} tokens, continuation ${r.text.continuation}`)
   out.push('')
   out.push('Perplexity of the continuation after compressing the prefill cache (lower is better)')
@@ -31,8 +31,12 @@ export function table(r: EvalResult): string {
   }
   out.push('')
   out.push("Spearman's rho between a prefill key's L2 norm and the attention the continuation gives it (negative: low norm, high attention)")
-  out.push(`layer | ${r.correlation.perHead[0].map((_, h) => `head ${h}`.padStart(7)).join(' ')} |    mean`)
-  r.correlation.perHead.forEach((row, l) => out.push(`${String(l).padStart(5)} | ${row.map((x) => f(x, 2).padStart(7)).join(' ')} | ${f(r.correlation.perLayer[l], 2).padStart(7)}`))
+  const corr = r.correlation
+  if (!corr) out.push('not available: this decoder returns no attention weights')
+  else {
+    out.push(`layer | ${corr.perHead[0].map((_, h) => `head ${h}`.padStart(7)).join(' ')} |    mean`)
+    corr.perHead.forEach((row, l) => out.push(`${String(l).padStart(5)} | ${row.map((x) => f(x, 2).padStart(7)).join(' ')} | ${f(corr.perLayer[l], 2).padStart(7)}`))
+  }
   out.push('')
   out.push(`${r.seconds.toFixed(1)} s`)
   return out.join('\n')
@@ -104,7 +108,7 @@ export function chart(r: EvalResult): string {
     '<rect width="100%" height="100%" fill="#fff"/>',
     linePanel({ x: 0, y: 0, w: 440, h: H }, 'Perplexity after prefill compression', prefillLines, r.baseline, yMax),
     ...(decodeLines.length ? [linePanel({ x: 440, y: 0, w: 440, h: H }, `Decode-time, compressed every ${every} tokens`, decodeLines, r.baseline, yMax)] : []),
-    barPanel({ x: 880, y: 0, w: 380, h: H }, "Spearman's rho: key norm vs attention", r.correlation.perHead, r.correlation.perLayer),
+    ...(r.correlation ? [barPanel({ x: 880, y: 0, w: 380, h: H }, "Spearman's rho: key norm vs attention", r.correlation.perHead, r.correlation.perLayer)] : []),
   ]
   // legend
   let lx = 50

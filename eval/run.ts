@@ -13,6 +13,8 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { runEval, type EvalOptions } from './experiments'
+import { Llama2Model } from './llama2c'
+import { Tokenizer } from './tokenizer'
 import { CHECKPOINT, TOKENIZER, modelDir, repoRoot } from './model-dir'
 import { POLICIES, type Policy } from './policies'
 import { progressBar } from './progress'
@@ -20,7 +22,9 @@ import { chart, table } from './report'
 
 const list = (s: string): number[] => (s.trim() === '' ? [] : s.split(',').map(Number))
 
-export function parse(argv: string[]): EvalOptions & { out: string } {
+export type CliOptions = Omit<EvalOptions, 'decoder' | 'modelName'> & { checkpoint: string; tokenizer: string; out: string }
+
+export function parse(argv: string[]): CliOptions {
   const { values: v } = parseArgs({
     args: argv,
     options: {
@@ -47,21 +51,26 @@ export function parse(argv: string[]): EvalOptions & { out: string } {
   return o
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const o = parse(process.argv.slice(2))
-  const result = runEval({ ...o, onProgress: progressBar() })
-  mkdirSync(o.out, { recursive: true })
-  writeFileSync(path.join(o.out, 'eval.json'), JSON.stringify(result, null, 2) + '\n')
-  writeFileSync(path.join(o.out, 'eval.svg'), chart(result))
+  const decoder = Llama2Model.load(o.checkpoint)
+  const tokenizer = Tokenizer.load(o.tokenizer, decoder.config.vocabSize)
+  const result = await runEval({ ...o, decoder, modelName: path.relative(process.cwd(), o.checkpoint), detokenize: (t) => tokenizer.decode(t), onProgress: progressBar() })
+  writeOutputs(result, o.out)
+}
+
+/** Writes eval.json and eval.svg into `out` and prints the table. */
+export function writeOutputs(result: Awaited<ReturnType<typeof runEval>>, out: string): void {
+  mkdirSync(out, { recursive: true })
+  writeFileSync(path.join(out, 'eval.json'), JSON.stringify(result, null, 2) + '\n')
+  writeFileSync(path.join(out, 'eval.svg'), chart(result))
   console.log(table(result))
-  console.log(`\nwrote ${path.join(o.out, 'eval.json')} and ${path.join(o.out, 'eval.svg')}`)
+  console.log(`\nwrote ${path.join(out, 'eval.json')} and ${path.join(out, 'eval.svg')}`)
 }
 
 if (require.main === module) {
-  try {
-    main()
-  } catch (err) {
+  main().catch((err) => {
     console.error(`kvtrim-eval: ${(err as Error).message}`)
     process.exit(1)
-  }
+  })
 }

@@ -1,7 +1,7 @@
 // The evaluation text: stories sampled from the model itself with a fixed seed (temperature 1,
 // plain multinomial sampling as llama2.c's run.c does without top-p), so the evaluation runs
 // offline and the same on every machine. Each story starts at BOS.
-import { type Llama2Model } from './llama2c'
+import type { Decoder } from './decoder'
 import { BOS } from './tokenizer'
 
 /** mulberry32: a small seeded generator. */
@@ -31,16 +31,18 @@ export function sample(logits: Float32Array, temperature: number, random: () => 
   return p.length - 1
 }
 
-/** `count` token sequences of `length` tokens (BOS first), sampled with `seed`. */
-export function sampleStories(model: Llama2Model, count: number, length: number, seed: number, temperature = 1): number[][] {
+/** `count` token sequences of `length` tokens (`bos` first), sampled with `seed`. */
+export async function sampleStories(model: Decoder, count: number, length: number, seed: number, temperature = 1, bos = BOS): Promise<number[][]> {
   const random = rng(seed)
-  return Array.from({ length: count }, () => {
-    const tokens = [BOS]
-    let r = model.forward([BOS], [0], null, { logits: 'last' })
+  const stories: number[][] = []
+  for (let s = 0; s < count; s++) {
+    const tokens = [bos]
+    let r = await model.forward([bos], [0], null, { logits: 'last' })
     while (tokens.length < length) {
       tokens.push(sample(r.logits, temperature, random))
-      if (tokens.length < length) r = model.forward([tokens[tokens.length - 1]], [tokens.length - 1], r.cache, { logits: 'last' })
+      if (tokens.length < length) r = await model.forward([tokens[tokens.length - 1]], [tokens.length - 1], r.cache, { logits: 'last' })
     }
-    return tokens
-  })
+    stories.push(tokens)
+  }
+  return stories
 }

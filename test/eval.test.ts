@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
-import { runEval, type EvalOptions } from '../eval/experiments'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { runEval, type EvalOptions, type EvalResult } from '../eval/experiments'
 import { logProb } from '../eval/llama2c'
 import { findModel } from '../eval/model-dir'
 import { POLICIES } from '../eval/policies'
@@ -15,20 +15,23 @@ import { sampleStories } from '../eval/text'
 import { skipReason, suiteName, testModel } from './model'
 
 describe.skipIf(skipReason !== undefined)(suiteName('kvtrim-eval on TinyStories 260K'), () => {
-  const files = findModel() as { checkpoint: string; tokenizer: string }
-  const o: EvalOptions = {
-    ...files, stories: 2, prefill: 32, continuation: 8, seed: 7, ratios: [1, 0.5], policies: [...POLICIES], every: [4], pruneAfter: 0, skipLayers: [],
-  }
-  const r = runEval(o)
+  let r: EvalResult
+  beforeAll(async () => {
+    const files = findModel() as { checkpoint: string; tokenizer: string }
+    const o: EvalOptions = {
+      decoder: testModel().model, modelName: files.checkpoint, stories: 2, prefill: 32, continuation: 8, seed: 7, ratios: [1, 0.5], policies: [...POLICIES], every: [4], pruneAfter: 0, skipLayers: [],
+    }
+    r = await runEval(o)
+  })
 
   it('keeping every token gives the uncompressed perplexity for every policy', () => {
     for (const p of POLICIES) expect(r.prefill.find((x) => x.policy === p && x.keepRatio === 1)!.perplexity, p).toBe(r.baseline)
     expect(r.prefill.find((x) => x.policy === 'low-norm' && x.keepRatio === 0.5)!.kept).toBe(16)
   })
 
-  it('the baseline is exp(mean NLL) of the continuation, computed here token by token', () => {
+  it('the baseline is exp(mean NLL) of the continuation, computed here token by token', async () => {
     const { model } = testModel()
-    const stories = sampleStories(model, 2, 41, 7)
+    const stories = await sampleStories(model, 2, 41, 7)
     let nll = 0
     for (const s of stories) {
       let res = model.forward(s.slice(0, 33), Array.from({ length: 33 }, (_, i) => i), null, { logits: 'last' })
@@ -46,8 +49,8 @@ describe.skipIf(skipReason !== undefined)(suiteName('kvtrim-eval on TinyStories 
   })
 
   it('reports the correlation per layer and KV head, and renders table and chart', () => {
-    expect(r.correlation.perHead).toHaveLength(5)
-    for (const row of r.correlation.perHead) for (const x of row) expect(Math.abs(x)).toBeLessThanOrEqual(1)
+    expect(r.correlation!.perHead).toHaveLength(5)
+    for (const row of r.correlation!.perHead) for (const x of row) expect(Math.abs(x)).toBeLessThanOrEqual(1)
     const svg = chart(r)
     expect(svg.startsWith('<svg')).toBe(true)
     expect(svg.match(/<polyline/g)).toHaveLength(POLICIES.length + 5)
