@@ -44,7 +44,7 @@ async function loop(model: PreTrainedModel, ids: number[], explicitPositions: bo
 }
 
 describe.skipIf(skipReason !== undefined)(`transformers.js with kvtrim/transformers${skipReason ? ` (${skipReason})` : ''}`, () => {
-  it('loads offline and agrees with the TypeScript forward pass within 1e-4', async () => {
+  it('loads offline and agrees with the TypeScript forward pass within 1e-4, also over a compressed cache', async () => {
     const { model: ref, tokenizer, dir } = setup()
     const model = await load(dir)
     const ids = tokenizer.encode(PROMPT)
@@ -56,6 +56,18 @@ describe.skipIf(skipReason !== undefined)(`transformers.js with kvtrim/transform
     expect(out.logits.dims).toEqual([1, ids.length, 512])
     expect(maxDiff(out.logits.data as Float32Array, ref.forward(ids, ids.map((_, i) => i), null).logits)).toBeLessThan(1e-4)
     expect(out['present.0.key']).toBeInstanceOf(Tensor)
+    // compressed by kvtrim, then two tokens at the absolute positions S, S + 1
+    const S = ids.length
+    const kv = new CacheCompressor({ keepRatio: 0.5 })
+    const { cache: past } = kv.afterPrefillSync(pastFromPresent(out))
+    const { position_ids, attention_mask } = kv.nextInputs(2, Tensor)
+    const next = (await model({ input_ids: new Tensor('int64', ids64([400, 261]), [1, 2]), attention_mask, position_ids, past_key_values: past })) as Outputs
+    const layers = Array.from({ length: 5 }, (_, l) => ({
+      keys: { type: 'float32' as const, data: past[`past_key_values.${l}.key`].data as Float32Array, dims: past[`past_key_values.${l}.key`].dims },
+      values: { type: 'float32' as const, data: past[`past_key_values.${l}.value`].data as Float32Array, dims: past[`past_key_values.${l}.value`].dims },
+    }))
+    expect(layers[0].keys.dims[2]).toBe(Math.ceil(S / 2))
+    expect(maxDiff(next.logits.data as Float32Array, ref.forward([400, 261], [S, S + 1], layers).logits)).toBeLessThan(1e-4)
   })
 
   it('a 40-token loop compressing after prefill and every 8 steps gives exactly the reference tokens', async () => {
