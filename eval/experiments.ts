@@ -9,6 +9,7 @@ import { CacheCompressor } from '../lib/transformers'
 import type { Decoder } from './decoder'
 import { logProb, type KvCache } from './llama2c'
 import { DECODE_POLICIES, POLICIES, compressPrefill, policyOptions, type Policy } from './policies'
+import { passkey, type PasskeyResult, type TextCodec } from './passkey'
 import { rng, sampleStories } from './text'
 import { BOS } from './tokenizer'
 
@@ -31,6 +32,8 @@ export interface EvalOptions {
   every: number[]
   pruneAfter: number
   skipLayers: number[]
+  /** passkey retrieval (needs a tokenizer): trials (0: skip) and the prompt length in tokens */
+  passkey?: { codec: TextCodec; trials: number; contextTokens: number }
   onProgress?: (done: number, total: number, label: string) => void
 }
 
@@ -47,6 +50,8 @@ export interface EvalResult {
   decode: DecodeRow[]
   /** [layer][kvHead]: Spearman's rho of key norm vs attention received, averaged over stories; perLayer: mean over heads. null: the decoder gives no attention weights */
   correlation: { perHead: number[][]; perLayer: number[] } | null
+  /** passkey retrieval accuracy per policy and keep ratio (absent when not run) */
+  passkey?: PasskeyResult
   seconds: number
 }
 
@@ -71,7 +76,8 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
     throw new Error('skipLayers cannot be evaluated on this decoder: one attention mask serves every layer, so every layer must keep the same number of tokens')
   }
   const decodePolicies = o.policies.filter((p) => DECODE_POLICIES.includes(p))
-  const total = o.stories * (2 + o.policies.length * o.ratios.length + decodePolicies.length * o.ratios.length * o.every.length)
+  const pk = o.passkey && o.passkey.trials > 0 ? o.passkey : undefined
+  const total = o.stories * (2 + o.policies.length * o.ratios.length + decodePolicies.length * o.ratios.length * o.every.length) + (pk?.trials ?? 0)
   let done = 0
   const tick = (label: string) => o.onProgress?.(++done, total, label)
 
@@ -138,6 +144,9 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
     }
   }
 
+  const passkeyResult = pk
+    ? await passkey(model, pk.codec, { trials: pk.trials, contextTokens: pk.contextTokens, seed: o.seed, ratios: o.ratios, policies: o.policies, onTrial: tick })
+    : undefined
   const n = o.stories * C
   return {
     model: { name: o.modelName, layers: c.nLayers, heads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, vocab: c.vocabSize },
@@ -163,6 +172,7 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
       perHead: corr.map((row, l) => row.map((x, h) => (corrCount[l][h] ? x / corrCount[l][h] : NaN))),
       perLayer: corr.map((row, l) => row.reduce((s, x, h) => s + (corrCount[l][h] ? x / corrCount[l][h] : 0), 0) / row.length),
     },
+    ...(passkeyResult && { passkey: passkeyResult }),
     seconds: (performance.now() - t0) / 1000,
   }
 }

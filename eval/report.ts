@@ -37,6 +37,15 @@ export function table(r: EvalResult): string {
     out.push(`layer | ${corr.perHead[0].map((_, h) => `head ${h}`.padStart(7)).join(' ')} |    mean`)
     corr.perHead.forEach((row, l) => out.push(`${String(l).padStart(5)} | ${row.map((x) => f(x, 2).padStart(7)).join(' ')} | ${f(corr.perLayer[l], 2).padStart(7)}`))
   }
+  if (r.passkey) {
+    const pk = r.passkey
+    out.push('')
+    out.push(`Passkey retrieval: ${pk.trials} trials, prompts of ${Math.min(...pk.promptTokens)}-${Math.max(...pk.promptTokens)} tokens; accuracy with the whole cache: ${f(pk.baseline, 2)}`)
+    if (pk.baseline === 0) {
+      out.push(`this model does not retrieve the key even from the whole cache (first trial: key ${pk.example.key}, answer ${JSON.stringify(pk.example.answer)}); the compressed runs say nothing`)
+    }
+    out.push(grid('policy', r.options.policies.map((p) => ({ name: p, values: r.options.ratios.map((k) => pk.rows.find((x) => x.policy === p && x.keepRatio === k)!.accuracy) })), r.options.ratios, pk.baseline))
+  }
   out.push('')
   out.push(`${r.seconds.toFixed(1)} s`)
   return out.join('\n')

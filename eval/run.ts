@@ -8,7 +8,8 @@
 //
 // Options: --stories N (8) --prefill N (256) --continuation N (128) --seed N (1234)
 // --ratios a,b,... (0.9,0.75,0.5,0.25,0.1) --policies p,q (all) --every N,M (1,8; '' to skip the
-// decode-time variant) --prune-after N (0) --skip-layers l,m (none) --out DIR (eval/results).
+// decode-time variant) --prune-after N (0) --skip-layers l,m (none) --passkey-trials N (4; 0 skips
+// passkey retrieval) --passkey-tokens N (480, the prompt length) --out DIR (eval/results).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -22,7 +23,7 @@ import { chart, table } from './report'
 
 const list = (s: string): number[] => (s.trim() === '' ? [] : s.split(',').map(Number))
 
-export type CliOptions = Omit<EvalOptions, 'decoder' | 'modelName'> & { checkpoint: string; tokenizer: string; out: string }
+export type CliOptions = Omit<EvalOptions, 'decoder' | 'modelName' | 'passkey'> & { checkpoint: string; tokenizer: string; out: string; passkeyTrials: number; passkeyTokens: number }
 
 export function parse(argv: string[]): CliOptions {
   const { values: v } = parseArgs({
@@ -31,7 +32,7 @@ export function parse(argv: string[]): CliOptions {
       'model-dir': { type: 'string' }, checkpoint: { type: 'string', default: CHECKPOINT }, tokenizer: { type: 'string', default: TOKENIZER },
       stories: { type: 'string', default: '8' }, prefill: { type: 'string', default: '256' }, continuation: { type: 'string', default: '128' },
       seed: { type: 'string', default: '1234' }, ratios: { type: 'string', default: '0.9,0.75,0.5,0.25,0.1' }, policies: { type: 'string', default: POLICIES.join(',') },
-      every: { type: 'string', default: '1,8' }, 'prune-after': { type: 'string', default: '0' }, 'skip-layers': { type: 'string', default: '' },
+      every: { type: 'string', default: '1,8' }, 'passkey-trials': { type: 'string', default: '4' }, 'passkey-tokens': { type: 'string', default: '480' }, 'prune-after': { type: 'string', default: '0' }, 'skip-layers': { type: 'string', default: '' },
       out: { type: 'string', default: path.join(repoRoot, 'eval', 'results') },
     },
   })
@@ -42,10 +43,12 @@ export function parse(argv: string[]): CliOptions {
     checkpoint: path.resolve(dir, v.checkpoint!), tokenizer: path.resolve(dir, v.tokenizer!),
     stories: Number(v.stories), prefill: Number(v.prefill), continuation: Number(v.continuation), seed: Number(v.seed),
     ratios: list(v.ratios!), policies, every: list(v.every!), pruneAfter: Number(v['prune-after']), skipLayers: list(v['skip-layers']!), out: v.out!,
+    passkeyTrials: Number(v['passkey-trials']), passkeyTokens: Number(v['passkey-tokens']),
   }
-  for (const [k, x] of Object.entries({ stories: o.stories, prefill: o.prefill, continuation: o.continuation, seed: o.seed, pruneAfter: o.pruneAfter })) {
+  for (const [k, x] of Object.entries({ stories: o.stories, prefill: o.prefill, continuation: o.continuation, seed: o.seed, 'prune-after': o.pruneAfter, 'passkey-trials': o.passkeyTrials, 'passkey-tokens': o.passkeyTokens })) {
     if (!Number.isSafeInteger(x) || x < 0) throw new Error(`--${k} expects a non-negative integer`)
   }
+  if (o.stories < 1) throw new Error('--stories expects at least 1')
   if (!o.ratios.length || o.ratios.some((r) => !(r > 0 && r <= 1))) throw new Error('--ratios expects numbers in (0, 1]')
   if (o.every.some((e) => !Number.isSafeInteger(e) || e < 1)) throw new Error('--every expects positive integers')
   return o
@@ -55,7 +58,11 @@ async function main(): Promise<void> {
   const o = parse(process.argv.slice(2))
   const decoder = Llama2Model.load(o.checkpoint)
   const tokenizer = Tokenizer.load(o.tokenizer, decoder.config.vocabSize)
-  const result = await runEval({ ...o, decoder, modelName: path.relative(process.cwd(), o.checkpoint), detokenize: (t) => tokenizer.decode(t), onProgress: progressBar() })
+  const codec = { encode: (s: string) => tokenizer.encode(s), decode: (t: number[]) => tokenizer.decode(t) }
+  const result = await runEval({
+    ...o, decoder, modelName: path.relative(process.cwd(), o.checkpoint), detokenize: codec.decode, onProgress: progressBar(),
+    passkey: { codec, trials: o.passkeyTrials, contextTokens: o.passkeyTokens },
+  })
   writeOutputs(result, o.out)
 }
 

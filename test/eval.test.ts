@@ -11,6 +11,7 @@ import { logProb } from '../eval/llama2c'
 import { findModel } from '../eval/model-dir'
 import { POLICIES } from '../eval/policies'
 import { chart, table } from '../eval/report'
+import { passkey, passkeyPrompt } from '../eval/passkey'
 import { sampleStories } from '../eval/text'
 import { skipReason, suiteName, testModel } from './model'
 
@@ -65,5 +66,19 @@ describe.skipIf(skipReason !== undefined)(suiteName('kvtrim-eval on TinyStories 
     expect(existsSync(path.join(out, 'eval.svg'))).toBe(true)
     const json = JSON.parse(readFileSync(path.join(out, 'eval.json'), 'utf8'))
     expect(json.prefill.map((x: { policy: string }) => x.policy)).toEqual(['low-norm', 'random'])
+  })
+
+  it('passkey retrieval hides the key in the prompt and scores each policy; this model scores 0 even uncompressed', async () => {
+    const { model, tokenizer } = testModel()
+    const codec = { encode: (t: string) => tokenizer.encode(t), decode: (t: number[]) => tokenizer.decode(t) }
+    const ids = passkeyPrompt(codec, '12345', 0.5, 300)
+    expect(ids.length).toBeLessThanOrEqual(300)
+    expect(ids.length).toBeGreaterThan(250)
+    const text = tokenizer.decode(ids)
+    expect(text).toMatch(/The grass is green\..*The pass key is 12345\..*The grass is green\..*What is the pass key\? The pass key is$/s)
+    const r = await passkey(model, codec, { trials: 1, contextTokens: 220, seed: 1, ratios: [0.5], policies: ['low-norm', 'recent'] })
+    expect(r.rows).toEqual([{ policy: 'low-norm', keepRatio: 0.5, accuracy: 0 }, { policy: 'recent', keepRatio: 0.5, accuracy: 0 }])
+    expect(r.baseline).toBe(0)
+    expect(r.example.answer.length).toBeGreaterThan(0)
   })
 })
