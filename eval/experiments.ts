@@ -19,6 +19,8 @@ export interface EvalOptions {
   modelName: string
   /** the first token of every sampled story (default 1, llama2.c's BOS) */
   bos?: number
+  /** the evaluation text as token ids (a previous run's `text.tokens`), instead of sampling it */
+  texts?: { tokens: number[][]; source: string }
   /** turns tokens into text for the sample shown in the JSON (default: the ids) */
   detokenize?: (tokens: number[]) => string
   /** stories sampled from the model (BOS first), each prefill + continuation + 1 tokens */
@@ -42,7 +44,7 @@ export interface DecodeRow { policy: Policy; keepRatio: number; every: number; t
 
 export interface EvalResult {
   model: { name: string; layers: number; heads: number; kvHeads: number; headDim: number; vocab: number }
-  text: { source: string; seed: number; temperature: number; stories: number; prefill: number; continuation: number; sample: string }
+  text: { source: string; seed: number; temperature: number; stories: number; prefill: number; continuation: number; sample: string; tokens: number[][] }
   options: { ratios: number[]; policies: Policy[]; every: number[]; pruneAfter: number; skipLayers: number[] }
   /** perplexity of the continuation with the whole prefill cache */
   baseline: number
@@ -81,7 +83,15 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
   let done = 0
   const tick = (label: string) => o.onProgress?.(++done, total, label)
 
-  const stories = await sampleStories(model, o.stories, P + C + 1, o.seed, 1, o.bos ?? BOS)
+  let stories: number[][]
+  if (o.texts) {
+    stories = o.texts.tokens.slice(0, o.stories).map((t) => t.slice(0, P + C + 1))
+    if (stories.length < o.stories || stories.some((t) => t.length < P + C + 1 || t.some((x) => !(Number.isInteger(x) && x >= 0 && x < c.vocabSize)))) {
+      throw new Error(`Expected ${o.stories} texts of at least ${P + C + 1} token ids below ${c.vocabSize} in ${o.texts.source}`)
+    }
+  } else {
+    stories = await sampleStories(model, o.stories, P + C + 1, o.seed, 1, o.bos ?? BOS)
+  }
   tick('sampled the evaluation text')
   for (let s = 1; s < o.stories; s++) tick('')
   const random = rng(o.seed + 1)
@@ -151,9 +161,10 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
   return {
     model: { name: o.modelName, layers: c.nLayers, heads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, vocab: c.vocabSize },
     text: {
-      source: 'sampled from the model itself from BOS (temperature 1, multinomial, mulberry32 seeded)',
+      source: o.texts ? `token ids from ${o.texts.source}` : 'sampled from the model itself from BOS (temperature 1, multinomial, mulberry32 seeded)',
       seed: o.seed, temperature: 1, stories: o.stories, prefill: P, continuation: C,
       sample: (o.detokenize ? o.detokenize(stories[0]) : stories[0].join(' ')).slice(0, 240),
+      tokens: stories,
     },
     options: { ratios: o.ratios, policies: o.policies, every: o.every, pruneAfter: o.pruneAfter, skipLayers: o.skipLayers },
     baseline: ppl(baseNll, n),

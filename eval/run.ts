@@ -9,8 +9,9 @@
 // Options: --stories N (8) --prefill N (256) --continuation N (128) --seed N (1234)
 // --ratios a,b,... (0.9,0.75,0.5,0.25,0.1) --policies p,q (all) --every N,M (1,8; '' to skip the
 // decode-time variant) --prune-after N (0) --skip-layers l,m (none) --passkey-trials N (4; 0 skips
-// passkey retrieval) --passkey-tokens N (480, the prompt length) --out DIR (eval/results).
-import { mkdirSync, writeFileSync } from 'node:fs'
+// passkey retrieval) --passkey-tokens N (480, the prompt length) --out DIR (eval/results)
+// --text-from eval.json (reuse a previous run's evaluation text, its text.tokens, instead of sampling).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { runEval, type EvalOptions } from './experiments'
@@ -33,7 +34,7 @@ export function parse(argv: string[]): CliOptions {
       stories: { type: 'string', default: '8' }, prefill: { type: 'string', default: '256' }, continuation: { type: 'string', default: '128' },
       seed: { type: 'string', default: '1234' }, ratios: { type: 'string', default: '0.9,0.75,0.5,0.25,0.1' }, policies: { type: 'string', default: POLICIES.join(',') },
       every: { type: 'string', default: '1,8' }, 'passkey-trials': { type: 'string', default: '4' }, 'passkey-tokens': { type: 'string', default: '480' }, 'prune-after': { type: 'string', default: '0' }, 'skip-layers': { type: 'string', default: '' },
-      out: { type: 'string', default: path.join(repoRoot, 'eval', 'results') },
+      out: { type: 'string', default: path.join(repoRoot, 'eval', 'results') }, 'text-from': { type: 'string' },
     },
   })
   const dir = v['model-dir'] ?? modelDir()
@@ -44,6 +45,7 @@ export function parse(argv: string[]): CliOptions {
     stories: Number(v.stories), prefill: Number(v.prefill), continuation: Number(v.continuation), seed: Number(v.seed),
     ratios: list(v.ratios!), policies, every: list(v.every!), pruneAfter: Number(v['prune-after']), skipLayers: list(v['skip-layers']!), out: v.out!,
     passkeyTrials: Number(v['passkey-trials']), passkeyTokens: Number(v['passkey-tokens']),
+    ...(v['text-from'] !== undefined && { texts: { tokens: JSON.parse(readFileSync(v['text-from'], 'utf8')).text?.tokens ?? [], source: v['text-from'] } as EvalOptions['texts'] }),
   }
   for (const [k, x] of Object.entries({ stories: o.stories, prefill: o.prefill, continuation: o.continuation, seed: o.seed, 'prune-after': o.pruneAfter, 'passkey-trials': o.passkeyTrials, 'passkey-tokens': o.passkeyTokens })) {
     if (!Number.isSafeInteger(x) || x < 0) throw new Error(`--${k} expects a non-negative integer`)
@@ -69,7 +71,9 @@ async function main(): Promise<void> {
 /** Writes eval.json and eval.svg into `out` and prints the table. */
 export function writeOutputs(result: Awaited<ReturnType<typeof runEval>>, out: string): void {
   mkdirSync(out, { recursive: true })
-  writeFileSync(path.join(out, 'eval.json'), JSON.stringify(result, null, 2) + '\n')
+  // arrays of numbers on one line each (the text's token ids would take thousands of lines)
+  const json = JSON.stringify(result, null, 2).replace(/\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]/g, (_, inner: string) => `[${inner.split(/,\s+/).join(', ')}]`)
+  writeFileSync(path.join(out, 'eval.json'), json + '\n')
   writeFileSync(path.join(out, 'eval.svg'), chart(result))
   console.log(table(result))
   console.log(`\nwrote ${path.join(out, 'eval.json')} and ${path.join(out, 'eval.svg')}`)
