@@ -3,6 +3,7 @@
 import { mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import type { Decoder } from '../../../eval/decoder'
 import { argmax, Llama2Model, type KvCache } from '../../../eval/llama2c'
 import { findModel } from '../../../eval/model-dir'
 import { Tokenizer } from '../../../eval/tokenizer'
@@ -37,21 +38,24 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m
 }
 
-/** The reference loop: TS forward pass, compressSync by hand after the prefill and whenever EVERY tokens were added. */
-export function referenceLoop(model: Llama2Model, ids: number[]): number[] {
+/**
+ * The reference loop: a decoder's forward pass (the TypeScript one, or onnxruntime-node through
+ * OnnxDecoder), compressSync by hand after the prefill and whenever EVERY tokens were added.
+ */
+export async function referenceLoop(model: Decoder, ids: number[]): Promise<number[]> {
   const squeeze = (cache: KvCache, opt: { keepRatio?: number; keep?: number }): KvCache =>
     cache.map((l) => {
       const c = compressSync(l.keys, l.values, opt)
       return { keys: c.keys as KvCache[0]['keys'], values: c.values as KvCache[0]['values'] }
     })
-  let r = model.forward(ids, ids.map((_, i) => i), null, { logits: 'last' })
+  let r = await model.forward(ids, ids.map((_, i) => i), null, { logits: 'last' })
   let cache = squeeze(r.cache, { keepRatio: KEEP_RATIO })
   const target = Math.ceil(KEEP_RATIO * ids.length)
   let pos = ids.length
   const tokens: number[] = []
   for (let s = 0; s < STEPS; s++) {
     tokens.push(argmax(r.logits))
-    r = model.forward([tokens[s]], [pos++], cache, { logits: 'last' })
+    r = await model.forward([tokens[s]], [pos++], cache, { logits: 'last' })
     cache = r.cache
     if (cache[0].keys.dims[2] === target + EVERY) cache = squeeze(cache, { keep: target })
   }
