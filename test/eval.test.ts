@@ -61,11 +61,13 @@ describe.skipIf(skipReason !== undefined)(suiteName('kvtrim-eval on TinyStories 
   it('the CLI writes eval.json and eval.svg', () => {
     const out = mkdtempSync(path.join(os.tmpdir(), 'kvtrim-eval-'))
     const root = path.join(__dirname, '..')
-    const stdout = execFileSync(process.execPath, ['--import', 'tsx', 'eval/run.ts', '--stories', '1', '--prefill', '16', '--continuation', '4', '--ratios', '0.5', '--every', '2', '--policies', 'low-norm,random', '--out', out], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    const stdout = execFileSync(process.execPath, ['--import', 'tsx', 'eval/run.ts', '--stories', '1', '--prefill', '16', '--continuation', '4', '--ratios', '0.5', '--every', '2', '--policies', 'low-norm,random', '--passkey-trials', '1', '--passkey-tokens', '220', '--out', out], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     expect(stdout).toMatch(/low-norm/)
     expect(existsSync(path.join(out, 'eval.svg'))).toBe(true)
     const json = JSON.parse(readFileSync(path.join(out, 'eval.json'), 'utf8'))
     expect(json.prefill.map((x: { policy: string }) => x.policy)).toEqual(['low-norm', 'random'])
+    expect(json.passkey.trials).toBe(1)
+    expect(json.text.tokens[0]).toHaveLength(16 + 4 + 1)
   })
 
   it('passkey retrieval hides the key in the prompt and scores each policy; this model scores 0 even uncompressed', async () => {
