@@ -207,6 +207,19 @@ describe('kvtrim/transformers: CacheCompressor', () => {
     expect(() => new CacheCompressor({ keepRatio: 0.5 }).afterPrefillSync(ragged)).toThrow(/one attention mask/)
   })
 
+  it('with sharedMask: false, skipped layers stay whole and each layer goes back to its own length after the prefill', () => {
+    const kv = new CacheCompressor({ keepRatio: 0.5, skipLayers: [0], sharedMask: false, decode: { every: 2 } })
+    expect(kv.afterPrefillSync(synthetic('present', 8)).lengths).toEqual([8, 4, 4, 4])
+    const grown = synthetic('present', 6) // layers 1..3 grew by 2; make layer 0 grow by 2 too
+    grown['present.0.key'] = new Tensor('float32', new Float32Array(2 * 10 * 4), [1, 2, 10, 4])
+    grown['present.0.value'] = grown['present.0.key']
+    const r = kv.afterStepSync(grown)
+    expect(r.compressed).toBe(true)
+    expect(r.lengths).toEqual([10, 4, 4, 4])
+    expect(r.position).toBe(10)
+    expect(r.cache['present.0.key']).toBe(grown['present.0.key'])
+  })
+
   it('refuses bad options and out-of-order calls', () => {
     expect(() => new CacheCompressor({ keepRatio: 0.5, decode: { every: 0 } })).toThrow(KvtrimError)
     expect(() => new CacheCompressor({ keeRatio: 0.5 } as CacheCompressorOptions)).toThrow(/Unknown option 'keeRatio'/)
