@@ -76,7 +76,7 @@ export type NamedCache = Record<string, unknown>
 
 type Layer = CacheLayer<TensorLike>
 
-interface View {
+export interface View {
   layers: Layer[]
   rebuild(next: Layer[]): unknown
 }
@@ -87,7 +87,7 @@ const isTensor = (t: unknown): t is TensorLike =>
   typeof t === 'object' && t !== null && 'dims' in t && 'data' in t && 'type' in t && Array.isArray((t as TensorLike).dims)
 
 /** A kvtrim output tensor in the form of `like`: its class (when it takes (type, data, dims)) and data kind. */
-function sameKind(like: TensorLike, out: HostTensor): TensorLike {
+export function sameKind(like: TensorLike, out: HostTensor): TensorLike {
   let data: ArrayBufferView = out.data
   const ctor = (like.data as object).constructor as { new (b: ArrayBufferLike, o: number, n: number): ArrayBufferView; BYTES_PER_ELEMENT?: number }
   if (ctor !== out.data.constructor && ctor.BYTES_PER_ELEMENT === out.data.BYTES_PER_ELEMENT) {
@@ -105,7 +105,7 @@ function sameKind(like: TensorLike, out: HostTensor): TensorLike {
   return { type: out.type, data: data as TensorLike['data'], dims: out.dims }
 }
 
-function view(cache: unknown): View {
+export function view(cache: unknown): View {
   if (Array.isArray(cache)) {
     cache.forEach((l: unknown, i) => {
       if (typeof l !== 'object' || l === null || !isTensor((l as Layer).keys) || !isTensor((l as Layer).values)) {

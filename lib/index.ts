@@ -30,6 +30,7 @@ export {
   type LayerStep,
   type NamedCache,
 } from './compressor'
+export { normAttentionCorrelation, spearman, type CorrelationResult } from './correlation'
 export { backend, type BackendInfo } from './backend'
 export { DeviceTensor, tensor, fromDevicePointer, type Device, type TensorOptions } from './tensor'
 export type {
