@@ -112,6 +112,9 @@ export interface Binding {
   cudaKeyNorms(keys: NativeDeviceTensor): Promise<NativeDeviceBuffer>
   cudaCompressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeDeviceCompressResult
   cudaCompress(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeDeviceCompressResult>
+  /** Every layer of a model in one launch where they share dtype and alignment. */
+  cudaCompressLayersSync(keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions[], layerIndices: number[]): NativeDeviceCompressResult[]
+  cudaCompressLayers(keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions[], layerIndices: number[]): Promise<NativeDeviceCompressResult[]>
   cudaCompressInPlaceSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeInPlaceResult
   cudaCompressInPlace(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
   /** Emulator builds only: schedule and seed of later launches, emulated SM count (0: default). */

@@ -1,11 +1,12 @@
 // compressCache: every layer of a model's cache, with the reference l2_compress's rules
 // (a layer shorter than pruneAfter, or listed in skipLayers, is returned as is).
-import { compressChecked } from './ops'
+import { binding } from './binding'
+import { compressChecked, deviceResult } from './ops'
 import { KvtrimError, withCallerStack } from './errors'
-import type { DeviceTensor } from './tensor'
+import { isDeviceTensor, type DeviceTensor } from './tensor'
 import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
 import { cacheOptions, describe, type CachePlan } from './validate'
-import type { NativeCompressOptions } from '../binding'
+import type { NativeCompressOptions, NativeDeviceCompressResult } from '../binding'
 
 type AnyLayer = CacheLayer<TensorLike | DeviceTensor>
 type LayerTask = { index: number; layer: AnyLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
@@ -45,18 +46,20 @@ function prefixed(err: unknown, index: number): unknown {
   return err
 }
 
-function finish(task: CompressTask, r: CompressResult<TensorLike | DeviceTensor>, out: CacheResult<TensorLike | DeviceTensor>): void {
+function finish(task: CompressTask, r: AnyResult, out: AnyCache): void {
   out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths })
   out.report.push({ layer: task.index, before: seqLenOf(task.layer, task.index, task.options.lengths), after: r.kept, compressed: true })
 }
 
 type CompressTask = Extract<LayerTask, { layer: AnyLayer }>
+type AnyResult = CompressResult<TensorLike | DeviceTensor>
+type AnyCache = CacheResult<TensorLike | DeviceTensor>
 
 // The walk over the layers, written once: it yields each layer to compress and receives its
 // result; the sync and async drivers below only differ in how they compress one layer.
-function* walk(layers: readonly AnyLayer[], options: CacheOptions): Generator<CompressTask, CacheResult<TensorLike | DeviceTensor>, CompressResult<TensorLike | DeviceTensor>> {
-  const out: CacheResult<TensorLike | DeviceTensor> = { layers: [], report: [] }
-  for (const task of plan(layers, options)) {
+function* walk(layers: readonly AnyLayer[], tasks: LayerTask[]): Generator<CompressTask, AnyCache, AnyResult> {
+  const out: AnyCache = { layers: [], report: [] }
+  for (const task of tasks) {
     if ('skipped' in task) {
       out.layers.push(layers[task.index])
       out.report.push(task.skipped)
@@ -67,15 +70,46 @@ function* walk(layers: readonly AnyLayer[], options: CacheOptions): Generator<Co
   return out
 }
 
+// Every layer to compress on the GPU (and more than one): then one native call, one launch
+// where the layers share dtype and alignment, instead of a launch and a sync per layer.
+function onGpu(tasks: LayerTask[]): CompressTask[] | undefined {
+  const todo = tasks.filter((t): t is CompressTask => !('skipped' in t))
+  const device = todo.length > 1 && todo.every((t) => isDeviceTensor(t.layer.keys) && isDeviceTensor(t.layer.values))
+  return device ? todo : undefined
+}
+
+function batchArgs(todo: CompressTask[]) {
+  return [
+    todo.map((t) => (t.layer.keys as DeviceTensor).native(`layers[${t.index}].keys`)),
+    todo.map((t) => (t.layer.values as DeviceTensor).native(`layers[${t.index}].values`)),
+    todo.map((t) => t.options),
+    todo.map((t) => t.index),
+  ] as const
+}
+
+// Feeds the batch's results to the walk, in order.
+function fromBatch(layers: readonly AnyLayer[], tasks: LayerTask[], todo: CompressTask[], rs: NativeDeviceCompressResult[]): AnyCache {
+  const steps = walk(layers, tasks)
+  let s = steps.next()
+  for (let i = 0; !s.done; i++) {
+    const t = todo[i]
+    s = steps.next(deviceResult(t.layer.keys as DeviceTensor, t.layer.values as DeviceTensor, rs[i]))
+  }
+  return s.value
+}
+
 /** Compresses every layer of a cache; see {@link CacheOptions}. */
 export function compressCacheSync<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult<T> {
-  const steps = walk(layers, options)
+  const tasks = plan(layers, options)
+  const todo = onGpu(tasks)
+  if (todo) return fromBatch(layers, tasks, todo, binding().cudaCompressLayersSync(...batchArgs(todo))) as CacheResult<T>
+  const steps = walk(layers, tasks)
   for (let s = steps.next(); ; ) {
     if (s.done) return s.value as CacheResult<T>
     const task = s.value
-    let r: CompressResult<TensorLike | DeviceTensor>
+    let r: AnyResult
     try {
-      r = compressChecked(task.layer.keys, task.layer.values, task.options, true) as CompressResult<TensorLike | DeviceTensor>
+      r = compressChecked(task.layer.keys, task.layer.values, task.options, true)
     } catch (err) {
       throw prefixed(err, task.index)
     }
@@ -83,16 +117,22 @@ export function compressCacheSync<T extends TensorLike | DeviceTensor>(layers: r
   }
 }
 
-/** {@link compressCacheSync}, off the event loop (one layer after another). */
+/**
+ * {@link compressCacheSync}, off the event loop: host layers one after another, device layers
+ * in one launch.
+ */
 export function compressCache<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): Promise<CacheResult<T>> {
   return withCallerStack(async () => {
-    const steps = walk(layers, options)
+    const tasks = plan(layers, options)
+    const todo = onGpu(tasks)
+    if (todo) return fromBatch(layers, tasks, todo, await binding().cudaCompressLayers(...batchArgs(todo))) as CacheResult<T>
+    const steps = walk(layers, tasks)
     for (let s = steps.next(); ; ) {
       if (s.done) return s.value as CacheResult<T>
       const task = s.value
-      let r: CompressResult<TensorLike | DeviceTensor>
+      let r: AnyResult
       try {
-        r = (await compressChecked(task.layer.keys, task.layer.values, task.options, false)) as CompressResult<TensorLike | DeviceTensor>
+        r = await compressChecked(task.layer.keys, task.layer.values, task.options, false)
       } catch (err) {
         throw prefixed(err, task.index)
       }

@@ -23,7 +23,8 @@ function onDevice(keys: unknown, values: unknown): boolean {
   return k
 }
 
-function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: NativeDeviceCompressResult): CompressResult<DeviceTensor> {
+/** @internal a native device result as device tensors */
+export function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: NativeDeviceCompressResult): CompressResult<DeviceTensor> {
   const [b, h, , dk] = keys.dims
   const dv = values.dims[3]
   return {

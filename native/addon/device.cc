@@ -4,6 +4,7 @@
 #include "device.h"
 
 #include <memory>
+#include <vector>
 
 #include "../core/plan.h"
 #include "../cuda/ops.h"
@@ -78,66 +79,116 @@ Napi::Value key_norms(const Napi::CallbackInfo& info, bool async) {
   return finish(info, std::move(op), async);
 }
 
-struct CompressOp : Op {
+// One (keys, values) pair of a compress: its job, its outputs and the result object.
+struct Entry {
   DeviceArg keys, values;
   CompressJob job;
   int device = 0;
-  Napi::ObjectReference result_obj;
-  Napi::Reference<Napi::Int32Array> host_indices;
-  int32_t* host_idx = nullptr;
+  Napi::ObjectReference result;
+  int32_t* host_idx = nullptr;   // the indices' host copy, in the result
   DeviceBuffer* idx_buf = nullptr;
   Napi::ObjectReference idx_keep;
-  Status run() override {
-    Status s = cuda::compress(device, job, nullptr);
-    if (!s.ok()) return s;
-    const size_t n = size_t(job.shape.batch * job.shape.heads * job.plan.max_kept) * sizeof(int32_t);
-    return cuda::copy_to_host(device, host_idx, job.out_indices, n, nullptr);
+};
+
+// Validates and plans one pair, allocates its outputs and builds its result object.
+std::unique_ptr<Entry> prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Napi::Value options, bool in_place) {
+  auto e = std::make_unique<Entry>();
+  e->keys = read_device(env, kv, "keys");
+  e->values = read_device(env, vv, "values");
+  if (e->keys.buffer->device() != e->values.buffer->device()) {
+    throw_error(env, Code::InvalidArgument, "Expected keys and values on the same device but keys are on cuda:" +
+        std::to_string(e->keys.buffer->device()) + " and values on cuda:" + std::to_string(e->values.buffer->device()));
   }
-  Napi::Value result(Napi::Env) override {
-    idx_buf->release();  // the indices went to the host; free their device copy now, not at GC
-    return result_obj.Value();
+  e->device = e->keys.buffer->device();
+  e->job = plan_compress(env, e->keys.view, e->values.view, options, in_place);
+  const Shape& shape = e->job.shape;
+  const int64_t rows = shape.batch * shape.heads, k = e->job.plan.max_kept;
+  const int esz = dtype_size(e->keys.view.dtype);
+  Napi::Object r = Napi::Object::New(env);
+  e->job.out_keys = const_cast<void*>(e->keys.view.data);
+  e->job.out_values = const_cast<void*>(e->values.view.data);
+  if (!in_place) {
+    Napi::Object kb = new_buffer(env, e->device, size_t(rows * k * shape.key_dim * esz));
+    Napi::Object vb = new_buffer(env, e->device, size_t(rows * k * shape.value_dim * esz));
+    e->job.out_keys = DeviceBuffer::Unwrap(kb)->data(env, "out");
+    e->job.out_values = DeviceBuffer::Unwrap(vb)->data(env, "out");
+    r.Set("keyBuffer", kb);
+    r.Set("valueBuffer", vb);
+  }
+  Napi::Object ib = new_buffer(env, e->device, size_t(rows * k) * sizeof(int32_t));
+  e->idx_buf = DeviceBuffer::Unwrap(ib);
+  e->idx_keep = Napi::Persistent(ib);
+  e->job.out_indices = static_cast<int32_t*>(e->idx_buf->data(env, "indices"));
+  Napi::Int32Array indices = Napi::Int32Array::New(env, size_t(rows * k));
+  e->host_idx = indices.Data();
+  Napi::Int32Array kept = Napi::Int32Array::New(env, size_t(shape.batch));
+  for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(e->job.plan.kept[size_t(i)]);
+  r.Set("indices", indices);
+  r.Set("lengths", kept);
+  r.Set("kept", Napi::Number::New(env, double(k)));
+  e->result = Napi::Persistent(r);
+  return e;
+}
+
+// compress (one pair, split rows allowed) or compressLayers (every layer in one launch).
+struct CompressOp : Op {
+  std::vector<std::unique_ptr<Entry>> entries;
+  bool layers = false;
+  Status run() override {
+    if (layers) {
+      std::vector<CompressJob> jobs;
+      for (const auto& e : entries) jobs.push_back(e->job);
+      Status s = cuda::compress_layers(entries[0]->device, jobs, nullptr);
+      if (!s.ok()) return s;
+    } else {
+      Status s = cuda::compress(entries[0]->device, entries[0]->job, nullptr);
+      if (!s.ok()) return s;
+    }
+    for (const auto& e : entries) {
+      const CompressJob& j = e->job;
+      const size_t n = size_t(j.shape.batch * j.shape.heads * j.plan.max_kept) * sizeof(int32_t);
+      Status s = cuda::copy_to_host(e->device, e->host_idx, j.out_indices, n, nullptr);
+      if (!s.ok()) return s;
+    }
+    return Status::success();
+  }
+  Napi::Value result(Napi::Env env) override {
+    for (const auto& e : entries) e->idx_buf->release();  // indices are on the host now: free at once
+    if (!layers) return entries[0]->result.Value();
+    Napi::Array a = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) a.Set(uint32_t(i), entries[i]->result.Value());
+    return a;
   }
 };
 
 Napi::Value compress(const Napi::CallbackInfo& info, bool in_place, bool async) {
-  Napi::Env env = info.Env();
   auto op = std::make_unique<CompressOp>();
-  op->keys = read_device(env, info[0], "keys");
-  op->values = read_device(env, info[1], "values");
-  if (op->keys.buffer->device() != op->values.buffer->device()) {
-    throw_error(env, Code::InvalidArgument, "Expected keys and values on the same device but keys are on cuda:" +
-        std::to_string(op->keys.buffer->device()) + " and values on cuda:" + std::to_string(op->values.buffer->device()));
+  op->entries.push_back(prepare(info.Env(), info[0], info[1], info[2], in_place));
+  return finish(info, std::move(op), async);
+}
+
+// (keys[], values[], options[], layerIndices[]): every layer, one device, one launch where
+// shapes allow. A bad layer's error names it: "layers[i]: ...".
+Napi::Value compress_layers(const Napi::CallbackInfo& info, bool async) {
+  Napi::Env env = info.Env();
+  Napi::Array ks = info[0].As<Napi::Array>(), vs = info[1].As<Napi::Array>(), os = info[2].As<Napi::Array>();
+  Napi::Array ids = info[3].As<Napi::Array>();
+  auto op = std::make_unique<CompressOp>();
+  op->layers = true;
+  for (uint32_t i = 0; i < ks.Length(); ++i) {
+    const std::string name = "layers[" + ids.Get(i).ToString().Utf8Value() + "]: ";
+    try {
+      op->entries.push_back(prepare(env, ks.Get(i), vs.Get(i), os.Get(i), false));
+    } catch (Napi::Error& e) {
+      e.Value().Set("message", name + e.Message());
+      throw;
+    }
+    if (op->entries.back()->device != op->entries[0]->device) {
+      throw_error(env, Code::InvalidArgument, name + "expected every layer on one device, but this one is on cuda:" +
+          std::to_string(op->entries.back()->device) + " and layer 0 on cuda:" + std::to_string(op->entries[0]->device));
+    }
   }
-  op->device = op->keys.buffer->device();
-  op->job = plan_compress(env, op->keys.view, op->values.view, info[2], in_place);
-  const Shape& shape = op->job.shape;
-  const int64_t rows = shape.batch * shape.heads, k = op->job.plan.max_kept;
-  const int esz = dtype_size(op->keys.view.dtype);
-  Napi::Object r = Napi::Object::New(env);
-  void* ok = const_cast<void*>(op->keys.view.data);
-  void* ov = const_cast<void*>(op->values.view.data);
-  if (!in_place) {
-    Napi::Object kb = new_buffer(env, op->device, size_t(rows * k * shape.key_dim * esz));
-    Napi::Object vb = new_buffer(env, op->device, size_t(rows * k * shape.value_dim * esz));
-    ok = DeviceBuffer::Unwrap(kb)->data(env, "out");
-    ov = DeviceBuffer::Unwrap(vb)->data(env, "out");
-    r.Set("keyBuffer", kb);
-    r.Set("valueBuffer", vb);
-  }
-  Napi::Object ib = new_buffer(env, op->device, size_t(rows * k) * sizeof(int32_t));
-  op->idx_buf = DeviceBuffer::Unwrap(ib);
-  op->idx_keep = Napi::Persistent(ib);
-  Napi::Int32Array indices = Napi::Int32Array::New(env, size_t(rows * k));
-  op->host_idx = indices.Data();
-  Napi::Int32Array kept = Napi::Int32Array::New(env, size_t(shape.batch));
-  for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(op->job.plan.kept[size_t(i)]);
-  r.Set("indices", indices);
-  r.Set("lengths", kept);
-  r.Set("kept", Napi::Number::New(env, double(k)));
-  op->job.out_keys = ok;
-  op->job.out_values = ov;
-  op->job.out_indices = static_cast<int32_t*>(op->idx_buf->data(env, "indices"));
-  op->result_obj = Napi::Persistent(r);
+  if (op->entries.empty()) throw_error(env, Code::InvalidArgument, "compress_layers: no layers");
   return finish(info, std::move(op), async);
 }
 
@@ -153,6 +204,8 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaCompressSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, false, false); }));
   exports.Set("cudaCompress", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, false, true); }));
   exports.Set("cudaCompressInPlaceSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, false); }));
+  exports.Set("cudaCompressLayersSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress_layers(i, false); }));
+  exports.Set("cudaCompressLayers", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress_layers(i, true); }));
   exports.Set("cudaCompressInPlace", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, true); }));
 }
 

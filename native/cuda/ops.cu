@@ -114,55 +114,35 @@ Status choose_geometry(const CompressJob& job, size_t smem, Choice* c) {
   return Status::success();
 }
 
-template <int KIND, int UNIT>
-Status run_compress(const CompressJob& job, cudaStream_t stream) {
+// Where one job's scratch lives, relative to its base: lengths and kept per batch entry (ints,
+// uploaded from the plan), rank keys, and for split rows the histograms, counts and barrier
+// counters (zeroed), and for order 'norm' the sort buffer.
+struct Layout {
+  size_t len, kept, keys, hist, counts, barrier, sort, total;
+  int split, sort_n;
+};
+
+Layout layout_for(const CompressJob& job, int split) {
   const Shape& s = job.shape;
-  const int64_t rows = s.batch * s.heads;
+  const size_t rows = size_t(s.batch * s.heads);
+  Layout L{};
+  L.split = split;
+  L.sort_n = job.params.order == Order::Norm ? pow2_at_least(std::max<int64_t>(job.plan.max_kept, 1)) : 0;
+  L.len = 0;
+  L.kept = L.len + align_up(sizeof(int) * size_t(s.batch));
+  L.keys = L.kept + align_up(sizeof(int) * size_t(s.batch));
+  L.hist = L.keys + align_up(sizeof(unsigned) * rows * size_t(s.seq));
+  L.counts = L.hist + align_up(sizeof(unsigned) * (split > 1 ? rows * 3 * kRadixBins : 0));
+  L.barrier = L.counts + align_up(sizeof(unsigned) * (split > 1 ? rows * size_t(split) * 2 : 0));
+  L.sort = L.barrier + align_up(sizeof(unsigned) * (split > 1 ? rows : 0));
+  L.total = L.sort + align_up(sizeof(unsigned long long) * rows * size_t(L.sort_n));
+  return L;
+}
+
+// The kernel arguments of a job whose scratch starts at `base` (device memory).
+CompressArgs args_for(const CompressJob& job, const Layout& L, int unit, unsigned char* base) {
+  const Shape& s = job.shape;
   const int esz = dtype_size(job.dtype);
-  const size_t smem = compress_smem_bytes(kCompressThreads);
-  if (rows == 0) return Status::success();
-  if (s.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
-
-  Choice ch;
-  Status st = choose_geometry<KIND, UNIT>(job, smem, &ch);
-  if (!st.ok()) return st;
-  const int G = ch.split;
-  const int sort_n = job.params.order == Order::Norm ? pow2_at_least(std::max<int64_t>(job.plan.max_kept, 1)) : 0;
-
-  // Scratch layout: lengths, kept, keys32, hist, counts, barrier, sortbuf.
-  const size_t o_len = 0;
-  const size_t o_kept = o_len + align_up(sizeof(int) * size_t(s.batch));
-  const size_t o_keys = o_kept + align_up(sizeof(int) * size_t(s.batch));
-  const size_t o_hist = o_keys + align_up(sizeof(unsigned) * size_t(rows * s.seq));
-  const size_t n_hist = G > 1 ? size_t(rows) * 3 * kRadixBins : 0;
-  const size_t o_counts = o_hist + align_up(sizeof(unsigned) * n_hist);
-  const size_t n_counts = G > 1 ? size_t(rows) * G * 2 : 0;
-  const size_t o_barrier = o_counts + align_up(sizeof(unsigned) * n_counts);
-  const size_t n_barrier = G > 1 ? size_t(rows) : 0;
-  const size_t o_sort = o_barrier + align_up(sizeof(unsigned) * n_barrier);
-  const size_t total = o_sort + align_up(sizeof(unsigned long long) * size_t(rows) * size_t(sort_n));
-
-  int dev = 0;
-  KVTRIM_CUDA_TRY(cudaGetDevice(&dev));
-  Scratch& sc = scratch_for(dev);
-  std::lock_guard<std::mutex> lock(sc.mu);
-  if (sc.bytes < total) {
-    if (sc.ptr) KVTRIM_CUDA_TRY(cudaFree(sc.ptr));
-    sc.ptr = nullptr;
-    sc.bytes = 0;
-    KVTRIM_CUDA_TRY(cudaMalloc(&sc.ptr, total));
-    sc.bytes = total;
-  }
-  unsigned char* base = static_cast<unsigned char*>(sc.ptr);
-  std::vector<int> host(size_t(2 * s.batch));
-  for (int64_t b = 0; b < s.batch; ++b) {
-    host[size_t(b)] = int(job.plan.lengths[size_t(b)]);
-    host[size_t(s.batch + b)] = int(job.plan.kept[size_t(b)]);
-  }
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_len, host.data(), sizeof(int) * size_t(s.batch), cudaMemcpyHostToDevice, stream));
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_kept, host.data() + s.batch, sizeof(int) * size_t(s.batch), cudaMemcpyHostToDevice, stream));
-  if (G > 1) KVTRIM_CUDA_TRY(cudaMemsetAsync(base + o_hist, 0, o_sort - o_hist, stream));
-
   CompressArgs a{};
   a.keys = static_cast<const unsigned char*>(job.keys);
   a.values = static_cast<const unsigned char*>(job.values);
@@ -175,27 +155,128 @@ Status run_compress(const CompressJob& job, cudaStream_t stream) {
   a.value_row_bytes = int(s.value_dim * esz);
   a.kmax = int(job.plan.max_kept);
   a.out_seq = job.in_place ? s.seq : job.plan.max_kept;
-  a.lengths = reinterpret_cast<const int*>(base + o_len);
-  a.kept = reinterpret_cast<const int*>(base + o_kept);
+  a.lengths = reinterpret_cast<const int*>(base + L.len);
+  a.kept = reinterpret_cast<const int*>(base + L.kept);
   a.sink = int(std::min<int64_t>(job.params.sink, INT32_MAX));
   a.recent = int(std::min<int64_t>(job.params.recent, INT32_MAX));
   a.high = job.params.score == Score::HighNorm;
   a.order_norm = job.params.order == Order::Norm;
   a.in_place = job.in_place;
-  a.split = G;
-  a.copy_unit = UNIT;
+  a.split = L.split;
+  a.copy_unit = unit;
   a.norm = norm_geometry(s.key_dim, esz, job.keys);
-  a.keys32 = reinterpret_cast<unsigned*>(base + o_keys);
-  a.hist = reinterpret_cast<unsigned*>(base + o_hist);
-  a.counts = reinterpret_cast<unsigned*>(base + o_counts);
-  a.barrier = reinterpret_cast<unsigned*>(base + o_barrier);
-  a.sortbuf = reinterpret_cast<unsigned long long*>(base + o_sort);
-  a.sort_n = sort_n;
+  a.keys32 = reinterpret_cast<unsigned*>(base + L.keys);
+  a.hist = reinterpret_cast<unsigned*>(base + L.hist);
+  a.counts = reinterpret_cast<unsigned*>(base + L.counts);
+  a.barrier = reinterpret_cast<unsigned*>(base + L.barrier);
+  a.sortbuf = reinterpret_cast<unsigned long long*>(base + L.sort);
+  a.sort_n = L.sort_n;
+  return a;
+}
 
-  const dim3 grid{unsigned(rows * G)}, block{unsigned(kCompressThreads)};
-  KVTRIM_CUDA_TRY(launch_kernel(&compress_kernel<KIND, UNIT>, grid, block, smem, stream, G > 1, a));
-  KVTRIM_CUDA_TRY(cudaStreamSynchronize(stream));
+// Uploads a job's lengths and kept counts; clears the split-row scratch.
+Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base, std::vector<int>* host,
+                   cudaStream_t stream) {
+  const int64_t B = job.shape.batch;
+  host->assign(size_t(2 * B), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    (*host)[size_t(b)] = int(job.plan.lengths[size_t(b)]);
+    (*host)[size_t(B + b)] = int(job.plan.kept[size_t(b)]);
+  }
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.len, host->data(), sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.kept, host->data() + B, sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
+  if (L.split > 1) KVTRIM_CUDA_TRY(cudaMemsetAsync(base + L.hist, 0, L.sort - L.hist, stream));
+  // The copies read `host` asynchronously: the caller keeps it alive until the stream syncs.
   return Status::success();
+}
+
+// The device's scratch buffer, grown to `bytes`; locked for the duration of one operation.
+Status scratch(size_t bytes, std::unique_lock<std::mutex>* lock, unsigned char** base) {
+  int dev = 0;
+  KVTRIM_CUDA_TRY(cudaGetDevice(&dev));
+  Scratch& sc = scratch_for(dev);
+  *lock = std::unique_lock<std::mutex>(sc.mu);
+  if (sc.bytes < bytes) {
+    if (sc.ptr) KVTRIM_CUDA_TRY(cudaFree(sc.ptr));
+    sc.ptr = nullptr;
+    sc.bytes = 0;
+    KVTRIM_CUDA_TRY(cudaMalloc(&sc.ptr, bytes));
+    sc.bytes = bytes;
+  }
+  *base = static_cast<unsigned char*>(sc.ptr);
+  return Status::success();
+}
+
+Status check_seq(const CompressJob& job) {
+  if (job.shape.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
+  return Status::success();
+}
+
+template <int KIND, int UNIT>
+Status run_compress(const CompressJob& job, cudaStream_t stream) {
+  const int64_t rows = job.shape.batch * job.shape.heads;
+  const size_t smem = compress_smem_bytes(kCompressThreads);
+  if (rows == 0) return Status::success();
+  Status st = check_seq(job);
+  if (!st.ok()) return st;
+  Choice ch;
+  st = choose_geometry<KIND, UNIT>(job, smem, &ch);
+  if (!st.ok()) return st;
+  const Layout L = layout_for(job, ch.split);
+  std::unique_lock<std::mutex> lock;
+  unsigned char* base = nullptr;
+  st = scratch(L.total, &lock, &base);
+  if (!st.ok()) return st;
+  std::vector<int> host;
+  st = upload_plan(job, L, base, &host, stream);
+  if (!st.ok()) return st;
+  const CompressArgs a = args_for(job, L, UNIT, base);
+  const dim3 grid{unsigned(rows * ch.split)}, block{unsigned(kCompressThreads)};
+  KVTRIM_CUDA_TRY(launch_kernel(&compress_kernel<KIND, UNIT>, grid, block, smem, stream, ch.split > 1, a));
+  return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+}
+
+// Every job in one launch: one block per row (no split rows), descriptors in device memory.
+template <int KIND, int UNIT>
+Status run_compress_layers(const std::vector<CompressJob>& jobs, cudaStream_t stream) {
+  const size_t smem = compress_smem_bytes(kCompressThreads);
+  const size_t n = jobs.size();
+  std::vector<Layout> layouts;
+  std::vector<size_t> offsets;
+  std::vector<unsigned> first_block(n + 1, 0);
+  size_t total = 0;
+  for (size_t j = 0; j < n; ++j) {
+    Status st = check_seq(jobs[j]);
+    if (!st.ok()) return st;
+    layouts.push_back(layout_for(jobs[j], 1));
+    offsets.push_back(total);
+    total += layouts.back().total;
+    const uint64_t rows = uint64_t(jobs[j].shape.batch * jobs[j].shape.heads);
+    if (first_block[j] + rows > uint64_t(INT32_MAX)) return Status::error(Code::TooManyRows, "too many rows in one launch");
+    first_block[j + 1] = unsigned(first_block[j] + rows);
+  }
+  const size_t o_desc = total, o_first = o_desc + align_up(sizeof(CompressArgs) * n);
+  total = o_first + align_up(sizeof(unsigned) * (n + 1));
+  std::unique_lock<std::mutex> lock;
+  unsigned char* base = nullptr;
+  Status st = scratch(total, &lock, &base);
+  if (!st.ok()) return st;
+  std::vector<std::vector<int>> hosts(n);
+  std::vector<CompressArgs> desc(n);
+  for (size_t j = 0; j < n; ++j) {
+    st = upload_plan(jobs[j], layouts[j], base + offsets[j], &hosts[j], stream);
+    if (!st.ok()) return st;
+    desc[j] = args_for(jobs[j], layouts[j], UNIT, base + offsets[j]);
+  }
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_desc, desc.data(), sizeof(CompressArgs) * n, cudaMemcpyHostToDevice, stream));
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_first, first_block.data(), sizeof(unsigned) * (n + 1), cudaMemcpyHostToDevice, stream));
+  if (first_block[n] > 0) {
+    const dim3 grid{first_block[n]}, block{unsigned(kCompressThreads)};
+    const auto* d = reinterpret_cast<const CompressArgs*>(base + o_desc);
+    const auto* f = reinterpret_cast<const unsigned*>(base + o_first);
+    KVTRIM_CUDA_TRY(launch_kernel(&compress_layers_kernel<KIND, UNIT>, grid, block, smem, stream, false, d, f, int(n)));
+  }
+  return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
 int copy_unit(const CompressJob& job) {
@@ -214,6 +295,15 @@ Status dispatch_unit(const CompressJob& job, cudaStream_t stream) {
     case 16: return run_compress<KIND, 16>(job, stream);
     case 4: return run_compress<KIND, 4>(job, stream);
     default: return run_compress<KIND, 2>(job, stream);
+  }
+}
+
+template <int KIND>
+Status dispatch_layers(const std::vector<CompressJob>& jobs, int unit, cudaStream_t stream) {
+  switch (unit) {
+    case 16: return run_compress_layers<KIND, 16>(jobs, stream);
+    case 4: return run_compress_layers<KIND, 4>(jobs, stream);
+    default: return run_compress_layers<KIND, 2>(jobs, stream);
   }
 }
 
@@ -292,6 +382,29 @@ Status compress(int device, const CompressJob& job, void* stream) {
       case DType::F32: return dispatch_unit<kF32>(job, as_stream(stream));
     }
     return Status::error(Code::Internal, "compress: unknown dtype");
+  });
+}
+
+Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* stream) {
+  if (jobs.empty()) return Status::success();
+  // One launch needs one element type and one copy unit; otherwise one launch per job.
+  const int unit = copy_unit(jobs[0]);
+  bool uniform = true;
+  for (const CompressJob& j : jobs) uniform = uniform && j.dtype == jobs[0].dtype && copy_unit(j) == unit;
+  if (!uniform || jobs.size() == 1) {
+    for (const CompressJob& j : jobs) {
+      Status s = compress(device, j, stream);
+      if (!s.ok()) return s;
+    }
+    return Status::success();
+  }
+  return with_device(device, [&]() -> Status {
+    switch (jobs[0].dtype) {
+      case DType::F16: return dispatch_layers<kF16>(jobs, unit, as_stream(stream));
+      case DType::BF16: return dispatch_layers<kBF16>(jobs, unit, as_stream(stream));
+      case DType::F32: return dispatch_layers<kF32>(jobs, unit, as_stream(stream));
+    }
+    return Status::error(Code::Internal, "compress_layers: unknown dtype");
   });
 }
 

@@ -22,6 +22,7 @@ Status copy_to_host(int, void*, const void*, size_t, void*) { return none(); }
 Status synchronize(int, void*) { return none(); }
 Status key_norms(int, DType, const void*, int64_t, int64_t, float*, void*) { return none(); }
 Status compress(int, const CompressJob&, void*) { return none(); }
+Status compress_layers(int, const std::vector<CompressJob>&, void*) { return none(); }
 Status compress_geometry(int, const CompressJob&, Geometry*) { return none(); }
 Status configure_emulator(const std::string&, uint64_t, int, uint64_t) { return none(); }
 Status time_compress(int, const std::vector<CompressJob>&, int, int, std::vector<float>*) { return none(); }

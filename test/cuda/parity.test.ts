@@ -3,7 +3,7 @@
 // ragged lengths, ties, NaN rows, sink/recent, both orders and scores, the split-row path),
 // under the emulator's deterministic, random and priority schedules with several seeds.
 import { afterEach, expect, it } from 'vitest'
-import { compress, compressCache, compressSync, keyNormsSync, type CompressOptions, type CompressResult, type DeviceTensor } from '../../lib/index'
+import { compress, compressCache, compressCacheSync, compressSync, keyNormsSync, type CompressOptions, type CompressResult, type DeviceTensor } from '../../lib/index'
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
@@ -156,6 +156,34 @@ describeCuda('CUDA compressCache', () => {
       expectSameBits(got.indices as Int32Array, want.indices, `layer ${l} indices`)
       expectSameBits(got.keys.download().data, want.keys.data, `layer ${l} keys`)
       expectSameBits(got.values.download().data, want.values.data, `layer ${l} values`)
+    }
+  })
+
+  it(`many layers in one launch: heads, lengths, ratios and dtypes differ per layer; a bad layer is named (seed ${seed})`, () => {
+    const r = rng(seed + 23)
+    for (const sch of SCHEDULES) {
+      schedule(sch, seed)
+      const specs = [
+        { type: 'float16', dims: [2, 4, 333, 64] }, { type: 'float16', dims: [2, 2, 1000, 128] },
+        { type: 'float16', dims: [2, 8, 50, 8] }, { type: 'float16', dims: [2, 1, 777, 72] },
+      ] as const
+      const host = specs.map((sp) => ({ keys: randomTensor(r, sp.type, [...sp.dims], { dupRows: 0.2, nanRows: 0.02 }), values: randomTensor(r, sp.type, [...sp.dims]) }))
+      const layers = host.map((l) => ({ keys: toDevice(l.keys), values: toDevice(l.values) }))
+      const ratios = [0.9, 0.5, 0.3, 0.1]
+      const res = compressCacheSync(layers, { budgets: ratios, sink: 1, recent: 4, lengths: [40, 20] })
+      ratios.forEach((keepRatio, l) => {
+        const o = { keepRatio, sink: 1, recent: 4, lengths: [40, 20] }
+        const want = oracle.compress(host[l].keys, host[l].values, o)
+        expectSameBits(res.layers[l].indices as Int32Array, want.indices, `${sch} layer ${l} indices`)
+        expectSameBits(res.layers[l].keys.download().data, want.keys.data, `${sch} layer ${l} keys`)
+        expectSameBits(res.layers[l].values.download().data, want.values.data, `${sch} layer ${l} values`)
+      })
+      // mixed dtypes cannot share a launch: the same call falls back to one launch per layer
+      const mixed = [layers[0], { keys: toDevice(randomTensor(r, 'bfloat16', [1, 2, 90, 16])), values: toDevice(randomTensor(r, 'bfloat16', [1, 2, 90, 16])) }]
+      expect(compressCacheSync(mixed, { keepRatio: 0.5 }).report.map((x) => x.after)).toEqual([167, 45])
+      let err: unknown
+      try { compressCacheSync([layers[0], { keys: layers[1].keys, values: layers[0].values }], { keepRatio: 0.5 }) } catch (e) { err = e }
+      expect((err as Error).message).toMatch(/^layers\[1\]: Expected keys and values to agree/)
     }
   })
 })

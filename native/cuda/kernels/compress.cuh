@@ -162,12 +162,11 @@ KVTRIM_DEV void find_digit(const CompressSmem& sm, unsigned need, int bins) {
   __syncthreads();
 }
 
+// The whole algorithm for block g of the G blocks of (batch, head) row `row` of one tensor pair.
 template <int KIND, int UNIT>
-__global__ void __launch_bounds__(kCompressThreads) compress_kernel(CompressArgs a) {
+KVTRIM_DEV void compress_row(const CompressArgs a, const long long row, const int g) {
   const CompressSmem sm = carve_smem(KVTRIM_DYNAMIC_SMEM());
   const int G = a.split;
-  const long long row = blockIdx.x / G;
-  const int g = int(blockIdx.x % G);
   const int batch = int(row / a.heads);
   const int len = a.lengths[batch];
   const int k = a.kept[batch];
@@ -349,6 +348,23 @@ __global__ void __launch_bounds__(kCompressThreads) compress_kernel(CompressArgs
     for (long long i = threadIdx.x; i < pad * a.key_row_bytes; i += blockDim.x) kd[i] = 0;
     for (long long i = threadIdx.x; i < pad * a.value_row_bytes; i += blockDim.x) vd[i] = 0;
   }
+}
+
+// One tensor pair: G blocks per row.
+template <int KIND, int UNIT>
+__global__ void __launch_bounds__(kCompressThreads) compress_kernel(CompressArgs a) {
+  compress_row<KIND, UNIT>(a, blockIdx.x / a.split, int(blockIdx.x % a.split));
+}
+
+// Every layer of a model in one launch (compressCache on device tensors): layer l owns blocks
+// [first_block[l], first_block[l + 1]), one per row (split = 1). Descriptors live in device
+// memory; all layers share the element type and the copy unit (the launcher checks).
+template <int KIND, int UNIT>
+__global__ void __launch_bounds__(kCompressThreads)
+    compress_layers_kernel(const CompressArgs* layers, const unsigned* first_block, int n_layers) {
+  int l = 0;
+  while (l + 1 < n_layers && blockIdx.x >= first_block[l + 1]) ++l;
+  compress_row<KIND, UNIT>(layers[l], (long long)(blockIdx.x - first_block[l]), 0);
 }
 
 }  // namespace kvtrim::cuda
