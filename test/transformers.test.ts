@@ -252,7 +252,10 @@ describe('package exports kvtrim/transformers', () => {
   it('maps the subpath to the compiled lib/transformers.ts and keeps main / types', () => {
     expect(pkg.main).toBe('dist/index.js')
     expect(pkg.types).toBe('dist/index.d.ts')
-    expect(pkg.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' })
+    expect(pkg.exports['.']).toEqual({
+      import: { types: './dist/index.d.mts', default: './dist/index.mjs' },
+      require: { types: './dist/index.d.ts', default: './dist/index.js' },
+    })
     expect(pkg.exports['./transformers']).toEqual({ types: './dist/transformers.d.ts', default: './dist/transformers.js' })
     expect(existsSync(path.join(root, 'lib', 'transformers.ts'))).toBe(true)
   })
@@ -260,5 +263,7 @@ describe('package exports kvtrim/transformers', () => {
   it.skipIf(!existsSync(path.join(root, 'dist', 'transformers.js')))('resolves by package name (dist/ built)', () => {
     const out = execFileSync(process.execPath, ['-e', "const t = require('kvtrim/transformers'); console.log(typeof t.CacheCompressor, typeof t.pastFromPresent, typeof require('kvtrim').compress)"], { cwd: root, encoding: 'utf8' })
     expect(out.trim()).toBe('function function function')
+    const esm = execFileSync(process.execPath, ['--input-type=module', '-e', "const t = await import('kvtrim/transformers'); const k = await import('kvtrim'); console.log(typeof t.CacheCompressor, typeof k.compress)"], { cwd: root, encoding: 'utf8' })
+    expect(esm.trim()).toBe('function function')
   })
 })
