@@ -17,6 +17,8 @@ export interface NativeCompressOptions {
   sink: number
   recent: number
   lengths?: ArrayLike<number>
+  /** device tensors only: a cudaStream_t */
+  stream?: bigint
 }
 
 export interface NativeCompressResult {
@@ -108,8 +110,11 @@ export interface Binding {
   compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
 
   DeviceBuffer: new (device: number, bytes: number, ptr?: bigint) => NativeDeviceBuffer
-  cudaKeyNormsSync(keys: NativeDeviceTensor): NativeDeviceBuffer
-  cudaKeyNorms(keys: NativeDeviceTensor): Promise<NativeDeviceBuffer>
+  cudaKeyNormsSync(keys: NativeDeviceTensor, options?: { stream?: bigint }): NativeDeviceBuffer
+  cudaKeyNorms(keys: NativeDeviceTensor, options?: { stream?: bigint }): Promise<NativeDeviceBuffer>
+  /** A CUDA stream of kvtrim's own, for tests (users pass their runtime's stream). */
+  cudaStreamCreate(device: number): bigint
+  cudaStreamDestroy(device: number, stream: bigint): void
   cudaCompressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeDeviceCompressResult
   cudaCompress(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeDeviceCompressResult>
   /** Every layer of a model in one launch where they share dtype and alignment. */

@@ -41,25 +41,34 @@ export function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: Native
  * the numeric contract (bit-identical on every backend for 16-bit keys). Host keys give a
  * Float32Array; device keys a float32 device tensor of dims [batch, kvHeads, seqLen].
  */
-export function keyNormsSync(keys: DeviceTensor): DeviceTensor
+export function keyNormsSync(keys: DeviceTensor, options?: { stream?: bigint }): DeviceTensor
 export function keyNormsSync(keys: TensorLike): Float32Array
-export function keyNormsSync(keys: TensorLike | DeviceTensor): Float32Array | DeviceTensor {
+export function keyNormsSync(keys: TensorLike | DeviceTensor, options: { stream?: bigint } = {}): Float32Array | DeviceTensor {
   if (isDeviceTensor(keys)) {
-    const buf = binding().cudaKeyNormsSync(keys.native('keys'))
+    const buf = binding().cudaKeyNormsSync(keys.native('keys'), streamOption(options))
     return new DeviceTensor('float32', keys.dims.slice(0, 3), buf)
   }
+  noStream(options)
   return binding().keyNormsSync(host(keys))
 }
 
+function streamOption(options: { stream?: bigint }): { stream?: bigint } {
+  if (options.stream !== undefined && typeof options.stream !== 'bigint') {
+    throw new KvtrimError('Expected options.stream to be a cudaStream_t as a bigint', 'INVALID_OPTION')
+  }
+  return options.stream === undefined ? {} : { stream: options.stream }
+}
+
 /** {@link keyNormsSync}, off the event loop. */
-export function keyNorms(keys: DeviceTensor): Promise<DeviceTensor>
+export function keyNorms(keys: DeviceTensor, options?: { stream?: bigint }): Promise<DeviceTensor>
 export function keyNorms(keys: TensorLike): Promise<Float32Array>
-export function keyNorms(keys: TensorLike | DeviceTensor): Promise<Float32Array | DeviceTensor> {
+export function keyNorms(keys: TensorLike | DeviceTensor, options: { stream?: bigint } = {}): Promise<Float32Array | DeviceTensor> {
   return withCallerStack(async () => {
     if (isDeviceTensor(keys)) {
-      const buf = await binding().cudaKeyNorms(keys.native('keys'))
+      const buf = await binding().cudaKeyNorms(keys.native('keys'), streamOption(options))
       return new DeviceTensor('float32', keys.dims.slice(0, 3), buf)
     }
+    noStream(options)
     return binding().keyNorms(host(keys))
   }, keyNorms)
 }
@@ -74,7 +83,14 @@ export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorL
     if (sync) return deviceResult(k, v, b.cudaCompressSync(k.native('keys'), v.native('values'), o))
     return b.cudaCompress(k.native('keys'), v.native('values'), o).then((r) => deviceResult(k, v, r))
   }
+  noStream(o)
   return sync ? b.compressSync(host(keys as TensorLike), host(values as TensorLike), o) : b.compress(host(keys as TensorLike), host(values as TensorLike), o)
+}
+
+function noStream(o: { stream?: bigint }): void {
+  if (o.stream !== undefined) {
+    throw new KvtrimError('Expected no stream option for host tensors: a stream applies to device tensors', 'INVALID_OPTION')
+  }
 }
 
 /**
@@ -107,6 +123,7 @@ export function compressInPlaceSync(keys: TensorLike | DeviceTensor, values: Ten
   if (onDevice(keys, values)) {
     return b.cudaCompressInPlaceSync((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
   }
+  noStream(o)
   return b.compressInPlaceSync(host(keys as TensorLike), host(values as TensorLike), o)
 }
 
@@ -118,6 +135,7 @@ export function compressInPlace(keys: TensorLike | DeviceTensor, values: TensorL
     if (onDevice(keys, values)) {
       return b.cudaCompressInPlace((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
     }
+    noStream(o)
     return b.compressInPlace(host(keys as TensorLike), host(values as TensorLike), o)
   }, compressInPlace)
 }

@@ -38,6 +38,11 @@ export interface CompressOptions {
   recent?: number
   /** Valid length per batch entry (ragged batches); each at most dims[2]. Default: all dims[2]. */
   lengths?: ArrayLike<number>
+  /**
+   * Device tensors only: the CUDA stream (a cudaStream_t as a bigint, e.g. your runtime's) that
+   * kvtrim's work is queued on; the call settles when that work is done. Default: the default stream.
+   */
+  stream?: bigint
 }
 
 export interface CompressResult<T = HostTensor> {

@@ -20,7 +20,7 @@ export function invalid(code: KvtrimErrorCode, expected: string, name: string, v
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
 
-const COMPRESS_KEYS = ['keepRatio', 'keep', 'order', 'score', 'sink', 'recent', 'lengths'] as const
+const COMPRESS_KEYS = ['keepRatio', 'keep', 'order', 'score', 'sink', 'recent', 'lengths', 'stream'] as const
 const CACHE_KEYS = [...COMPRESS_KEYS, 'pruneAfter', 'skipLayers', 'budgets'] as const
 
 function checkKnown(options: object, known: readonly string[]): void {
@@ -87,6 +87,10 @@ export function compressOptions(options: unknown, budgetGiven = false): NativeCo
   if (o.keepRatio !== undefined) out.keepRatio = o.keepRatio
   if (o.keep !== undefined) out.keep = o.keep
   if (lengths !== undefined) out.lengths = lengths
+  if (o.stream !== undefined) {
+    if (typeof o.stream !== 'bigint' || o.stream < 0n) throw invalid('INVALID_OPTION', 'a cudaStream_t as a bigint', 'stream', o.stream)
+    out.stream = o.stream
+  }
   return out
 }
 

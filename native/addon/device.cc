@@ -55,14 +55,25 @@ Napi::Value finish(const Napi::CallbackInfo& info, std::unique_ptr<Op> op, bool 
   return p;
 }
 
+// options.stream: a cudaStream_t as a bigint (0n or absent: the default stream).
+void* read_stream(Napi::Env env, Napi::Value options) {
+  if (!options.IsObject()) return nullptr;
+  Napi::Value v = options.As<Napi::Object>().Get("stream");
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  if (!v.IsBigInt()) throw_error(env, Code::InvalidOption, "Expected options.stream to be a cudaStream_t as a bigint");
+  bool lossless = true;
+  return reinterpret_cast<void*>(uintptr_t(v.As<Napi::BigInt>().Uint64Value(&lossless)));
+}
+
 struct NormsOp : Op {
   DeviceArg keys;
   Napi::ObjectReference out;
   float* out_ptr = nullptr;
+  void* stream = nullptr;
   Status run() override {
     const auto& d = keys.view.dims;
     return cuda::key_norms(keys.buffer->device(), keys.view.dtype, keys.view.data, d[0] * d[1] * d[2], d[3],
-                           out_ptr, nullptr);
+                           out_ptr, stream);
   }
   Napi::Value result(Napi::Env) override { return out.Value(); }
 };
@@ -71,6 +82,7 @@ Napi::Value key_norms(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   auto op = std::make_unique<NormsOp>();
   op->keys = read_device(env, info[0], "keys");
+  op->stream = read_stream(env, info[1]);
   throw_if(env, check_tensor(op->keys.view, "keys"));
   const auto& d = op->keys.view.dims;
   Napi::Object out = new_buffer(env, op->keys.buffer->device(), size_t(d[0] * d[1] * d[2]) * sizeof(float));
@@ -134,20 +146,21 @@ std::unique_ptr<Entry> prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Na
 struct CompressOp : Op {
   std::vector<std::unique_ptr<Entry>> entries;
   bool layers = false;
+  void* stream = nullptr;
   Status run() override {
     if (layers) {
       std::vector<CompressJob> jobs;
       for (const auto& e : entries) jobs.push_back(e->job);
-      Status s = cuda::compress_layers(entries[0]->device, jobs, nullptr);
+      Status s = cuda::compress_layers(entries[0]->device, jobs, stream);
       if (!s.ok()) return s;
     } else {
-      Status s = cuda::compress(entries[0]->device, entries[0]->job, nullptr);
+      Status s = cuda::compress(entries[0]->device, entries[0]->job, stream);
       if (!s.ok()) return s;
     }
     for (const auto& e : entries) {
       const CompressJob& j = e->job;
       const size_t n = size_t(j.shape.batch * j.shape.heads * j.plan.max_kept) * sizeof(int32_t);
-      Status s = cuda::copy_to_host(e->device, e->host_idx, j.out_indices, n, nullptr);
+      Status s = cuda::copy_to_host(e->device, e->host_idx, j.out_indices, n, stream);
       if (!s.ok()) return s;
     }
     return Status::success();
@@ -163,6 +176,7 @@ struct CompressOp : Op {
 
 Napi::Value compress(const Napi::CallbackInfo& info, bool in_place, bool async) {
   auto op = std::make_unique<CompressOp>();
+  op->stream = read_stream(info.Env(), info[2]);
   op->entries.push_back(prepare(info.Env(), info[0], info[1], info[2], in_place));
   return finish(info, std::move(op), async);
 }
@@ -175,6 +189,7 @@ Napi::Value compress_layers(const Napi::CallbackInfo& info, bool async) {
   Napi::Array ids = info[3].As<Napi::Array>();
   auto op = std::make_unique<CompressOp>();
   op->layers = true;
+  op->stream = os.Length() > 0 ? read_stream(env, os.Get(0u)) : nullptr;
   for (uint32_t i = 0; i < ks.Length(); ++i) {
     const std::string name = "layers[" + ids.Get(i).ToString().Utf8Value() + "]: ";
     try {

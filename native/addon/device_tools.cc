@@ -8,6 +8,17 @@
 namespace kvtrim::addon {
 
 void InitDeviceTools(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaStreamCreate", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+    void* s = nullptr;
+    throw_if(i.Env(), cuda::stream_create(i[0].As<Napi::Number>().Int32Value(), &s));
+    return Napi::Value(Napi::BigInt::New(i.Env(), uint64_t(uintptr_t(s))));
+  }));
+  exports.Set("cudaStreamDestroy", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+    bool lossless = true;
+    void* s = reinterpret_cast<void*>(uintptr_t(i[1].As<Napi::BigInt>().Uint64Value(&lossless)));
+    throw_if(i.Env(), cuda::stream_destroy(i[0].As<Napi::Number>().Int32Value(), s));
+    return i.Env().Undefined();
+  }));
   exports.Set("cudaEmulator", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
     Napi::Object o = i[0].As<Napi::Object>();
     const std::string sch = o.Get("schedule").ToString().Utf8Value();

@@ -30,6 +30,10 @@ __device__ __forceinline__ unsigned char* kvtrim_dynamic_smem() {
 
 #include "emu/emu.h"
 
+#ifndef __grid_constant__
+#define __grid_constant__  // kernel arguments are plain C++ values under the emulator
+#endif
+
 #endif
 
 #define KVTRIM_HD __host__ __device__ __forceinline__

@@ -354,6 +354,19 @@ Status synchronize(int device, void* stream) {
   return with_device(device, [&] { return cuda_status(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize"); });
 }
 
+Status stream_create(int device, void** stream) {
+  return with_device(device, [&] {
+    cudaStream_t s = nullptr;
+    Status st = cuda_status(cudaStreamCreate(&s), "cudaStreamCreate");
+    *stream = s;
+    return st;
+  });
+}
+
+Status stream_destroy(int device, void* stream) {
+  return with_device(device, [&] { return cuda_status(cudaStreamDestroy(as_stream(stream)), "cudaStreamDestroy"); });
+}
+
 Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t head_dim, float* out, void* stream) {
   return with_device(device, [&]() -> Status {
     if (n_rows == 0) return Status::success();

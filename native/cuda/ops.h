@@ -21,6 +21,9 @@ Status device_free(int device, void* ptr);
 Status copy_to_device(int device, void* dst, const void* src, size_t bytes, void* stream);
 Status copy_to_host(int device, void* dst, const void* src, size_t bytes, void* stream);
 Status synchronize(int device, void* stream);
+// A stream of kvtrim's own (tests and benchmarks; users pass their runtime's stream instead).
+Status stream_create(int device, void** stream);
+Status stream_destroy(int device, void* stream);
 
 // keys and out are device pointers.
 Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t head_dim, float* out,

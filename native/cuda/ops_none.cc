@@ -20,6 +20,8 @@ Status device_free(int, void*) { return none(); }
 Status copy_to_device(int, void*, const void*, size_t, void*) { return none(); }
 Status copy_to_host(int, void*, const void*, size_t, void*) { return none(); }
 Status synchronize(int, void*) { return none(); }
+Status stream_create(int, void**) { return none(); }
+Status stream_destroy(int, void*) { return none(); }
 Status key_norms(int, DType, const void*, int64_t, int64_t, float*, void*) { return none(); }
 Status compress(int, const CompressJob&, void*) { return none(); }
 Status compress_layers(int, const std::vector<CompressJob>&, void*) { return none(); }

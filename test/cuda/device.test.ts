@@ -1,7 +1,7 @@
 // Device tensors: placement, download, dispose and its errors, wrapping foreign pointers,
 // and errors that name the problem (mixed host/device, disposed tensors, bad pointers).
 import { expect, it } from 'vitest'
-import { backend, compressSync, DeviceTensor, fromDevicePointer, KvtrimError, keyNormsSync, tensor } from '../../lib/index'
+import { backend, compress, compressSync, DeviceTensor, fromDevicePointer, KvtrimError, keyNormsSync, tensor } from '../../lib/index'
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
 import { randomTensor, rng, runSeed } from '../random'
@@ -114,5 +114,27 @@ describeCuda('CUDA errors', () => {
     expect((err as KvtrimError).message).toMatch(/livelock/)
     // and the device is usable again afterwards
     expect(compressSync(k, v, { keepRatio: 0.5 }).kept).toBe(2000)
+  })
+})
+
+describeCuda('CUDA streams', () => {
+  it("work goes on the caller's stream (options.stream); a stream with host tensors is an error", async () => {
+    const { binding } = await import('../../lib/binding')
+    const r = rng(seed + 11)
+    const t = randomTensor(r, 'float16', [1, 2, 300, 64], { dupRows: 0.1 })
+    const v = randomTensor(r, 'float16', [1, 2, 300, 64])
+    const stream = binding().cudaStreamCreate(0)
+    try {
+      const dk = toDevice(t), dv = toDevice(v)
+      const want = oracle.compress(t, v, { keepRatio: 0.4 })
+      const res = await compress(dk, dv, { keepRatio: 0.4, stream })
+      expectSameBits(res.indices, want.indices, 'indices on a stream')
+      expectSameBits(res.keys.download().data, want.keys.data, 'keys on a stream')
+      expectSameBits(keyNormsSync(dk, { stream }).download().data, oracle.keyNorms(t), 'norms on a stream')
+      expect(code(() => compressSync(t, v, { keepRatio: 0.4, stream }))).toBe('INVALID_OPTION')
+      expect(code(() => compressSync(dk, dv, { keepRatio: 0.4, stream: 5 as never }))).toBe('INVALID_OPTION')
+    } finally {
+      binding().cudaStreamDestroy(0, stream)
+    }
   })
 })

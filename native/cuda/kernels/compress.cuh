@@ -164,7 +164,7 @@ KVTRIM_DEV void find_digit(const CompressSmem& sm, unsigned need, int bins) {
 
 // The whole algorithm for block g of the G blocks of (batch, head) row `row` of one tensor pair.
 template <int KIND, int UNIT>
-KVTRIM_DEV void compress_row(const CompressArgs a, const long long row, const int g) {
+KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const int g) {
   const CompressSmem sm = carve_smem(KVTRIM_DYNAMIC_SMEM());
   const int G = a.split;
   const int batch = int(row / a.heads);
@@ -350,21 +350,25 @@ KVTRIM_DEV void compress_row(const CompressArgs a, const long long row, const in
   }
 }
 
-// One tensor pair: G blocks per row.
+// One tensor pair: G blocks per row. __grid_constant__: the body reads the arguments where
+// they are (the constant bank), with no copy to registers or local memory.
 template <int KIND, int UNIT>
-__global__ void __launch_bounds__(kCompressThreads) compress_kernel(CompressArgs a) {
+__global__ void __launch_bounds__(kCompressThreads) compress_kernel(const __grid_constant__ CompressArgs a) {
   compress_row<KIND, UNIT>(a, blockIdx.x / a.split, int(blockIdx.x % a.split));
 }
 
 // Every layer of a model in one launch (compressCache on device tensors): layer l owns blocks
 // [first_block[l], first_block[l + 1]), one per row (split = 1). Descriptors live in device
 // memory; all layers share the element type and the copy unit (the launcher checks).
+// The descriptor is read in place from global memory (read-only, so loaded as its fields are
+// used): copying it to registers up front spills.
 template <int KIND, int UNIT>
-__global__ void __launch_bounds__(kCompressThreads)
-    compress_layers_kernel(const CompressArgs* layers, const unsigned* first_block, int n_layers) {
+__global__ void __launch_bounds__(kCompressThreads, 1)
+    compress_layers_kernel(const CompressArgs* __restrict__ layers, const unsigned* first_block, int n_layers) {
   int l = 0;
   while (l + 1 < n_layers && blockIdx.x >= first_block[l + 1]) ++l;
-  compress_row<KIND, UNIT>(layers[l], (long long)(blockIdx.x - first_block[l]), 0);
+  const CompressArgs& a = layers[l];
+  compress_row<KIND, UNIT>(a, (long long)(blockIdx.x - first_block[l]), 0);
 }
 
 }  // namespace kvtrim::cuda
