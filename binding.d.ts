@@ -85,8 +85,8 @@ export interface NativeBackend {
 
 /** layerUncertainty's input: attention weights [B, H, q, S], or window queries and keys. */
 export type NativeLmbaInput =
-  | { attention: NativeTensor }
-  | { queries: NativeTensor; keys: NativeTensor }
+  | { attention: NativeTensor | NativeDeviceTensor }
+  | { queries: NativeTensor | NativeDeviceTensor; keys: NativeTensor | NativeDeviceTensor }
 
 export interface NativeLmbaOptions {
   /** in (0, 1] */

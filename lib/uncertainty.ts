@@ -1,20 +1,22 @@
 // layerUncertainty: ZigZagKV's per-layer score (LMBA) from attention weights or from an
-// observation window of queries. The counting runs natively (CPU path; no GPU version yet).
+// observation window of queries. The counting runs natively: on the CPU for host tensors, on
+// the GPU for device tensors (same counts; see native/cuda/kernels/lmba.cuh for the window path).
 import type { NativeLmbaInput, NativeLmbaOptions } from '../binding'
 import { binding } from './binding'
 import { KvtrimError, withCallerStack } from './errors'
 import type { TensorLike } from './types'
 import { invalid } from './validate'
+import { isDeviceTensor, type DeviceTensor } from './tensor'
 
 /** One layer's evidence: its attention weights, or its window queries and its keys. */
 export type UncertaintyLayer =
   /** Attention weights [batch, heads, queries, seqLen] (float32, or 16-bit bits), rows need not be normalised. */
-  | { attention: TensorLike }
+  | { attention: TensorLike | DeviceTensor }
   /**
    * Queries of the observation window [batch, qHeads, window, headDim] and the layer's keys
    * [batch, kvHeads, seqLen, headDim]; qHeads a multiple of kvHeads (GQA).
    */
-  | { queries: TensorLike; keys: TensorLike }
+  | { queries: TensorLike | DeviceTensor; keys: TensorLike | DeviceTensor }
 
 export interface UncertaintyOptions {
   /** Fraction of the attention mass to cover, in (0, 1]. Default 0.9. */
@@ -55,11 +57,16 @@ function inputs(layers: unknown): NativeLmbaInput[] {
   }
   return layers.map((l: unknown, i) => {
     const o = l as Record<string, unknown> | null
+    // device tensors go to native code as their native form (the GPU runs the counting)
+    const arg = (t: unknown, name: string) => (isDeviceTensor(t) ? t.native(`layers[${i}].${name}`) : t)
     if (o && typeof o === 'object' && o.attention !== undefined && o.queries === undefined) {
-      return { attention: o.attention } as NativeLmbaInput
+      return { attention: arg(o.attention, 'attention') } as NativeLmbaInput
     }
     if (o && typeof o === 'object' && o.queries !== undefined && o.keys !== undefined && o.attention === undefined) {
-      return { queries: o.queries, keys: o.keys } as NativeLmbaInput
+      if (isDeviceTensor(o.queries) !== isDeviceTensor(o.keys)) {
+        throw new KvtrimError(`Expected layers[${i}].queries and .keys both on a GPU or both on the host`, 'DEVICE_MISMATCH')
+      }
+      return { queries: arg(o.queries, 'queries'), keys: arg(o.keys, 'keys') } as NativeLmbaInput
     }
     throw invalid('INVALID_ARGUMENT', '{ attention } or { queries, keys }', `layers[${i}]`, l)
   })

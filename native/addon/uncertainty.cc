@@ -5,7 +5,9 @@
 #include <memory>
 
 #include "../cpu/uncertainty.h"
+#include "../cuda/ops.h"
 #include "args.h"
+#include "device_buffer.h"
 #include "errors.h"
 
 namespace kvtrim::addon {
@@ -14,6 +16,9 @@ namespace {
 
 struct LmbaBaton {
   bool window = false;
+  bool on_device = false;  // device tensors: the CUDA kernel, counts copied back to the host
+  int device = 0;
+  DeviceArg da, dq, dk;
   TensorView a, q, k;
   AttentionShape as;
   WindowShape ws;
@@ -38,16 +43,34 @@ Napi::Int32Array prepare(const Napi::CallbackInfo& info, LmbaBaton* b) {
   Napi::Value keep;
   int64_t rows = 0;
   b->window = !in.Has("attention") || in.Get("attention").IsUndefined();
+  auto is_device = [](Napi::Value v) { return v.IsObject() && v.As<Napi::Object>().Has("buffer"); };
+  b->on_device = is_device(b->window ? in.Get("queries") : in.Get("attention"));
   if (!b->window) {
-    b->a = read_tensor(env, in.Get("attention"), "attention", &keep);
-    b->keep_a = Napi::Persistent(keep);
+    if (b->on_device) {
+      b->da = read_device(env, in.Get("attention"), "attention");
+      b->a = b->da.view;
+      b->device = b->da.buffer->device();
+    } else {
+      b->a = read_tensor(env, in.Get("attention"), "attention", &keep);
+      b->keep_a = Napi::Persistent(keep);
+    }
     throw_if(env, check_attention(b->a, &b->as));
     rows = b->as.rows();
   } else {
-    b->q = read_tensor(env, in.Get("queries"), "queries", &keep);
-    b->keep_q = Napi::Persistent(keep);
-    b->k = read_tensor(env, in.Get("keys"), "keys", &keep);
-    b->keep_k = Napi::Persistent(keep);
+    if (b->on_device) {
+      if (!is_device(in.Get("keys"))) throw_error(env, Code::InvalidArgument, "Expected queries and keys both on a GPU or both on the host");
+      b->dq = read_device(env, in.Get("queries"), "queries");
+      b->dk = read_device(env, in.Get("keys"), "keys");
+      b->q = b->dq.view;
+      b->k = b->dk.view;
+      b->device = b->dq.buffer->device();
+      if (b->dk.buffer->device() != b->device) throw_error(env, Code::InvalidArgument, "Expected queries and keys on the same device");
+    } else {
+      b->q = read_tensor(env, in.Get("queries"), "queries", &keep);
+      b->keep_q = Napi::Persistent(keep);
+      b->k = read_tensor(env, in.Get("keys"), "keys", &keep);
+      b->keep_k = Napi::Persistent(keep);
+    }
     throw_if(env, check_window(b->q, b->k, b->params, &b->ws));
     rows = b->ws.rows();
   }
@@ -63,6 +86,10 @@ Napi::Int32Array prepare(const Napi::CallbackInfo& info, LmbaBaton* b) {
 }
 
 Status run(const LmbaBaton& b) {
+  if (b.on_device) {
+    if (!b.window) return cuda::lmba_attention(b.device, b.a.dtype, b.a.data, b.as, b.params, b.out, nullptr);
+    return cuda::lmba_window(b.device, b.q.dtype, b.q.data, b.k.dtype, b.k.data, b.ws, b.params, b.out, nullptr);
+  }
   if (!b.window) return cpu::lmba_attention(b.a.dtype, b.a.data, b.as, b.params, b.out);
   return cpu::lmba_window(b.q.dtype, b.q.data, b.k.dtype, b.k.data, b.ws, b.params, b.out);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../core/job.h"
+#include "../core/uncertainty.h"
 
 namespace kvtrim::cuda {
 
@@ -43,6 +44,12 @@ struct Geometry {
   bool cooperative;
 };
 Status compress_geometry(int device, const CompressJob& job, Geometry* g);
+
+// layerUncertainty (LMBA) on device tensors (lmba.cu): counts [rows] go to HOST memory.
+Status lmba_attention(int device, DType t, const void* attention, const AttentionShape& s,
+                      const LmbaParams& p, int32_t* counts, void* stream);
+Status lmba_window(int device, DType qt, const void* queries, DType kt, const void* keys,
+                   const WindowShape& s, const LmbaParams& p, int32_t* counts, void* stream);
 
 // Benchmarks. Milliseconds of each of `reps` compress calls (CUDA events around the whole
 // operation on the stream: lengths upload, scratch clear, the launch), after `warmup` calls,
