@@ -265,15 +265,6 @@ Status dispatch_unit(const CompressJob& job, cudaStream_t stream) {
   }
 }
 
-template <int KIND>
-Status dispatch_layers(const std::vector<CompressJob>& jobs, int unit, cudaStream_t stream) {
-  switch (unit) {
-    case 16: return run_compress_layers<KIND, 16>(jobs, stream);
-    case 4: return run_compress_layers<KIND, 4>(jobs, stream);
-    default: return run_compress_layers<KIND, 2>(jobs, stream);
-  }
-}
-
 }  // namespace
 
 bool emulated() { return KVTRIM_EMULATED != 0; }
@@ -367,10 +358,10 @@ Status compress(int device, const CompressJob& job, void* stream) {
 
 Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* stream) {
   if (jobs.empty()) return Status::success();
-  // One launch needs one element type and one copy unit; otherwise one launch per job.
-  const int unit = copy_unit(jobs[0]);
+  // One launch needs one element type and 16-byte aligned rows (the only copy unit the layers
+  // kernel is built for, to keep the binary small); otherwise one launch per job.
   bool uniform = true;
-  for (const CompressJob& j : jobs) uniform = uniform && j.dtype == jobs[0].dtype && copy_unit(j) == unit;
+  for (const CompressJob& j : jobs) uniform = uniform && j.dtype == jobs[0].dtype && copy_unit(j) == 16;
   if (!uniform || jobs.size() == 1) {
     for (const CompressJob& j : jobs) {
       Status s = compress(device, j, stream);
@@ -380,9 +371,9 @@ Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* s
   }
   return with_device(device, [&]() -> Status {
     switch (jobs[0].dtype) {
-      case DType::F16: return dispatch_layers<kF16>(jobs, unit, as_stream(stream));
-      case DType::BF16: return dispatch_layers<kBF16>(jobs, unit, as_stream(stream));
-      case DType::F32: return dispatch_layers<kF32>(jobs, unit, as_stream(stream));
+      case DType::F16: return run_compress_layers<kF16, 16>(jobs, as_stream(stream));
+      case DType::BF16: return run_compress_layers<kBF16, 16>(jobs, as_stream(stream));
+      case DType::F32: return run_compress_layers<kF32, 16>(jobs, as_stream(stream));
     }
     return Status::error(Code::Internal, "compress_layers: unknown dtype");
   });

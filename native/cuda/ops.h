@@ -35,7 +35,7 @@ Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t 
 Status compress(int device, const CompressJob& job, void* stream);
 
 // Every job (one per layer of a model) in ONE launch where they share the element type and
-// the copy unit (one block per row, no split rows); otherwise one launch per job.
+// 16-byte aligned rows (one block per row, no split rows); otherwise one launch per job.
 Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* stream);
 
 // The launch geometry compress would use: blocks per row and blocks in all (for tests/bench).
