@@ -11,10 +11,13 @@ const archs = (process.argv[2] || '75,80,86,89,90').split(',')
 const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`])
 const { spawnSync } = require('node:child_process')
 // ptxas writes its -v lines to stderr
-const r = spawnSync('nvcc', ['-std=c++17', '-O3', '--fmad=false', '-Xptxas=-v', '-c', '-o', '/dev/null',
-  ...gencode, path.join(root, 'native/cuda/ops.cu')], { encoding: 'utf8', maxBuffer: 1 << 26 })
-if (r.status !== 0) { console.error(r.stderr); process.exit(1) }
-const text = (r.stdout || '') + (r.stderr || '')
+let text = ''
+for (const file of ['native/cuda/ops.cu', 'native/cuda/lmba.cu']) {
+  const r = spawnSync('nvcc', ['-std=c++17', '-O3', '--fmad=false', '-Xptxas=-v', '-c', '-o', '/dev/null',
+    ...gencode, path.join(root, file)], { encoding: 'utf8', maxBuffer: 1 << 26 })
+  if (r.status !== 0) { console.error(r.stderr); process.exit(1) }
+  text += (r.stdout || '') + (r.stderr || '')
+}
 const demangle = (names) => spawnSync('c++filt', { input: names.join('\n'), encoding: 'utf8' }).stdout.trim().split('\n')
 
 const rows = []
@@ -32,8 +35,9 @@ rows.forEach((x, i) => { x.name = names[i].replace(/^void /, '').replace(/kvtrim
 
 // Occupancy on sm_90: 512 threads for compress (12.5 KiB dynamic smem), 256 for key norms.
 function occupancy(x) {
-  const threads = x.name.startsWith('compress_kernel') ? 512 : x.name.startsWith('key_norms') ? 256 : 1
-  const dyn = threads === 512 ? 4 * (2048 + 40) + 8 * 512 : 0
+  const compress = x.name.startsWith('compress_')
+  const threads = compress ? 512 : x.name.startsWith('key_norms') || x.name.startsWith('lmba') ? 256 : 1
+  const dyn = compress ? 4 * (2048 + 40) + 8 * 512 : x.name.startsWith('lmba') ? 64 : 0
   const warps = Math.ceil(threads / 32)
   const regsPerWarp = Math.ceil((x.regs * 32) / 256) * 256
   const byRegs = Math.floor(65536 / (regsPerWarp * warps))
