@@ -43,6 +43,7 @@ export function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: Native
  */
 export function keyNormsSync(keys: DeviceTensor, options?: { stream?: bigint }): DeviceTensor
 export function keyNormsSync(keys: TensorLike): Float32Array
+export function keyNormsSync(keys: TensorLike | DeviceTensor, options?: { stream?: bigint }): Float32Array | DeviceTensor
 export function keyNormsSync(keys: TensorLike | DeviceTensor, options: { stream?: bigint } = {}): Float32Array | DeviceTensor {
   if (isDeviceTensor(keys)) {
     const buf = binding().cudaKeyNormsSync(keys.native('keys'), streamOption(options))
@@ -62,6 +63,7 @@ function streamOption(options: { stream?: bigint }): { stream?: bigint } {
 /** {@link keyNormsSync}, off the event loop. */
 export function keyNorms(keys: DeviceTensor, options?: { stream?: bigint }): Promise<DeviceTensor>
 export function keyNorms(keys: TensorLike): Promise<Float32Array>
+export function keyNorms(keys: TensorLike | DeviceTensor, options?: { stream?: bigint }): Promise<Float32Array | DeviceTensor>
 export function keyNorms(keys: TensorLike | DeviceTensor, options: { stream?: bigint } = {}): Promise<Float32Array | DeviceTensor> {
   return withCallerStack(async () => {
     if (isDeviceTensor(keys)) {
@@ -100,6 +102,8 @@ function noStream(o: { stream?: bigint }): void {
  */
 export function compressSync(keys: DeviceTensor, values: DeviceTensor, options: CompressOptions): CompressResult<DeviceTensor>
 export function compressSync(keys: TensorLike, values: TensorLike, options: CompressOptions): CompressResult
+/** Either kind, as tensor(..., { device: 'auto' }) returns it: the result is of the same kind. */
+export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): CompressResult<HostTensor | DeviceTensor>
 export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): CompressResult<HostTensor | DeviceTensor> {
   return compressChecked(keys, values, compressOptions(options), true)
 }
@@ -107,6 +111,7 @@ export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike
 /** {@link compressSync}, off the event loop (settled when the CPU or GPU work is done). */
 export function compress(keys: DeviceTensor, values: DeviceTensor, options: CompressOptions): Promise<CompressResult<DeviceTensor>>
 export function compress(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<CompressResult>
+export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>>
 export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>> {
   return withCallerStack(() => compressChecked(keys, values, compressOptions(options), false), compress)
 }

@@ -2,7 +2,7 @@
 // every dtype, head_dim 1..256, seqLen 1..5000, batch and heads 1..8, both orders and scores,
 // sink/recent, ragged lengths, duplicated rows (exact ties) and NaN / infinite rows.
 import { describe, expect, it } from 'vitest'
-import { compress, compressSync, type CompressOptions } from '../lib/index'
+import { compress, compressSync, type CompressOptions, type CompressResult } from '../lib/index'
 import * as oracle from './oracle'
 import { expectSameBits } from './expect'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
@@ -33,7 +33,7 @@ function randomCase(r: Rng, type: oracle.DType): Case {
   return { type, dims: [b, h, s, d], valueDim: r() < 0.8 ? d : int(r, 1, 96), options }
 }
 
-function check(actual: Awaited<ReturnType<typeof compress>>, want: oracle.OracleCompressResult, what: string): void {
+function check(actual: CompressResult, want: oracle.OracleCompressResult, what: string): void {
   expect(actual.kept, `${what}: kept`).toBe(want.kept)
   expect(actual.keys.dims, `${what}: keys.dims`).toEqual(want.keys.dims)
   expect(actual.values.dims, `${what}: values.dims`).toEqual(want.values.dims)
