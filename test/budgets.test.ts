@@ -2,9 +2,9 @@
 // here (apportionment by sorting every candidate token, not lib/budgets.ts's greedy), hand-checked
 // schedules, degenerate inputs, and compressCache applying them at model level with sink/recent.
 import { describe, expect, it } from 'vitest'
-import { compressCache, compressCacheSync, KvtrimError, layerBudgets, type Budgets, type CacheOptions } from '../lib/index'
+import { compressCache, compressCacheSync, layerBudgets, type Budgets, type CacheOptions } from '../lib/index'
 import * as oracle from './oracle'
-import { expectSameBits } from './expect'
+import { expectSameBits, expectCode } from './expect'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
 
 const seed = runSeed()
@@ -280,17 +280,6 @@ describe('compressCache with per-layer budgets', () => {
 
 // ---- bad options ----------------------------------------------------------------------------
 
-function expectCode(fn: () => unknown, code: string, message: RegExp): void {
-  let err: unknown
-  try {
-    fn()
-  } catch (e) {
-    err = e
-  }
-  expect(err).toBeInstanceOf(KvtrimError)
-  expect((err as KvtrimError).code).toBe(code)
-  expect((err as KvtrimError).message).toMatch(message)
-}
 
 describe('bad budgets', () => {
   const r = rng(seed + 6)

@@ -3,9 +3,9 @@
 // compressSync by hand on the same data gives (and what the oracle gives); the static cache
 // holds the same rows at its front. transformers.js-style caches come back in their own form.
 import { describe, expect, it } from 'vitest'
-import { Compressor, compressSync, KvtrimError, type CompressorOptions, type StepResult } from '../lib/index'
+import { Compressor, compressSync, type CompressorOptions, type StepResult } from '../lib/index'
 import * as oracle from './oracle'
-import { expectSameBits } from './expect'
+import { expectSameBits, expectCode } from './expect'
 import { randomTensor, rng, runSeed, type Rng } from './random'
 
 const seed = runSeed()
@@ -194,17 +194,6 @@ function appendV(t: Host, rows: Host): Host {
   return append(t, rows)
 }
 
-function expectCode(fn: () => unknown, code: string, message: RegExp): void {
-  let err: unknown
-  try {
-    fn()
-  } catch (e) {
-    err = e
-  }
-  expect(err).toBeInstanceOf(KvtrimError)
-  expect((err as KvtrimError).code).toBe(code)
-  expect((err as KvtrimError).message).toMatch(message)
-}
 
 describe('Compressor: bad options', () => {
   const r = rng(seed + 4)

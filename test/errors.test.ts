@@ -1,6 +1,7 @@
 // Every bad input gives a KvtrimError with its code and a message naming the argument; none
 // crashes the process, and a valid call still works afterwards.
 import { describe, expect, it } from 'vitest'
+import { expectCode } from './expect'
 import { compress, compressCache, compressCacheSync, compressSync, keyNorms, keyNormsSync, KvtrimError } from '../lib/index'
 import { randomTensor, rng, runSeed } from './random'
 
@@ -8,17 +9,6 @@ const r = rng(runSeed())
 const keys = randomTensor(r, 'float16', [1, 2, 16, 8])
 const values = randomTensor(r, 'float16', [1, 2, 16, 8])
 
-function expectCode(fn: () => unknown, code: string, mention?: RegExp): void {
-  let caught: unknown
-  try {
-    fn()
-  } catch (err) {
-    caught = err
-  }
-  expect(caught, `expected a KvtrimError ${code}`).toBeInstanceOf(KvtrimError)
-  expect((caught as KvtrimError).code).toBe(code)
-  if (mention) expect((caught as KvtrimError).message).toMatch(mention)
-}
 
 describe('bad input', () => {
   it('wrong rank', () => {

@@ -1,5 +1,6 @@
 // Bit-exact comparison helpers that report the first mismatches with their indices.
 import { expect } from 'vitest'
+import { KvtrimError } from '../lib/index'
 
 type Bits = Float32Array | Uint16Array | Int32Array | Uint32Array
 
@@ -16,4 +17,17 @@ export function expectSameBits(actual: Bits, expected: Bits, what: string): void
     if (a[i] !== e[i]) bad.push(`[${i}] got ${actual[i]} (0x${a[i].toString(16)}) want ${expected[i]} (0x${e[i].toString(16)})`)
   }
   expect(bad, `${what}: first mismatches`).toEqual([])
+}
+
+/** fn throws a KvtrimError with this code (and a message matching `message`, if given). */
+export function expectCode(fn: () => unknown, code: string, message?: RegExp): void {
+  let err: unknown
+  try {
+    fn()
+  } catch (e) {
+    err = e
+  }
+  expect(err, `expected a KvtrimError ${code}`).toBeInstanceOf(KvtrimError)
+  expect((err as KvtrimError).code).toBe(code)
+  if (message) expect((err as KvtrimError).message).toMatch(message)
 }

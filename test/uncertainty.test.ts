@@ -3,7 +3,8 @@
 // against keys (GQA, causal) where the oracle's exp may differ from libm's in the last bit: a
 // count may then differ by one only where the cumulative mass is within 1e-6 of the threshold.
 import { describe, expect, it } from 'vitest'
-import { compressCacheSync, KvtrimError, layerBudgets, layerUncertainty, layerUncertaintySync } from '../lib/index'
+import { expectCode } from './expect'
+import { compressCacheSync, layerBudgets, layerUncertainty, layerUncertaintySync } from '../lib/index'
 import * as oracle from './oracle'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
 
@@ -192,17 +193,6 @@ describe('layerUncertainty: random data against the oracle', () => {
 
 // ---- bad input --------------------------------------------------------------------------------
 
-function expectCode(fn: () => unknown, code: string, message: RegExp): void {
-  let err: unknown
-  try {
-    fn()
-  } catch (e) {
-    err = e
-  }
-  expect(err).toBeInstanceOf(KvtrimError)
-  expect((err as KvtrimError).code).toBe(code)
-  expect((err as KvtrimError).message).toMatch(message)
-}
 
 describe('layerUncertainty: bad input', () => {
   const att = f32([0.5, 0.5], [1, 1, 1, 2])
