@@ -7,7 +7,9 @@ namespace kvtrim::cuda {
 
 enum ElemKind : int { kF16 = 0, kBF16 = 1, kF32 = 2 };
 
-// Exact conversions to fp32 (integer arithmetic: identical under nvcc and the emulator).
+// Exact conversions to fp32 (integer arithmetic: identical under nvcc and the emulator). The same
+// algorithm as native/core/dtype.h's f16_to_f32, kept as a device copy: compiling core's version
+// for the device (memcpy-based bit casts, uint16_t arguments) tipped compress_kernel into spills.
 KVTRIM_DEV float f16_bits_to_f32(unsigned h) {
   const unsigned sign = (h & 0x8000u) << 16;
   const unsigned exp = (h >> 10) & 0x1Fu;
