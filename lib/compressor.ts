@@ -5,6 +5,7 @@
 // `past_key_values` object ({ 'past_key_values.0.key': Tensor, ... }).
 import { KvtrimError } from './errors'
 import { compress, compressInPlace, compressInPlaceSync, compressSync } from './ops'
+import { isDeviceTensor } from './tensor'
 import type { CacheLayer, CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
 import { describe, invalid } from './validate'
 
@@ -83,11 +84,14 @@ export interface View {
 
 const NAME = /^(.+)\.(\d+)\.(key|value)$/
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
+// A host tensor ({ type, data, dims }) or a device tensor (its layer then runs on the GPU).
 const isTensor = (t: unknown): t is TensorLike =>
-  typeof t === 'object' && t !== null && 'dims' in t && 'data' in t && 'type' in t && Array.isArray((t as TensorLike).dims)
+  isDeviceTensor(t) ||
+  (typeof t === 'object' && t !== null && 'dims' in t && 'data' in t && 'type' in t && Array.isArray((t as TensorLike).dims))
 
 /** A kvtrim output tensor in the form of `like`: its class (when it takes (type, data, dims)) and data kind. */
 export function sameKind(like: TensorLike, out: HostTensor): TensorLike {
+  if (isDeviceTensor(out) || isDeviceTensor(like)) return out // device results are device tensors already
   let data: ArrayBufferView = out.data
   const ctor = (like.data as object).constructor as { new (b: ArrayBufferLike, o: number, n: number): ArrayBufferView; BYTES_PER_ELEMENT?: number }
   if (ctor !== out.data.constructor && ctor.BYTES_PER_ELEMENT === out.data.BYTES_PER_ELEMENT) {
