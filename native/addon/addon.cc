@@ -1,25 +1,33 @@
-// Module registration: the binding that binding.d.ts types.
+// Module registration: the binding that binding.d.ts types. Safe to load in any number of
+// environments (main thread and workers): all state is per environment (AddonData) or in
+// thread-safe process-wide pools, and every function's C++ exceptions become KvtrimErrors.
 #include <napi.h>
 
 #include "device.h"
 #include "errors.h"
 #include "ops.h"
+#include "outputs.h"
 #include "uncertainty.h"
 
 namespace kvtrim::addon {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new AddonData());  // freed by node-addon-api's cleanup hook
-  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
-  exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
-  exports.Set("lmbaCountsSync", Napi::Function::New(env, LmbaCountsSync, "lmbaCountsSync"));
-  exports.Set("lmbaCounts", Napi::Function::New(env, LmbaCounts, "lmbaCounts"));
-  exports.Set("keyNormsSync", Napi::Function::New(env, KeyNormsSync, "keyNormsSync"));
-  exports.Set("keyNorms", Napi::Function::New(env, KeyNorms, "keyNorms"));
-  exports.Set("compressSync", Napi::Function::New(env, CompressSync, "compressSync"));
-  exports.Set("compress", Napi::Function::New(env, Compress, "compress"));
-  exports.Set("compressInPlaceSync", Napi::Function::New(env, CompressInPlaceSync, "compressInPlaceSync"));
-  exports.Set("compressInPlace", Napi::Function::New(env, CompressInPlace, "compressInPlace"));
+  auto* data = new AddonData();
+  env.SetInstanceData(data);  // freed by node-addon-api's cleanup hook
+  init_errors(env, data);
+  exports.Set("setErrorClass", guarded(env, "setErrorClass", SetErrorClass));
+  exports.Set("backend", guarded(env, "backend", Backend));
+  exports.Set("lmbaCountsSync", guarded(env, "lmbaCountsSync", LmbaCountsSync));
+  exports.Set("lmbaCounts", guarded(env, "lmbaCounts", LmbaCounts));
+  exports.Set("keyNormsSync", guarded(env, "keyNormsSync", KeyNormsSync));
+  exports.Set("keyNorms", guarded(env, "keyNorms", KeyNorms));
+  exports.Set("compressSync", guarded(env, "compressSync", CompressSync));
+  exports.Set("compress", guarded(env, "compress", Compress));
+  exports.Set("compressInPlaceSync", guarded(env, "compressInPlaceSync", CompressInPlaceSync));
+  exports.Set("compressInPlace", guarded(env, "compressInPlace", CompressInPlace));
+  exports.Set("memoryStats", guarded(env, "memoryStats", MemoryStats));
+  exports.Set("releaseMemory", guarded(env, "releaseMemory", ReleaseMemory));
+  exports.Set("setPoolLimit", guarded(env, "setPoolLimit", SetPoolLimit));
   InitDevice(env, exports);
   return exports;
 }

@@ -1,32 +1,43 @@
 #include "args.h"
 
 #include <cmath>
-#include <string>
+#include <cstring>
+#include <new>
 
 #include "errors.h"
 
 namespace kvtrim::addon {
 
-namespace {
-
-int64_t read_int(Napi::Env env, Napi::Value v, Code code, const std::string& name) {
+int64_t read_int(Napi::Env env, Napi::Value v, Code code, const std::string& name, int64_t lo,
+                 int64_t hi) {
   if (!v.IsNumber()) throw_error(env, code, "Expected " + name + " to be an integer");
   const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9007199254740991.0) {
-    throw_error(env, code, "Expected " + name + " to be an integer but received " + std::to_string(d));
+  if (!std::isfinite(d) || std::floor(d) != d || d < double(lo) || d > double(hi)) {
+    throw_error(env, code, "Expected " + name + " to be an integer in [" + std::to_string(lo) + ", " +
+                               std::to_string(hi) + "] but received " + std::to_string(d));
   }
   return int64_t(d);
 }
 
-}  // namespace
+uint64_t read_u64(Napi::Env env, Napi::Value v, Code code, const std::string& name) {
+  if (!v.IsBigInt()) throw_error(env, code, "Expected " + name + " to be a bigint");
+  int sign = 0;
+  size_t words = 2;
+  uint64_t w[2] = {0, 0};
+  if (napi_get_value_bigint_words(env, v, &sign, &words, w) != napi_ok || sign != 0 || words > 1) {
+    throw_error(env, code, "Expected " + name + " to be a bigint in [0, 2n ** 64n)");
+  }
+  return words == 0 ? 0 : w[0];
+}
 
-TensorView read_tensor(Napi::Env env, Napi::Value v, const char* name, Napi::Value* keep) {
-  const std::string n = name;
+void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out) {
+  out->name = name;
+  const std::string& n = out->name;
   if (!v.IsObject()) {
     throw_error(env, Code::InvalidArgument, "Expected " + n + " to be a tensor { type, data, dims }");
   }
   Napi::Object o = v.As<Napi::Object>();
-  TensorView t;
+  TensorView& t = out->view;
   Napi::Value type = o.Get("type");
   if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &t.dtype)) {
     throw_error(env, Code::InvalidDType, "Expected " + n +
@@ -38,36 +49,89 @@ TensorView read_tensor(Napi::Env env, Napi::Value v, const char* name, Napi::Val
     throw_error(env, Code::InvalidArgument, "Expected " + n + ".data to be a typed array");
   }
   Napi::TypedArray arr = data.As<Napi::TypedArray>();
-  if (arr.ArrayBuffer().IsDetached()) {
-    throw_error(env, Code::DetachedBuffer, "Expected " + n +
-        ".data to be readable but its ArrayBuffer is detached (transferred or structuredClone'd "
-        "with transfer); pass a live copy");
-  }
   const bool is_f32 = arr.TypedArrayType() == napi_float32_array;
   if ((t.dtype == DType::F32) != is_f32 || (!is_f32 && arr.ElementSize() != 2)) {
     throw_error(env, Code::InvalidArgument, "Expected " + n + ".data to be " +
         (t.dtype == DType::F32 ? "a Float32Array" : "a Uint16Array (or Float16Array) of raw bits") +
         " for type '" + dtype_name(t.dtype) + "'");
   }
-  t.data = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
-  t.length = int64_t(arr.ElementLength());
-  *keep = data;
+  out->array = Napi::Persistent(data);
+  out->resizable = is_resizable(env, arr);
   Napi::Value dims = o.Get("dims");
   if (!dims.IsArray()) {
     throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
   }
   Napi::Array a = dims.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); ++i) {
+  const uint32_t rank = a.Length();
+  if (rank > 8) {
+    throw_error(env, Code::InvalidRank, "Expected " + n + ".dims to be [batch, kvHeads, seqLen, headDim] but it has " +
+                                            std::to_string(rank) + " entries");
+  }
+  for (uint32_t i = 0; i < rank; ++i) {
     t.dims.push_back(read_int(env, a.Get(i), Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
   }
-  return t;
 }
 
-CompressParams read_params(Napi::Env env, Napi::Value v, std::vector<int64_t>* lengths,
-                           bool* has_lengths) {
+void bind_host(Napi::Env env, HostArg* a, Use use) {
+  // napi_get_typedarray_info runs no JS and works for SharedArrayBuffers too.
+  napi_value arr = a->array.Value();
+  napi_value buffer = nullptr;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, arr, &type, &length, &data, &buffer, &offset) != napi_ok) {
+    throw_error(env, Code::InvalidArgument, "Expected " + a->name + ".data to be a typed array");
+  }
+  bool is_ab = false, detached = false;
+  napi_is_arraybuffer(env, buffer, &is_ab);  // false for a SharedArrayBuffer, never detached
+  if (is_ab) napi_is_detached_arraybuffer(env, buffer, &detached);
+  if (detached) {
+    throw_error(env, Code::DetachedBuffer, "Expected " + a->name +
+        ".data to be readable but its ArrayBuffer is detached (transferred or structuredClone'd "
+        "with transfer); pass a live copy");
+  }
+  const size_t esize = type == napi_float32_array ? 4 : 2;
+  a->bytes = length * esize;
+  a->view.length = int64_t(length);
+  a->view.data = data;
+  if (!a->resizable || use == Use::Now) return;
+  if (use == Use::WriteLater) {
+    throw_error(env, Code::InvalidArgument, "Expected " + a->name +
+        ".data not to be on a resizable ArrayBuffer for compressInPlace(): a resize while the "
+        "Promise is pending would take the memory it writes; use compressInPlaceSync() or a "
+        "fixed-length buffer");
+  }
+  // A resize while the work runs could unmap what it reads: it reads this copy instead.
+  try {
+    a->snapshot.reset(new char[a->bytes > 0 ? a->bytes : 1]);
+  } catch (const std::bad_alloc&) {
+    throw_error(env, Code::OutOfMemory, "could not copy " + a->name + ".data (" + std::to_string(a->bytes) +
+                                            " bytes, on a resizable ArrayBuffer)");
+  }
+  if (a->bytes > 0) std::memcpy(a->snapshot.get(), data, a->bytes);
+  a->view.data = a->snapshot.get();
+}
+
+Status check_unchanged(Napi::Env env, const HostArg& a, const char* op) {
+  if (a.snapshot) return Status::success();
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, a.array.Value(), &type, &length, &data, &buffer, &offset) != napi_ok) {
+    return Status::error(Code::Internal, "could not inspect " + a.name + ".data");
+  }
+  const size_t esize = type == napi_float32_array ? 4 : 2;
+  if (data == a.view.data && length * esize == a.bytes) return Status::success();
+  return Status::error(Code::InputChanged, a.name + ".data was detached or resized while " + op +
+      "() was pending, so its result cannot be trusted and was dropped. Keep an input's buffer "
+      "alive and unchanged until the Promise settles (transfer or resize it afterwards)");
+}
+
+void read_params(Napi::Env env, Napi::Value v, int64_t batch, CompressArgs* out) {
   if (!v.IsObject()) throw_error(env, Code::InvalidArgument, "Expected options to be an object");
   Napi::Object o = v.As<Napi::Object>();
-  CompressParams p;
+  CompressParams& p = out->params;
   Napi::Value ratio = o.Get("keepRatio"), keep = o.Get("keep");
   if (!ratio.IsUndefined()) {
     if (!ratio.IsNumber()) throw_error(env, Code::InvalidKeepRatio, "Expected keepRatio to be a number");
@@ -79,45 +143,45 @@ CompressParams read_params(Napi::Env env, Napi::Value v, std::vector<int64_t>* l
   } else {
     throw_error(env, Code::InvalidOption, "Expected one of keepRatio or keep");
   }
-  const std::string order = o.Get("order").ToString().Utf8Value();
-  const std::string score = o.Get("score").ToString().Utf8Value();
-  if (order != "position" && order != "norm") {
+  Napi::Value order = o.Get("order"), score = o.Get("score");
+  const std::string os = order.IsString() ? order.As<Napi::String>().Utf8Value() : "";
+  const std::string ss = score.IsString() ? score.As<Napi::String>().Utf8Value() : "";
+  if (os != "position" && os != "norm") {
     throw_error(env, Code::InvalidOption, "Expected order to be 'position' or 'norm'");
   }
-  if (score != "low-norm" && score != "high-norm") {
+  if (ss != "low-norm" && ss != "high-norm") {
     throw_error(env, Code::InvalidOption, "Expected score to be 'low-norm' or 'high-norm'");
   }
-  p.order = order == "norm" ? Order::Norm : Order::Position;
-  p.score = score == "high-norm" ? Score::HighNorm : Score::LowNorm;
-  p.sink = o.Get("sink").IsUndefined() ? 0 : read_int(env, o.Get("sink"), Code::InvalidSink, "sink");
-  p.recent = o.Get("recent").IsUndefined() ? 0
-                                           : read_int(env, o.Get("recent"), Code::InvalidRecent, "recent");
+  p.order = os == "norm" ? Order::Norm : Order::Position;
+  p.score = ss == "high-norm" ? Score::HighNorm : Score::LowNorm;
+  Napi::Value sink = o.Get("sink"), recent = o.Get("recent");
+  p.sink = sink.IsUndefined() ? 0 : read_int(env, sink, Code::InvalidSink, "sink");
+  p.recent = recent.IsUndefined() ? 0 : read_int(env, recent, Code::InvalidRecent, "recent");
   Napi::Value lens = o.Get("lengths");
-  *has_lengths = !lens.IsUndefined() && !lens.IsNull();
-  if (*has_lengths) {
-    if (!lens.IsObject()) throw_error(env, Code::InvalidLengths, "Expected lengths to be an array of integers");
-    Napi::Object lo = lens.As<Napi::Object>();
-    const int64_t n = read_int(env, lo.Get("length"), Code::InvalidLengths, "lengths.length");
-    for (int64_t i = 0; i < n; ++i) {
-      lengths->push_back(read_int(env, lo.Get(uint32_t(i)), Code::InvalidLengths,
-                                  "lengths[" + std::to_string(i) + "]"));
-    }
+  out->has_lengths = !lens.IsUndefined() && !lens.IsNull();
+  if (!out->has_lengths) return;
+  if (!lens.IsObject()) throw_error(env, Code::InvalidLengths, "Expected lengths to be an array of integers");
+  Napi::Object lo = lens.As<Napi::Object>();
+  const int64_t n = read_int(env, lo.Get("length"), Code::InvalidLengths, "lengths.length", 0);
+  if (batch >= 0 && n != batch) {
+    throw_error(env, Code::InvalidLengths, "Expected lengths to have one entry per batch entry (" +
+                                               std::to_string(batch) + ") but it has " + std::to_string(n));
   }
-  return p;
+  for (int64_t i = 0; i < n; ++i) {
+    out->lengths.push_back(read_int(env, lo.Get(uint32_t(i)), Code::InvalidLengths,
+                                    "lengths[" + std::to_string(i) + "]"));
+  }
 }
 
 CompressJob plan_compress(Napi::Env env, const TensorView& keys, const TensorView& values,
-                          Napi::Value options, bool in_place) {
+                          const CompressArgs& args, bool in_place) {
   Shape shape;
   throw_if(env, check_pair(keys, values, &shape));
-  std::vector<int64_t> lengths;
-  bool has_lengths = false;
-  CompressParams params = read_params(env, options, &lengths, &has_lengths);
-  if (in_place) throw_if(env, check_in_place(keys, values, params));
+  if (in_place) throw_if(env, check_in_place(keys, values, args.params));
   Plan plan;
-  throw_if(env, make_plan(shape, params, has_lengths ? lengths.data() : nullptr,
-                          int64_t(lengths.size()), &plan));
-  return CompressJob{keys.dtype, shape, keys.data, values.data, params, std::move(plan),
+  throw_if(env, make_plan(shape, args.params, args.has_lengths ? args.lengths.data() : nullptr,
+                          int64_t(args.lengths.size()), &plan));
+  return CompressJob{keys.dtype, shape, keys.data, values.data, args.params, std::move(plan),
                      nullptr, nullptr, nullptr, in_place};
 }
 

@@ -1,6 +1,6 @@
 // Operations on device tensors: validated with native/core exactly as host ones are, then run
-// by the CUDA launchers, synchronously or on the libuv pool (the promise settles when the GPU
-// is done).
+// by the CUDA launchers, synchronously or as an Operation on the libuv pool (the promise
+// settles when the GPU is done). Every input buffer is pinned until the operation settles.
 #include "device.h"
 
 #include <memory>
@@ -9,6 +9,7 @@
 #include "../core/plan.h"
 #include "../cuda/ops.h"
 #include "args.h"
+#include "async_op.h"
 #include "device_buffer.h"
 #include "errors.h"
 
@@ -16,43 +17,9 @@ namespace kvtrim::addon {
 
 namespace {
 
-// ---- one operation = a baton + a run function, used by the sync and the async form --------
-
-struct Op {
-  virtual ~Op() = default;
-  virtual Status run() = 0;                   // off the main thread in the async form
-  virtual Napi::Value result(Napi::Env env) = 0;
-};
-
-class OpWorker : public Napi::AsyncWorker {
- public:
-  OpWorker(Napi::Env env, std::unique_ptr<Op> op)
-      : Napi::AsyncWorker(env, "kvtrim.cuda"), deferred_(env), op_(std::move(op)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    status_ = op_->run();
-    if (!status_.ok()) SetError(status_.message);
-  }
-  void OnOK() override { deferred_.Resolve(op_->result(Env())); }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(make_error(Env(), status_.ok() ? Code::Internal : status_.code, e.Message()).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::unique_ptr<Op> op_;
-  Status status_;
-};
-
-Napi::Value finish(const Napi::CallbackInfo& info, std::unique_ptr<Op> op, bool async) {
-  if (!async) {
-    throw_if(info.Env(), op->run());
-    return op->result(info.Env());
-  }
-  auto* w = new OpWorker(info.Env(), std::move(op));
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+Napi::Value finish(const Napi::CallbackInfo& info, std::unique_ptr<Operation> op, bool async) {
+  if (!async) return run_now(info.Env(), *op);
+  return run_async(info.Env(), std::move(op), "kvtrim.cuda");
 }
 
 // options.stream: a cudaStream_t as a bigint (0n or absent: the default stream).
@@ -60,12 +27,10 @@ void* read_stream(Napi::Env env, Napi::Value options) {
   if (!options.IsObject()) return nullptr;
   Napi::Value v = options.As<Napi::Object>().Get("stream");
   if (v.IsUndefined() || v.IsNull()) return nullptr;
-  if (!v.IsBigInt()) throw_error(env, Code::InvalidOption, "Expected options.stream to be a cudaStream_t as a bigint");
-  bool lossless = true;
-  return reinterpret_cast<void*>(uintptr_t(v.As<Napi::BigInt>().Uint64Value(&lossless)));
+  return reinterpret_cast<void*>(uintptr_t(read_u64(env, v, Code::InvalidOption, "options.stream (a cudaStream_t)")));
 }
 
-struct NormsOp : Op {
+struct NormsOp : Operation {
   DeviceArg keys;
   Napi::ObjectReference out;
   float* out_ptr = nullptr;
@@ -75,18 +40,22 @@ struct NormsOp : Op {
     return cuda::key_norms(keys.buffer->device(), keys.view.dtype, keys.view.data, d[0] * d[1] * d[2], d[3],
                            out_ptr, stream);
   }
-  Napi::Value result(Napi::Env) override { return out.Value(); }
+  Status finish(Napi::Env, Napi::Value* r) override {
+    *r = out.Value();
+    return Status::success();
+  }
 };
 
 Napi::Value key_norms(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   auto op = std::make_unique<NormsOp>();
-  op->keys = read_device(env, info[0], "keys");
+  read_device(env, info[0], "keys", &op->keys);
   op->stream = read_stream(env, info[1]);
+  bind_device(env, &op->keys);
   throw_if(env, check_tensor(op->keys.view, "keys"));
   const auto& d = op->keys.view.dims;
   Napi::Object out = new_buffer(env, op->keys.buffer->device(), size_t(d[0] * d[1] * d[2]) * sizeof(float));
-  op->out_ptr = static_cast<float*>(DeviceBuffer::Unwrap(out)->data(env, "out"));
+  op->out_ptr = static_cast<float*>(DeviceBuffer::From(env, out, "out")->data(env, "out"));
   op->out = Napi::Persistent(out);
   return finish(info, std::move(op), async);
 }
@@ -102,17 +71,22 @@ struct Entry {
   Napi::ObjectReference idx_keep;
 };
 
-// Validates and plans one pair, allocates its outputs and builds its result object.
+// Reads one pair and its options (every JS property), then binds, validates and plans it,
+// allocates its outputs and builds its result object.
 std::unique_ptr<Entry> prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Napi::Value options, bool in_place) {
   auto e = std::make_unique<Entry>();
-  e->keys = read_device(env, kv, "keys");
-  e->values = read_device(env, vv, "values");
+  read_device(env, kv, "keys", &e->keys);
+  read_device(env, vv, "values", &e->values);
+  CompressArgs args;
+  read_params(env, options, e->keys.view.dims.empty() ? -1 : e->keys.view.dims[0], &args);
+  bind_device(env, &e->keys);
+  bind_device(env, &e->values);
   if (e->keys.buffer->device() != e->values.buffer->device()) {
     throw_error(env, Code::InvalidArgument, "Expected keys and values on the same device but keys are on cuda:" +
         std::to_string(e->keys.buffer->device()) + " and values on cuda:" + std::to_string(e->values.buffer->device()));
   }
   e->device = e->keys.buffer->device();
-  e->job = plan_compress(env, e->keys.view, e->values.view, options, in_place);
+  e->job = plan_compress(env, e->keys.view, e->values.view, args, in_place);
   const Shape& shape = e->job.shape;
   const int64_t rows = shape.batch * shape.heads, k = e->job.plan.max_kept;
   const int esz = dtype_size(e->keys.view.dtype);
@@ -122,13 +96,13 @@ std::unique_ptr<Entry> prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Na
   if (!in_place) {
     Napi::Object kb = new_buffer(env, e->device, size_t(rows * k * shape.key_dim * esz));
     Napi::Object vb = new_buffer(env, e->device, size_t(rows * k * shape.value_dim * esz));
-    e->job.out_keys = DeviceBuffer::Unwrap(kb)->data(env, "out");
-    e->job.out_values = DeviceBuffer::Unwrap(vb)->data(env, "out");
+    e->job.out_keys = DeviceBuffer::From(env, kb, "out")->data(env, "out");
+    e->job.out_values = DeviceBuffer::From(env, vb, "out")->data(env, "out");
     r.Set("keyBuffer", kb);
     r.Set("valueBuffer", vb);
   }
   Napi::Object ib = new_buffer(env, e->device, size_t(rows * k) * sizeof(int32_t));
-  e->idx_buf = DeviceBuffer::Unwrap(ib);
+  e->idx_buf = DeviceBuffer::From(env, ib, "indices");
   e->idx_keep = Napi::Persistent(ib);
   e->job.out_indices = static_cast<int32_t*>(e->idx_buf->data(env, "indices"));
   Napi::Int32Array indices = Napi::Int32Array::New(env, size_t(rows * k));
@@ -143,7 +117,7 @@ std::unique_ptr<Entry> prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Na
 }
 
 // compress (one pair, split rows allowed) or compressLayers (every layer in one launch).
-struct CompressOp : Op {
+struct CompressOp : Operation {
   std::vector<std::unique_ptr<Entry>> entries;
   bool layers = false;
   void* stream = nullptr;
@@ -165,12 +139,19 @@ struct CompressOp : Op {
     }
     return Status::success();
   }
-  Napi::Value result(Napi::Env env) override {
-    for (const auto& e : entries) e->idx_buf->release();  // indices are on the host now: free at once
-    if (!layers) return entries[0]->result.Value();
+  Status finish(Napi::Env env, Napi::Value* r) override {
+    if (!layers) {
+      *r = entries[0]->result.Value();
+      return Status::success();
+    }
     Napi::Array a = Napi::Array::New(env, entries.size());
     for (size_t i = 0; i < entries.size(); ++i) a.Set(uint32_t(i), entries[i]->result.Value());
-    return a;
+    *r = a;
+    return Status::success();
+  }
+  // The indices are on the host now (or the operation failed): their device copy goes at once.
+  void settled() override {
+    for (const auto& e : entries) e->idx_buf->release();
   }
 };
 
@@ -185,12 +166,19 @@ Napi::Value compress(const Napi::CallbackInfo& info, bool in_place, bool async) 
 // shapes allow. A bad layer's error names it: "layers[i]: ...".
 Napi::Value compress_layers(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
+  for (int i = 0; i < 4; ++i) {
+    if (!info[i].IsArray()) throw_error(env, Code::InvalidArgument, "Expected compressLayers(keys[], values[], options[], layerIndices[])");
+  }
   Napi::Array ks = info[0].As<Napi::Array>(), vs = info[1].As<Napi::Array>(), os = info[2].As<Napi::Array>();
   Napi::Array ids = info[3].As<Napi::Array>();
+  const uint32_t n = ks.Length();
+  if (vs.Length() != n || os.Length() != n || ids.Length() != n) {
+    throw_error(env, Code::InvalidArgument, "Expected as many values, options and layer indices as keys");
+  }
   auto op = std::make_unique<CompressOp>();
   op->layers = true;
-  op->stream = os.Length() > 0 ? read_stream(env, os.Get(0u)) : nullptr;
-  for (uint32_t i = 0; i < ks.Length(); ++i) {
+  op->stream = n > 0 ? read_stream(env, os.Get(0u)) : nullptr;
+  for (uint32_t i = 0; i < n; ++i) {
     const std::string name = "layers[" + ids.Get(i).ToString().Utf8Value() + "]: ";
     try {
       op->entries.push_back(prepare(env, ks.Get(i), vs.Get(i), os.Get(i), false));
@@ -214,14 +202,14 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   env.GetInstanceData<AddonData>()->device_buffer = new Napi::FunctionReference(Napi::Persistent(ctor));
   exports.Set("DeviceBuffer", ctor);
   InitDeviceTools(env, exports);
-  exports.Set("cudaKeyNormsSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return key_norms(i, false); }));
-  exports.Set("cudaKeyNorms", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return key_norms(i, true); }));
-  exports.Set("cudaCompressSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, false, false); }));
-  exports.Set("cudaCompress", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, false, true); }));
-  exports.Set("cudaCompressInPlaceSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, false); }));
-  exports.Set("cudaCompressLayersSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress_layers(i, false); }));
-  exports.Set("cudaCompressLayers", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress_layers(i, true); }));
-  exports.Set("cudaCompressInPlace", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return compress(i, true, true); }));
+  exports.Set("cudaKeyNormsSync", guarded(env, "cudaKeyNormsSync", [](const Napi::CallbackInfo& i) { return key_norms(i, false); }));
+  exports.Set("cudaKeyNorms", guarded(env, "cudaKeyNorms", [](const Napi::CallbackInfo& i) { return key_norms(i, true); }));
+  exports.Set("cudaCompressSync", guarded(env, "cudaCompressSync", [](const Napi::CallbackInfo& i) { return compress(i, false, false); }));
+  exports.Set("cudaCompress", guarded(env, "cudaCompress", [](const Napi::CallbackInfo& i) { return compress(i, false, true); }));
+  exports.Set("cudaCompressInPlaceSync", guarded(env, "cudaCompressInPlaceSync", [](const Napi::CallbackInfo& i) { return compress(i, true, false); }));
+  exports.Set("cudaCompressInPlace", guarded(env, "cudaCompressInPlace", [](const Napi::CallbackInfo& i) { return compress(i, true, true); }));
+  exports.Set("cudaCompressLayersSync", guarded(env, "cudaCompressLayersSync", [](const Napi::CallbackInfo& i) { return compress_layers(i, false); }));
+  exports.Set("cudaCompressLayers", guarded(env, "cudaCompressLayers", [](const Napi::CallbackInfo& i) { return compress_layers(i, true); }));
 }
 
 }  // namespace kvtrim::addon

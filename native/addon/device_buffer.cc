@@ -1,23 +1,146 @@
 #include "device_buffer.h"
 
+#include "args.h"
 #include "errors.h"
 
 namespace kvtrim::addon {
 
-DeviceArg read_device(Napi::Env env, Napi::Value v, const char* name) {
-  Napi::Object o = v.As<Napi::Object>();
-  DeviceArg d;
-  Napi::Value type = o.Get("type");
-  if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &d.view.dtype)) {
-    throw_error(env, Code::InvalidDType, std::string("Expected ") + name + ".type to be 'float16', 'bfloat16' or 'float32'");
+namespace {
+
+constexpr napi_type_tag kDeviceBufferTag = {0x6b767472696d4442ULL, 0x9f1c2d3e4a5b6c7dULL};
+
+const char* const kDisposedHint = " to be a live device tensor but it was disposed";
+
+}  // namespace
+
+Napi::Function DeviceBuffer::Define(Napi::Env env) {
+  return DefineClass(env, "DeviceBuffer", {
+      InstanceMethod("upload", &DeviceBuffer::Upload),
+      InstanceMethod("download", &DeviceBuffer::Download),
+      InstanceMethod("free", &DeviceBuffer::Free),
+      InstanceAccessor("ptr", &DeviceBuffer::Ptr, nullptr),
+      InstanceAccessor("bytes", &DeviceBuffer::Bytes, nullptr),
+      InstanceAccessor("device", &DeviceBuffer::Device, nullptr),
+      InstanceAccessor("owned", &DeviceBuffer::Owned, nullptr),
+      InstanceAccessor("freed", &DeviceBuffer::Freed, nullptr),
+  });
+}
+
+DeviceBuffer::DeviceBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceBuffer>(info) {
+  Napi::Env env = info.Env();
+  device_ = int(read_int(env, info[0], Code::InvalidArgument, "device", 0, 1 << 20));
+  bytes_ = size_t(read_int(env, info[1], Code::InvalidArgument, "bytes", 0));
+  napi_type_tag_object(env, info.This(), &kDeviceBufferTag);
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    ptr_ = reinterpret_cast<void*>(uintptr_t(read_u64(env, info[2], Code::InvalidArgument, "ptr")));
+    owned_ = false;
+    return;
   }
-  d.buffer = DeviceBuffer::Unwrap(o.Get("buffer").As<Napi::Object>());
-  d.view.data = d.buffer->data(env, name);
-  d.view.length = int64_t(d.buffer->bytes() / size_t(dtype_size(d.view.dtype)));
-  Napi::Array dims = o.Get("dims").As<Napi::Array>();
-  for (uint32_t i = 0; i < dims.Length(); ++i) d.view.dims.push_back(int64_t(dims.Get(i).As<Napi::Number>().DoubleValue()));
-  d.keep = Napi::Persistent(o);
-  return d;
+  throw_if(env, cuda::device_alloc(device_, bytes_, &ptr_));
+  owned_ = true;
+  external_ = int64_t(bytes_ / 64);  // a GC hint, not host memory
+  Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  // The finalizer: nothing can be pinned then (operations hold the tensor object alive).
+  free_now();
+  if (external_ != 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
+}
+
+DeviceBuffer* DeviceBuffer::From(Napi::Env env, Napi::Value v, const std::string& name) {
+  bool tagged = false;
+  if (v.IsObject()) napi_check_object_type_tag(env, v, &kDeviceBufferTag, &tagged);
+  if (!tagged) throw_error(env, Code::InvalidArgument, "Expected " + name + " to be a kvtrim DeviceBuffer");
+  DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
+  if (b == nullptr) throw_error(env, Code::InvalidArgument, "Expected " + name + " to be a kvtrim DeviceBuffer");
+  return b;
+}
+
+void* DeviceBuffer::data(Napi::Env env, const std::string& name) const {
+  if (disposed_) throw_error(env, Code::InvalidArgument, "Expected " + name + kDisposedHint);
+  return ptr_;
+}
+
+void DeviceBuffer::free_now() {
+  if (!freed_ && owned_ && ptr_ != nullptr) cuda::device_free(device_, ptr_);
+  freed_ = true;
+}
+
+void DeviceBuffer::release() {
+  disposed_ = true;
+  if (pins_ == 0) free_now();
+}
+
+void DeviceBuffer::unpin() {
+  if (--pins_ == 0 && disposed_) free_now();
+}
+
+Napi::Value DeviceBuffer::Upload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostArg a;
+  if (!info[0].IsTypedArray()) throw_error(env, Code::InvalidArgument, "Expected upload(data) to get a typed array");
+  a.name = "data";
+  a.array = Napi::Persistent(info[0]);
+  bind_host(env, &a, Use::Now);
+  if (a.bytes != bytes_) throw_error(env, Code::DataLength, "upload: " + std::to_string(a.bytes) +
+      " bytes into a device tensor of " + std::to_string(bytes_));
+  throw_if(env, cuda::copy_to_device(device_, data(env, "tensor"), a.view.data, a.bytes, nullptr));
+  return env.Undefined();
+}
+
+Napi::Value DeviceBuffer::Download(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostArg a;
+  if (!info[0].IsTypedArray()) throw_error(env, Code::InvalidArgument, "Expected download(into) to get a typed array");
+  a.name = "into";
+  a.array = Napi::Persistent(info[0]);
+  bind_host(env, &a, Use::Now);
+  if (a.bytes != bytes_) throw_error(env, Code::DataLength, "download: " + std::to_string(bytes_) +
+      " bytes into a host array of " + std::to_string(a.bytes));
+  throw_if(env, cuda::copy_to_host(device_, const_cast<void*>(a.view.data), data(env, "tensor"), a.bytes, nullptr));
+  return env.Undefined();
+}
+
+Napi::Value DeviceBuffer::Free(const Napi::CallbackInfo& info) {
+  release();
+  return info.Env().Undefined();
+}
+
+Napi::Value DeviceBuffer::Ptr(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), uint64_t(uintptr_t(ptr_)));
+}
+Napi::Value DeviceBuffer::Bytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(bytes_)); }
+Napi::Value DeviceBuffer::Device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
+Napi::Value DeviceBuffer::Owned(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), owned_); }
+Napi::Value DeviceBuffer::Freed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
+
+void read_device(Napi::Env env, Napi::Value v, const char* name, DeviceArg* d) {
+  d->name = name;
+  const std::string& n = d->name;
+  if (!v.IsObject()) throw_error(env, Code::InvalidArgument, "Expected " + n + " to be a device tensor");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value type = o.Get("type");
+  if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &d->view.dtype)) {
+    throw_error(env, Code::InvalidDType, "Expected " + n + ".type to be 'float16', 'bfloat16' or 'float32'");
+  }
+  d->buffer = DeviceBuffer::From(env, o.Get("buffer"), n + ".buffer");
+  Napi::Value dims = o.Get("dims");
+  if (!dims.IsArray()) throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
+  Napi::Array a = dims.As<Napi::Array>();
+  const uint32_t rank = a.Length();
+  if (rank > 8) throw_error(env, Code::InvalidRank, "Expected " + n + ".dims to be [batch, kvHeads, seqLen, headDim]");
+  for (uint32_t i = 0; i < rank; ++i) {
+    d->view.dims.push_back(read_int(env, a.Get(i), Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
+  }
+  d->keep = Napi::Persistent(o);
+}
+
+void bind_device(Napi::Env env, DeviceArg* d) {
+  d->view.data = d->buffer->data(env, d->name);
+  d->view.length = int64_t(d->buffer->bytes() / size_t(dtype_size(d->view.dtype)));
+  d->buffer->pin();
+  d->pinned = true;
 }
 
 Napi::Object new_buffer(Napi::Env env, int device, size_t bytes) {

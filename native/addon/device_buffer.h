@@ -1,6 +1,9 @@
 // DeviceBuffer: GPU memory owned by kvtrim (freed by free() or, as a safety net, by the
 // finalizer) or wrapped around a pointer another library owns (never freed here); and the
 // unpacking of device tensor arguments shared by the device operations and tools.
+//
+// Operations pin the buffers they use: free() while an operation is pending makes the buffer
+// unusable for new work at once, but the memory goes back only when the last one settles.
 #pragma once
 #include <napi.h>
 
@@ -14,99 +17,70 @@ namespace kvtrim::addon {
 
 class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "DeviceBuffer", {
-        InstanceMethod("upload", &DeviceBuffer::Upload),
-        InstanceMethod("download", &DeviceBuffer::Download),
-        InstanceMethod("free", &DeviceBuffer::Free),
-        InstanceAccessor("ptr", &DeviceBuffer::Ptr, nullptr),
-        InstanceAccessor("bytes", &DeviceBuffer::Bytes, nullptr),
-        InstanceAccessor("device", &DeviceBuffer::Device, nullptr),
-        InstanceAccessor("owned", &DeviceBuffer::Owned, nullptr),
-        InstanceAccessor("freed", &DeviceBuffer::Freed, nullptr),
-    });
-  }
+  static Napi::Function Define(Napi::Env env);
 
   // new DeviceBuffer(device, bytes) allocates; new DeviceBuffer(device, bytes, ptr) wraps.
-  explicit DeviceBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceBuffer>(info) {
-    Napi::Env env = info.Env();
-    device_ = info[0].As<Napi::Number>().Int32Value();
-    bytes_ = size_t(info[1].As<Napi::Number>().DoubleValue());
-    if (info.Length() > 2 && info[2].IsBigInt()) {
-      bool lossless = true;
-      ptr_ = reinterpret_cast<void*>(uintptr_t(info[2].As<Napi::BigInt>().Uint64Value(&lossless)));
-      owned_ = false;
-      return;
-    }
-    throw_if(env, cuda::device_alloc(device_, bytes_, &ptr_));
-    owned_ = true;
-    Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(bytes_ / 64));  // a GC hint, not host memory
-  }
+  explicit DeviceBuffer(const Napi::CallbackInfo& info);
+  ~DeviceBuffer() override;
 
-  ~DeviceBuffer() override { release(); }
+  // The DeviceBuffer behind a JS value, or a KvtrimError naming `name` (checked by type tag,
+  // so no other object, wrapped by this addon or another, is mistaken for one).
+  static DeviceBuffer* From(Napi::Env env, Napi::Value v, const std::string& name);
 
-  void* data(Napi::Env env, const char* name) const {
-    if (freed_) {
-      throw_error(env, Code::InvalidArgument, std::string("Expected ") + name +
-          " to be a live device tensor but it was disposed");
-    }
-    return ptr_;
-  }
+  void* data(Napi::Env env, const std::string& name) const;
   int device() const { return device_; }
   size_t bytes() const { return bytes_; }
-  void release() {
-    if (!freed_ && owned_ && ptr_ != nullptr) cuda::device_free(device_, ptr_);
-    freed_ = true;
-  }
+  bool disposed() const { return disposed_; }
+  // Frees now, or when the last pin goes if operations are pending.
+  void release();
+  void pin() { ++pins_; }
+  void unpin();
 
  private:
-  Napi::Value Upload(const Napi::CallbackInfo& info) {
-    Napi::TypedArray a = info[0].As<Napi::TypedArray>();
-    const size_t n = a.ByteLength();
-    if (n != bytes_) throw_error(info.Env(), Code::DataLength, "upload: " + std::to_string(n) +
-        " bytes into a device tensor of " + std::to_string(bytes_));
-    const char* src = static_cast<const char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    throw_if(info.Env(), cuda::copy_to_device(device_, data(info.Env(), "tensor"), src, n, nullptr));
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Download(const Napi::CallbackInfo& info) {
-    Napi::TypedArray a = info[0].As<Napi::TypedArray>();
-    const size_t n = a.ByteLength();
-    if (n != bytes_) throw_error(info.Env(), Code::DataLength, "download: " + std::to_string(bytes_) +
-        " bytes into a host array of " + std::to_string(n));
-    char* dst = static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    throw_if(info.Env(), cuda::copy_to_host(device_, dst, data(info.Env(), "tensor"), n, nullptr));
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Free(const Napi::CallbackInfo& info) {
-    release();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Ptr(const Napi::CallbackInfo& info) {
-    return Napi::BigInt::New(info.Env(), uint64_t(uintptr_t(ptr_)));
-  }
-  Napi::Value Bytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(bytes_)); }
-  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
-  Napi::Value Owned(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), owned_); }
-  Napi::Value Freed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), freed_); }
+  Napi::Value Upload(const Napi::CallbackInfo& info);
+  Napi::Value Download(const Napi::CallbackInfo& info);
+  Napi::Value Free(const Napi::CallbackInfo& info);
+  Napi::Value Ptr(const Napi::CallbackInfo& info);
+  Napi::Value Bytes(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Owned(const Napi::CallbackInfo& info);
+  Napi::Value Freed(const Napi::CallbackInfo& info);
+  void free_now();
 
   int device_ = 0;
   size_t bytes_ = 0;
   void* ptr_ = nullptr;
-  bool owned_ = false, freed_ = false;
+  bool owned_ = false;
+  bool disposed_ = false;  // free() called (or the memory is gone)
+  bool freed_ = false;     // the memory went back
+  int pins_ = 0;
+  int64_t external_ = 0;   // reported to V8
 };
 
 // A device tensor argument: { type, buffer: DeviceBuffer, dims } as lib/tensor.ts passes it.
+// read_device reads every JS property; bind_device takes the pointer and pins the buffer,
+// which stays pinned until the DeviceArg goes (on the main thread, once its operation settles).
 struct DeviceArg {
+  std::string name;
   TensorView view;
-  DeviceBuffer* buffer;
-  Napi::ObjectReference keep;
+  DeviceBuffer* buffer = nullptr;
+  Napi::ObjectReference keep;  // the tensor object, holding the buffer alive
+  bool pinned = false;
+
+  DeviceArg() = default;
+  DeviceArg(DeviceArg&& o) noexcept
+      : name(std::move(o.name)), view(std::move(o.view)), buffer(o.buffer), keep(std::move(o.keep)),
+        pinned(o.pinned) {
+    o.pinned = false;
+  }
+  DeviceArg& operator=(DeviceArg&&) = delete;
+  ~DeviceArg() {
+    if (pinned) buffer->unpin();
+  }
 };
 
-DeviceArg read_device(Napi::Env env, Napi::Value v, const char* name);
+void read_device(Napi::Env env, Napi::Value v, const char* name, DeviceArg* out);
+void bind_device(Napi::Env env, DeviceArg* a);
 Napi::Object new_buffer(Napi::Env env, int device, size_t bytes);
 
 // Benchmark, geometry and emulator controls (device_tools.cc).

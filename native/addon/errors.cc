@@ -1,5 +1,7 @@
 #include "errors.h"
 
+#include <new>
+
 namespace kvtrim::addon {
 
 Napi::Error make_error(Napi::Env env, Code code, const std::string& message) {
@@ -20,11 +22,45 @@ void throw_error(Napi::Env env, Code code, const std::string& message) {
 
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) {
-    throw Napi::TypeError::New(info.Env(), "Expected setErrorClass(constructor)");
+    throw_error(info.Env(), Code::InvalidArgument, "Expected setErrorClass(constructor)");
   }
   AddonData* data = info.Env().GetInstanceData<AddonData>();
   data->error_class = Napi::Persistent(info[0].As<Napi::Function>());
   return info.Env().Undefined();
+}
+
+Napi::Function guarded(Napi::Env env, const char* name, Callback fn) {
+  return Napi::Function::New(env, [fn](const Napi::CallbackInfo& info) -> Napi::Value {
+    try {
+      return fn(info);
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      throw_error(info.Env(), Code::OutOfMemory, "out of memory");
+    } catch (const std::exception& e) {
+      throw_error(info.Env(), Code::Internal, std::string("internal error: ") + e.what());
+    }
+  }, name);
+}
+
+bool is_resizable(Napi::Env env, Napi::TypedArray arr) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, arr, nullptr, nullptr, nullptr, &buffer, nullptr) != napi_ok) return false;
+  bool is_ab = false;
+  napi_is_arraybuffer(env, buffer, &is_ab);
+  if (!is_ab || data == nullptr || data->resizable_getter.IsEmpty()) return false;
+  return data->resizable_getter.Call(buffer, {}).ToBoolean().Value();
+}
+
+void init_errors(Napi::Env env, AddonData* data) {
+  Napi::Object object = env.Global().Get("Object").As<Napi::Object>();
+  Napi::Object proto = env.Global().Get("ArrayBuffer").As<Napi::Object>().Get("prototype").As<Napi::Object>();
+  Napi::Value desc = object.Get("getOwnPropertyDescriptor").As<Napi::Function>().Call(object, {proto, Napi::String::New(env, "resizable")});
+  if (desc.IsObject()) {
+    Napi::Value get = desc.As<Napi::Object>().Get("get");
+    if (get.IsFunction()) data->resizable_getter = Napi::Persistent(get.As<Napi::Function>());
+  }
 }
 
 }  // namespace kvtrim::addon

@@ -1,5 +1,6 @@
 // Turns a core Status into the KvtrimError class the facade registered (better-sqlite3's way:
-// JS defines the class, hands it over once, and native code throws that very class).
+// JS defines the class, hands it over once, and native code throws that very class), and the
+// per-environment state every binding function shares (one per main thread or worker).
 #pragma once
 #include <napi.h>
 
@@ -10,6 +11,7 @@ namespace kvtrim::addon {
 struct AddonData {
   Napi::FunctionReference error_class;
   Napi::FunctionReference* device_buffer = nullptr;  // DeviceBuffer's constructor (device.cc)
+  Napi::FunctionReference resizable_getter;          // ArrayBuffer.prototype.resizable's own getter
   ~AddonData() { delete device_buffer; }
 };
 
@@ -21,5 +23,17 @@ inline void throw_if(Napi::Env env, const Status& s) {
 
 // binding.setErrorClass(KvtrimError)
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
+
+// A binding function whose C++ exceptions all become KvtrimErrors (node-addon-api turns only
+// Napi::Error into a JS exception; anything else escaping a callback would abort the process).
+using Callback = Napi::Value (*)(const Napi::CallbackInfo&);
+Napi::Function guarded(Napi::Env env, const char* name, Callback fn);
+
+// Whether a typed array is on a resizable ArrayBuffer (runs the intrinsic getter captured at
+// load time, so a patched prototype cannot lie). SharedArrayBuffers only grow: never.
+bool is_resizable(Napi::Env env, Napi::TypedArray arr);
+
+// Captures what the functions above need from this environment (called by Init).
+void init_errors(Napi::Env env, AddonData* data);
 
 }  // namespace kvtrim::addon

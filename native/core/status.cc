@@ -19,6 +19,7 @@ const char* code_name(Code code) {
     case Code::InvalidOption: return "INVALID_OPTION";
     case Code::TooManyRows: return "TOO_MANY_ROWS";
     case Code::DetachedBuffer: return "DETACHED_BUFFER";
+    case Code::InputChanged: return "INPUT_CHANGED";
     case Code::CudaError: return "CUDA_ERROR";
     case Code::OutOfMemory: return "OUT_OF_MEMORY";
     case Code::Internal: return "INTERNAL";

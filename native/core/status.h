@@ -22,6 +22,7 @@ enum class Code {
   InvalidOption,     // an option of the wrong value (order, score, unknown names)
   TooManyRows,       // batch * kvHeads * seqLen above 2^31 - 1
   DetachedBuffer,    // an input whose ArrayBuffer was transferred or detached
+  InputChanged,      // an input detached or resized while its Promise was pending
   CudaError,         // a failing CUDA call; the message carries CUDA's own
   OutOfMemory,
   Internal,

@@ -1,0 +1,42 @@
+// The one asynchronous worker behind every Promise form (host and device). An operation is
+// prepared on the main thread, runs on the libuv pool, and settles exactly once on the main
+// thread. It owns a reference to everything it reads or writes until it settles, and when
+// its environment is shutting down (a worker thread ending) it is dropped quietly, its memory
+// freed, without calling into JS: nothing here can throw past a libuv callback.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+#include <vector>
+
+#include "../core/status.h"
+
+namespace kvtrim::addon {
+
+class Operation {
+ public:
+  virtual ~Operation() = default;
+  // The work. Off the main thread in the Promise form: touches no JS.
+  virtual Status run() = 0;
+  // Main thread, after run() succeeded: the result, or a failed Status (an input that changed
+  // while the work ran).
+  virtual Status finish(Napi::Env env, Napi::Value* result) = 0;
+  // Main thread, once, whatever the outcome (device tensors unpinned here).
+  virtual void settled() {}
+
+  // Keeps a JS value alive until the operation settles.
+  void hold(Napi::Value v) { held_.push_back(Napi::Persistent(v)); }
+
+ private:
+  std::vector<Napi::Reference<Napi::Value>> held_;
+};
+
+// Runs `op` now (the ...Sync forms): its result, or a thrown KvtrimError.
+Napi::Value run_now(Napi::Env env, Operation& op);
+// Queues `op` on the libuv pool and returns its Promise.
+Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* name);
+
+// run(), with any C++ exception turned into a Status (nothing may escape a worker thread).
+Status run_guarded(Operation& op);
+
+}  // namespace kvtrim::addon
