@@ -64,10 +64,19 @@ export function rowNorm(t: OracleTensor, offset: number, d: number): number {
   return Math.fround(Math.sqrt(sums[0]))
 }
 
+/** The contract's one bit pattern for a NaN norm: the positive quiet NaN. */
+export const CANONICAL_NAN_BITS = 0x7fc00000
+
 export function keyNorms(keys: OracleTensor): Float32Array {
   const [b, h, s, d] = keys.dims
   const out = new Float32Array(b * h * s)
-  for (let r = 0; r < out.length; r++) out[r] = rowNorm(keys, r * d, d)
+  // NaN is written through the bits: storing a JS NaN into a Float32Array leaves its pattern to the engine.
+  const bits = new Uint32Array(out.buffer)
+  for (let r = 0; r < out.length; r++) {
+    const n = rowNorm(keys, r * d, d)
+    if (Number.isNaN(n)) bits[r] = CANONICAL_NAN_BITS
+    else out[r] = n
+  }
   return out
 }
 

@@ -6,8 +6,12 @@
 //      sum each chunk left to right;
 //   3. combine the chunk sums with a pairwise tree over a power-of-two count:
 //      sum[i] += sum[i + half] for half = n/2, n/4, ..., 1;
-//   4. norm = sqrtf(sum).
+//   4. norm = sqrtf(sum);
+//   5. a NaN norm is returned as the one canonical pattern kCanonicalNaN (0x7FC00000, the
+//      positive quiet NaN), whatever NaN payload or sign the inputs and the hardware's NaN
+//      propagation produced (x86 keeps the first operand's payload, a GPU gives 0x7FFFFFFF).
 // Adding a zero pad never changes a sum of squares (no -0 can occur), so pads are skipped.
+// A sum of squares is NaN only when an element is NaN (squares are >= 0, so no Inf - Inf).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -19,6 +23,11 @@ namespace kvtrim {
 constexpr int kChunk = 8;
 constexpr int64_t kMaxHeadDim = 1024;
 constexpr int kMaxChunks = int(kMaxHeadDim / kChunk);
+
+// Step 5: the bits of every NaN norm, on every backend (CPU SIMD and portable, CUDA, the oracle).
+constexpr uint32_t kCanonicalNaN = 0x7FC00000u;
+
+inline float canonical_norm(float n) { return n != n ? bits_to_f32(kCanonicalNaN) : n; }
 
 inline int64_t num_chunks(int64_t head_dim) { return (head_dim + kChunk - 1) / kChunk; }
 
@@ -45,7 +54,7 @@ inline float load_f32(DType t, const void* row, int64_t i) {
   return 0.f;
 }
 
-// Steps 1-4 for one row, in plain scalar C++: the reference every faster path must equal.
+// Steps 1-5 for one row, in plain scalar C++: the reference every faster path must equal.
 // Built with -ffp-contract=off so that x * x + s is never fused.
 inline float row_norm_scalar(DType t, const void* row, int64_t head_dim) {
   float sums[kMaxChunks];
@@ -61,7 +70,7 @@ inline float row_norm_scalar(DType t, const void* row, int64_t head_dim) {
     sums[c] = s;
   }
   pairwise_tree(sums, n);
-  return std::sqrt(n > 0 ? sums[0] : 0.f);
+  return canonical_norm(std::sqrt(n > 0 ? sums[0] : 0.f));
 }
 
 }  // namespace kvtrim

@@ -3,17 +3,29 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "../core/norm.h"
 
 namespace kvtrim::cpu {
 
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+bool cpu_has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 // KVTRIM_ISA=portable pins the portable path (tests compare both on one machine).
+// F16C through CPUID: clang before 16 rejects __builtin_cpu_supports("f16c").
 bool has_avx2_f16c() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool yes = !(std::getenv("KVTRIM_ISA") && std::string(std::getenv("KVTRIM_ISA")) == "portable") &&
-                          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+                          __builtin_cpu_supports("avx2") && cpu_has_f16c();
   return yes;
 #else
   return false;

@@ -3,7 +3,8 @@
 // inside one row; so the vector lanes here are eight ROWS, not eight elements: load one
 // chunk of each of 8 rows, square, transpose 8x8, and then the left-to-right sum of a chunk
 // is seven vertical adds. The pairwise tree over chunk sums is vertical too. Every lane
-// therefore performs the same correctly rounded operations as row_norm_scalar.
+// therefore performs the same correctly rounded operations as row_norm_scalar, and a NaN
+// norm is stored as the contract's canonical NaN as there.
 // Compiled with per-function target attributes (not -mavx2 on the file) so no shared inline
 // function is ever emitted with AVX2 instructions; row_norms calls this only after a CPUID check.
 #include "norms.h"
@@ -81,7 +82,10 @@ KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_
   for (int64_t half = pow2_ceil(n) / 2; half >= 1; half /= 2) {
     for (int64_t i = 0; i < half && i + half < n; ++i) sums[i] = _mm256_add_ps(sums[i], sums[i + half]);
   }
-  _mm256_storeu_ps(out, _mm256_sqrt_ps(sums[0]));
+  // Step 5: NaN lanes become the canonical NaN (one compare and one blend per 8 rows).
+  const __m256 norm = _mm256_sqrt_ps(sums[0]);
+  const __m256 nan = _mm256_castsi256_ps(_mm256_set1_epi32(int(kCanonicalNaN)));
+  _mm256_storeu_ps(out, _mm256_blendv_ps(norm, nan, _mm256_cmp_ps(norm, norm, _CMP_UNORD_Q)));
 }
 
 }  // namespace

@@ -80,7 +80,9 @@ KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const Norm
     s[0] = __fadd_rn(s[0], other);
   }
   const float total = __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
-  return __fsqrt_rn(total);
+  const float norm = __fsqrt_rn(total);
+  // The contract's canonical NaN (native/core/norm.h, step 5): a GPU's own NaN is 0x7FFFFFFF.
+  return norm != norm ? __uint_as_float(0x7FC00000u) : norm;
 }
 
 // keyNorms: out[r] = norm of key row r, for n_rows rows. Grid-stride over groups of tokens.
