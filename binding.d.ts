@@ -109,6 +109,13 @@ export interface Binding {
   compressInPlaceSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeInPlaceResult
   compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
 
+  /** The host output pool's figures (process-wide). */
+  memoryStats(): { poolLimit: number; pooledInUse: number; pooledIdle: number; reused: number; mapped: number; declined: number }
+  /** Unmaps the pool's idle buffers; the bytes released. */
+  releaseMemory(): number
+  /** The most bytes the pool may map, in use and idle together (0: no pool). */
+  setPoolLimit(bytes: number): void
+
   DeviceBuffer: new (device: number, bytes: number, ptr?: bigint) => NativeDeviceBuffer
   cudaKeyNormsSync(keys: NativeDeviceTensor, options?: { stream?: bigint }): NativeDeviceBuffer
   cudaKeyNorms(keys: NativeDeviceTensor, options?: { stream?: bigint }): Promise<NativeDeviceBuffer>

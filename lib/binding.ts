@@ -28,8 +28,10 @@ export function binding(): Binding {
     return native
   }
   try {
+    // KVTRIM_ADDON_DIR: a build of kvtrim's own elsewhere (the sanitized one of `npm run test:asan`).
+    const dir = process.env.KVTRIM_ADDON_DIR
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    native = require('node-gyp-build')(root) as Binding
+    native = (dir ? require(path.join(root, dir, 'Release', 'kvtrim.node')) : require('node-gyp-build')(root)) as Binding
   } catch (err) {
     throw new KvtrimError(notFoundMessage(root, err), 'BINDING_NOT_FOUND')
   }

@@ -1,6 +1,12 @@
 /**
  * Every error kvtrim raises on purpose: a bad input, an unusable backend, a failing CUDA call.
  * `code` is stable and machine-readable; `message` names the argument and what was expected.
+ *
+ * The one exception is an error thrown by the caller's own code while kvtrim reads an argument:
+ * a getter, a Proxy trap (a revoked Proxy included) or a tensor class's constructor. That error
+ * propagates unchanged (the same object, as from a sync call, or the rejection of a Promise
+ * form), as JSON.stringify and structuredClone do: it is the caller's, and wrapping it would hide
+ * its type and stack. No other error type leaves kvtrim's public API.
  */
 export class KvtrimError extends Error {
   readonly code: KvtrimErrorCode
@@ -28,6 +34,7 @@ export type KvtrimErrorCode =
   | 'INVALID_BUDGETS' // per-layer budgets that cannot be met: bad scores, beta, minRatio, a total that does not sum
   | 'TOO_MANY_ROWS' // batch * kvHeads * seqLen above 2^31 - 1
   | 'DETACHED_BUFFER' // an input whose ArrayBuffer was detached
+  | 'INPUT_CHANGED' // an input detached or resized while its Promise was pending: the result was dropped
   | 'BINDING_NOT_FOUND' // no native addon for this platform could be loaded
   | 'DEVICE_MISMATCH' // keys and values not both on the host or both on one GPU
   | 'DISPOSED' // a device tensor used after dispose()
@@ -43,7 +50,8 @@ export function withCallerStack<T>(run: () => Promise<T>, caller: Function): Pro
   const holder: { stack?: string } = {}
   Error.captureStackTrace(holder, caller)
   const rethrow = (err: unknown): never => {
-    if (err instanceof Error && holder.stack) {
+    // kvtrim's own errors only: a caller's error (a throwing getter) keeps its own stack
+    if (err instanceof KvtrimError && holder.stack) {
       const frames = holder.stack.split('\n').slice(1).join('\n')
       err.stack = `${err.name}: ${err.message}\n${frames}`
     }

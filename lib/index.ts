@@ -32,6 +32,7 @@ export {
 } from './compressor'
 export { normAttentionCorrelation, spearman, type CorrelationResult } from './correlation'
 export { backend, type BackendInfo } from './backend'
+export { memoryStats, releaseMemory, setPoolLimit, type MemoryStats } from './memory'
 export { DeviceTensor, tensor, fromDevicePointer, type Device, type TensorOptions } from './tensor'
 export type {
   DType,

@@ -62,17 +62,19 @@ if (!cxx || !runs(cxx)) {
 if (!runs('ninja') && !runs('make')) fail('neither `ninja` nor `make` was found; install one (e.g. apt-get install make).')
 
 // --emulate: the CUDA sources built by g++ against kvtrim's emulator, into build-emu/
-// (loaded when KVTRIM_EMULATE_CUDA=1); KVTRIM_SANITIZE=1 adds ASan and UBSan to that build.
+// (loaded when KVTRIM_EMULATE_CUDA=1). KVTRIM_SANITIZE=1 adds ASan and UBSan to either build.
 const emulate = process.argv.includes('--emulate')
 const cuda = (process.env.KVTRIM_CUDA || 'AUTO').toUpperCase()
 if (!emulate && cuda === 'AUTO' && !process.env.CUDACXX && !runs('nvcc')) {
   console.error('kvtrim: nvcc (the CUDA toolkit) was not found on PATH: building the CPU path only. ' +
     'The addon works everywhere; put nvcc on PATH (or set CUDACXX) and rebuild to add the CUDA kernels.')
 }
-const out = emulate ? process.env.KVTRIM_EMU_OUT || 'build-emu' : 'build'
+// KVTRIM_OUT (host) / KVTRIM_EMU_OUT (emulator) put a build elsewhere, e.g. the sanitized ones.
+const out = emulate ? process.env.KVTRIM_EMU_OUT || 'build-emu' : process.env.KVTRIM_OUT || 'build'
+const sanitize = '--CDKVTRIM_SANITIZE=' + (process.env.KVTRIM_SANITIZE === '1' ? 'ON' : 'OFF')
 const options = emulate
-  ? ['--CDKVTRIM_EMULATE=ON', '--CDKVTRIM_SANITIZE=' + (process.env.KVTRIM_SANITIZE === '1' ? 'ON' : 'OFF')]
-  : ['--CDKVTRIM_CUDA=' + cuda, '--CDKVTRIM_PORTABLE=OFF', '--CDKVTRIM_EMULATE=OFF']
+  ? ['--CDKVTRIM_EMULATE=ON', sanitize]
+  : ['--CDKVTRIM_CUDA=' + cuda, '--CDKVTRIM_PORTABLE=OFF', '--CDKVTRIM_EMULATE=OFF', sanitize]
 if (process.env.KVTRIM_CMAKE_ARGS) options.push(...process.env.KVTRIM_CMAKE_ARGS.split(' ').filter(Boolean))
 const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2' }
 if (cxx && !process.env.CXX) env.CXX = cxx

@@ -30,7 +30,7 @@ uint64_t read_u64(Napi::Env env, Napi::Value v, Code code, const std::string& na
   return words == 0 ? 0 : w[0];
 }
 
-void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out) {
+void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out, Use use) {
   out->name = name;
   const std::string& n = out->name;
   if (!v.IsObject()) {
@@ -57,6 +57,7 @@ void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out) {
   }
   out->array = Napi::Persistent(data);
   out->resizable = is_resizable(env, arr);
+  if (use != Use::Now && !out->resizable) out->must_copy = !mark_untransferable(env, arr);
   Napi::Value dims = o.Get("dims");
   if (!dims.IsArray()) {
     throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
@@ -94,7 +95,7 @@ void bind_host(Napi::Env env, HostArg* a, Use use) {
   a->bytes = length * esize;
   a->view.length = int64_t(length);
   a->view.data = data;
-  if (!a->resizable || use == Use::Now) return;
+  if (use == Use::Now || !(a->resizable || a->must_copy)) return;
   if (use == Use::WriteLater) {
     throw_error(env, Code::InvalidArgument, "Expected " + a->name +
         ".data not to be on a resizable ArrayBuffer for compressInPlace(): a resize while the "

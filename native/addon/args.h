@@ -25,18 +25,25 @@ struct HostArg {
   TensorView view;
   Napi::Reference<Napi::Value> array;  // the typed array, held until the operation settles
   bool resizable = false;              // on a resizable (non-shared) ArrayBuffer
+  bool must_copy = false;              // borrowing it later would not be safe: copy it
   size_t bytes = 0;                    // byte length when bound
   std::unique_ptr<char[]> snapshot;    // the copy read by an async operation (resizable input)
 };
 
-void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out);
-
-// How an operation uses a host tensor it binds.
+// How an operation uses a host tensor: now (a ...Sync form), or later, off the main thread,
+// reading it or (in place) writing it.
 enum class Use { Now, Later, WriteLater };
 
-// Takes the data pointer. Use::Later on a resizable buffer copies it first (a shrink could
-// unmap it under the worker); Use::WriteLater refuses one (an in-place result must land in
-// the caller's memory).
+// Reads every JS property of the tensor. For later use it also makes the buffer safe to
+// borrow while the work runs: a plain ArrayBuffer is marked untransferable (Node's
+// markAsUntransferable, as Node does for its own Buffer pool: a transfer then copies, or
+// throws on newer Node, instead of taking the memory away); a SharedArrayBuffer needs nothing
+// (it is never detached and only grows).
+void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out, Use use = Use::Now);
+
+// Takes the data pointer. Use::Later on a resizable buffer (or where Node cannot mark a buffer)
+// copies it first: a shrink could unmap it under the worker. Use::WriteLater refuses one: an
+// in-place result must land in the caller's memory.
 void bind_host(Napi::Env env, HostArg* a, Use use);
 
 // After an async operation: a failed Status when the caller's buffer was detached or resized

@@ -53,6 +53,18 @@ bool is_resizable(Napi::Env env, Napi::TypedArray arr) {
   return data->resizable_getter.Call(buffer, {}).ToBoolean().Value();
 }
 
+bool mark_untransferable(Napi::Env env, Napi::TypedArray arr) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, arr, nullptr, nullptr, nullptr, &buffer, nullptr) != napi_ok) return false;
+  bool is_ab = false;
+  napi_is_arraybuffer(env, buffer, &is_ab);
+  if (!is_ab) return true;
+  if (data == nullptr || data->mark_untransferable.IsEmpty()) return false;
+  data->mark_untransferable.Call({buffer});
+  return true;
+}
+
 void init_errors(Napi::Env env, AddonData* data) {
   Napi::Object object = env.Global().Get("Object").As<Napi::Object>();
   Napi::Object proto = env.Global().Get("ArrayBuffer").As<Napi::Object>().Get("prototype").As<Napi::Object>();
@@ -60,6 +72,14 @@ void init_errors(Napi::Env env, AddonData* data) {
   if (desc.IsObject()) {
     Napi::Value get = desc.As<Napi::Object>().Get("get");
     if (get.IsFunction()) data->resizable_getter = Napi::Persistent(get.As<Napi::Function>());
+  }
+  // process.getBuiltinModule (Node >= 20.16) reaches worker_threads without require().
+  Napi::Value process = env.Global().Get("process");
+  Napi::Value getter = process.IsObject() ? process.As<Napi::Object>().Get("getBuiltinModule") : env.Undefined();
+  if (getter.IsFunction()) {
+    Napi::Value wt = getter.As<Napi::Function>().Call(process, {Napi::String::New(env, "node:worker_threads")});
+    Napi::Value mark = wt.IsObject() ? wt.As<Napi::Object>().Get("markAsUntransferable") : env.Undefined();
+    if (mark.IsFunction()) data->mark_untransferable = Napi::Persistent(mark.As<Napi::Function>());
   }
 }
 

@@ -12,6 +12,7 @@ struct AddonData {
   Napi::FunctionReference error_class;
   Napi::FunctionReference* device_buffer = nullptr;  // DeviceBuffer's constructor (device.cc)
   Napi::FunctionReference resizable_getter;          // ArrayBuffer.prototype.resizable's own getter
+  Napi::FunctionReference mark_untransferable;       // worker_threads.markAsUntransferable
   ~AddonData() { delete device_buffer; }
 };
 
@@ -32,6 +33,10 @@ Napi::Function guarded(Napi::Env env, const char* name, Callback fn);
 // Whether a typed array is on a resizable ArrayBuffer (runs the intrinsic getter captured at
 // load time, so a patched prototype cannot lie). SharedArrayBuffers only grow: never.
 bool is_resizable(Napi::Env env, Napi::TypedArray arr);
+
+// Marks the ArrayBuffer under a typed array untransferable; false where Node cannot (before
+// 20.16, no process.getBuiltinModule) or the buffer is shared (nothing to do: true).
+bool mark_untransferable(Napi::Env env, Napi::TypedArray arr);
 
 // Captures what the functions above need from this environment (called by Init).
 void init_errors(Napi::Env env, AddonData* data);

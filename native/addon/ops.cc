@@ -41,7 +41,7 @@ struct NormsOp : Operation {
 
   void prepare(const Napi::CallbackInfo& info, Use use) {
     Napi::Env env = info.Env();
-    read_host(env, info[0], "keys", &keys);
+    read_host(env, info[0], "keys", &keys, use);
     bind_host(env, &keys, use);
     throw_if(env, check_tensor(keys.view, "keys"));
     const auto& d = keys.view.dims;
@@ -77,11 +77,11 @@ struct CompressOp : Operation {
     Napi::Env env = info.Env();
     in_place = place;
     name = place ? "compressInPlace" : "compress";
-    read_host(env, info[0], "keys", &keys);
-    read_host(env, info[1], "values", &values);
+    const Use u = place && use == Use::Later ? Use::WriteLater : use;
+    read_host(env, info[0], "keys", &keys, u);
+    read_host(env, info[1], "values", &values, u);
     CompressArgs args;
     read_params(env, info[2], keys.view.dims.empty() ? -1 : keys.view.dims[0], &args);
-    const Use u = place && use == Use::Later ? Use::WriteLater : use;
     bind_host(env, &keys, u);
     bind_host(env, &values, u);
     job = plan_compress(env, keys.view, values.view, args, in_place);

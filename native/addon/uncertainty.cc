@@ -50,14 +50,14 @@ struct LmbaOp : Operation {
     // Every JS property first ...
     if (!window) {
       if (on_device) read_device(env, attention, "attention", &da);
-      else read_host(env, attention, "attention", &ha);
+      else read_host(env, attention, "attention", &ha, use);
     } else if (on_device) {
       if (!is_device(keys)) throw_error(env, Code::InvalidArgument, "Expected queries and keys both on a GPU or both on the host");
       read_device(env, queries, "queries", &dq);
       read_device(env, keys, "keys", &dk);
     } else {
-      read_host(env, queries, "queries", &hq);
-      read_host(env, keys, "keys", &hk);
+      read_host(env, queries, "queries", &hq, use);
+      read_host(env, keys, "keys", &hk, use);
     }
     // ... then the data pointers.
     int64_t rows = 0;

@@ -1,0 +1,27 @@
+// The crash suite: every scenario of issue 12 that once took the host process down runs in a
+// child process of its own (test/fixtures/crash/child.ts) and must exit normally with a result
+// or a KvtrimError, never a signal or an abort. test/cuda/crash.test.ts has the device ones.
+import { describe, it } from 'vitest'
+import { expectSurvived, runScenario } from './crash'
+
+describe('crash suite: nothing a caller does takes the process down (each scenario in a child process)', () => {
+  const cases: Array<[string, string | RegExp, string]> = [
+    ['worker-exit', 'ok', 'a worker calls process.exit() with compress, keyNorms, layerUncertainty and compressInPlace pending'],
+    ['worker-terminate', 'ok', 'worker.terminate() with Promises of each kind pending'],
+    ['worker-storm', 'ok', 'four workers in Promise loops terminated at random moments, three rounds'],
+    ['resizable-shrink', 'ok', 'a resizable input shrunk to 0 while compress() runs: the result of the data at call time'],
+    ['resizable-in-place', 'INVALID_ARGUMENT', 'compressInPlace() on a resizable buffer is refused'],
+    ['shared-buffers', 'ok', 'SharedArrayBuffer inputs, sync and async: the same result as plain buffers'],
+    ['transfer-and-collect', 'ok', 'inputs transferred by structuredClone and the copies collected while compress() runs'],
+    ['post-message-transfer', 'ok', 'an input posted (transfer list) to a worker that exits, while compress() runs'],
+    ['getter-detaches', /^(DETACHED_BUFFER|DATA_LENGTH|ok)(,(DETACHED_BUFFER|DATA_LENGTH|ok))*$/, 'getters and Proxies that detach or shrink keys.data during a sync call'],
+    ['sync-loop-memory', 'ok', '400 compressSync calls on [1,8,4096,128] fp16 in a loop that never yields: RSS bounded'],
+    ['thousands-pending', 'ok', '3,000 compress() Promises in flight at once, all equal to the sync result'],
+    ['exit-with-pending', 'ok', 'process.exit() on the main thread with large compress() calls pending'],
+  ]
+  for (const [name, outcome, what] of cases) {
+    it.concurrent(`${name}: ${what}`, async () => {
+      expectSurvived(await runScenario(name), outcome)
+    })
+  }
+})
