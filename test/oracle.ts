@@ -129,6 +129,9 @@ export function compress(keys: OracleTensor, values: OracleTensor, o: OracleOpti
   const norms = keyNorms(keys)
   const make = (n: number) => (keys.type === 'float32' ? new Float32Array(n) : new Uint16Array(n))
   const outK = make(B * H * K * D), outV = make(B * H * K * Dv)
+  // Rows are copied as bits: a float32 signalling NaN read into a JS number would come back quiet.
+  const bits = (a: Float32Array | Uint16Array) => (a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a)
+  const [srcK, srcV, dstK, dstV] = [bits(keys.data), bits(values.data), bits(outK), bits(outV)]
   const indices = new Int32Array(B * H * K).fill(-1)
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
@@ -136,8 +139,8 @@ export function compress(keys: OracleTensor, values: OracleTensor, o: OracleOpti
       const kept = selectRow(norms.subarray(row * S, row * S + lens[b]), lens[b], o)
       kept.forEach((pos, j) => {
         indices[row * K + j] = pos
-        for (let x = 0; x < D; x++) outK[(row * K + j) * D + x] = keys.data[(row * S + pos) * D + x]
-        for (let x = 0; x < Dv; x++) outV[(row * K + j) * Dv + x] = values.data[(row * S + pos) * Dv + x]
+        for (let x = 0; x < D; x++) dstK[(row * K + j) * D + x] = srcK[(row * S + pos) * D + x]
+        for (let x = 0; x < Dv; x++) dstV[(row * K + j) * Dv + x] = srcV[(row * S + pos) * Dv + x]
       })
     }
   }

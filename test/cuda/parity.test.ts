@@ -6,6 +6,7 @@ import { afterEach, expect, it } from 'vitest'
 import { compress, compressCache, compressCacheSync, compressSync, keyNormsSync, type CompressOptions, type CompressResult, type DeviceTensor } from '../../lib/index'
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
+import { canonicalNaNs, nanPayloadTensor } from '../nan'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
 import { describeCuda, forceSplit, schedule, SCHEDULES, toDevice } from './gpu'
 
@@ -115,6 +116,34 @@ describeCuda('CUDA compress', () => {
         dk.dispose()
       }
     }
+  })
+
+  it(`NaN norms: the canonical bits 0x7fc00000 on the device, the CPU and the oracle, whatever the NaN payloads; NaN rows ranked last (seed ${seed})`, () => {
+    const r = rng(seed + 17)
+    let nans = 0
+    for (const type of DTYPES) {
+      for (const d of [1, 5, 8, 9, 16, 64, 100, 128, 129, 256, 1024]) {
+        const dims = [int(r, 1, 2), int(r, 1, 3), int(r, 1, 40), d]
+        const keys = nanPayloadTensor(r, type, dims)
+        const dk = toDevice(keys)
+        const n = keyNormsSync(dk)
+        const gpu = n.download().data as Float32Array
+        const { count, bad } = canonicalNaNs(gpu)
+        expect(bad, `${type} dims ${dims}: non-canonical NaN norms on the device`).toEqual([])
+        expectSameBits(gpu, keyNormsSync(keys), `${type} dims ${dims}: device vs CPU`)
+        expectSameBits(gpu, oracle.keyNorms(keys), `${type} dims ${dims}: device vs oracle`)
+        nans += count
+        n.dispose()
+        // the fused kernel's norm phase ranks the same rows last on both paths
+        const values = randomTensor(r, type, [...dims.slice(0, 3), 8])
+        const o: CompressOptions = { keepRatio: pick(r, [0.3, 0.8, 1]), order: pick(r, ['position', 'norm'] as const), score: pick(r, ['low-norm', 'high-norm'] as const) }
+        const dv = toDevice(values)
+        check(compressSync(dk, dv, o), oracle.compress(keys, values, o), compressSync(keys, values, o), `NaN payloads ${type} ${dims} ${JSON.stringify(o)}`)
+        dk.dispose()
+        dv.dispose()
+      }
+    }
+    expect(nans, 'NaN norms compared').toBeGreaterThan(50)
   })
 
   it(`all rows equal: ties resolved to the earliest positions on every schedule (seed ${seed})`, () => {
