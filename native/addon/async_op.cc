@@ -26,22 +26,29 @@ void Execute(napi_env, void* data) {
 void Complete(napi_env raw, napi_status status, void* data) {
   std::unique_ptr<Task> t(static_cast<Task*>(data));
   napi_delete_async_work(raw, t->work);
+  Napi::Env env(raw);
+  bool settled = false;
   try {
-    Napi::Env env(raw);
     Napi::HandleScope scope(env);
     Status s = status == napi_cancelled ? Status::error(Code::Internal, "the operation was cancelled")
                                         : t->status;
     Napi::Value result;
     if (s.ok()) s = t->op->finish(env, &result);
     t->op->settled();
+    settled = true;
     if (s.ok()) {
       napi_resolve_deferred(raw, t->deferred, result);
     } else {
       Napi::Error e = make_error(env, s.code, s.message);
       napi_reject_deferred(raw, t->deferred, e.Value());
     }
+  } catch (const Napi::Error& e) {
+    // finish() or the error itself could not be made: reject with what was thrown, if JS can
+    // still see it; when the environment is going away nobody is left to.
+    if (!settled) t->op->settled();
+    if (!e.IsEmpty()) napi_reject_deferred(raw, t->deferred, e.Value());
   } catch (...) {
-    // The environment is shutting down: nobody is left to see the result.
+    if (!settled) t->op->settled();
   }
 }
 
@@ -62,7 +69,12 @@ Status run_guarded(Operation& op) {
 Napi::Value run_now(Napi::Env env, Operation& op) {
   Status s = run_guarded(op);
   Napi::Value result;
-  if (s.ok()) s = op.finish(env, &result);
+  try {
+    if (s.ok()) s = op.finish(env, &result);
+  } catch (...) {
+    op.settled();
+    throw;
+  }
   op.settled();
   throw_if(env, s);
   return result;

@@ -7,7 +7,6 @@
 #include <napi.h>
 
 #include <memory>
-#include <vector>
 
 #include "../core/status.h"
 
@@ -21,14 +20,10 @@ class Operation {
   // Main thread, after run() succeeded: the result, or a failed Status (an input that changed
   // while the work ran).
   virtual Status finish(Napi::Env env, Napi::Value* result) = 0;
-  // Main thread, once, whatever the outcome (device tensors unpinned here).
+  // Main thread, once, whatever the outcome: what must go as soon as the work is done.
+  // (Everything the operation holds -- references to its inputs and outputs, pinned device
+  // buffers -- is released when it is destroyed, right after.)
   virtual void settled() {}
-
-  // Keeps a JS value alive until the operation settles.
-  void hold(Napi::Value v) { held_.push_back(Napi::Persistent(v)); }
-
- private:
-  std::vector<Napi::Reference<Napi::Value>> held_;
 };
 
 // Runs `op` now (the ...Sync forms): its result, or a thrown KvtrimError.
