@@ -8,7 +8,7 @@
 // `apportion` (largest remainder with bounds, described there).
 import { KvtrimError } from './errors'
 import type { Budgets } from './types'
-import { invalid } from './validate'
+import { intList, invalid } from './validate'
 
 export interface BudgetContext {
   /** Number of layers L of the model (skipped layers included: the schedule is by layer index). */
@@ -83,14 +83,22 @@ export function uniformBudget(ctx: BudgetContext): number {
  * highest layer). Requires sum(lo) <= T <= sum(hi).
  */
 export function apportion(x: readonly number[], total: number, lo: readonly number[], hi: readonly number[]): number[] {
+  checkApportion(x, total, lo, hi)
   const n = x.map((v, l) => Math.min(hi[l], Math.max(lo[l], Math.floor(v))))
-  let d = total - n.reduce((a, b) => a + b, 0)
+  const d = total - n.reduce((a, b) => a + b, 0)
+  // the loops below one step at a time while that is cheap; many steps (a total far from the
+  // floors) in bulk, with the same result (apportionSteps), so no input makes this hang
+  return Math.abs(d) <= 64 + 4 * n.length ? apportionLoop(x, n, d, lo, hi) : apportionBulk(x, n, d, lo, hi)
+}
+
+/** @internal apportion's definition: one token at a time. */
+export function apportionLoop(x: readonly number[], n: number[], d: number, lo: readonly number[], hi: readonly number[]): number[] {
   while (d > 0) {
     let best = -1
     for (let l = 0; l < n.length; l++) {
       if (n[l] < hi[l] && (best < 0 || x[l] - n[l] > x[best] - n[best])) best = l
     }
-    if (best < 0) throw new KvtrimError(`Expected budgets that can reach a total of ${total} tokens`, 'INVALID_BUDGETS')
+    if (best < 0) throw new KvtrimError('Expected budgets that can reach the total', 'INVALID_BUDGETS')
     n[best]++
     d--
   }
@@ -99,11 +107,101 @@ export function apportion(x: readonly number[], total: number, lo: readonly numb
     for (let l = n.length - 1; l >= 0; l--) {
       if (n[l] > lo[l] && (best < 0 || x[l] - n[l] < x[best] - n[best])) best = l
     }
-    if (best < 0) throw new KvtrimError(`Expected budgets that can reach a total of ${total} tokens`, 'INVALID_BUDGETS')
+    if (best < 0) throw new KvtrimError('Expected budgets that can reach the total', 'INVALID_BUDGETS')
     n[best]--
     d++
   }
   return n
+}
+
+/**
+ * @internal apportionLoop's result without its steps. Layer l's k-th increment is taken at
+ * priority x_l - (n_l + k), which does not increase with k, and the loop takes the highest
+ * priority each time, ties to the lowest layer: so it takes the d highest of all increments in
+ * the order (priority desc, layer asc), a k-way merge. The d-th one's priority t is found by
+ * bisecting the doubles (each count a binary search per layer); every layer gets its increments
+ * above t, and those at t go to the lowest layers first. Decrements mirror it (lowest x_l - n_l
+ * first, ties to the highest layer).
+ */
+export function apportionBulk(x: readonly number[], n: number[], d: number, lo: readonly number[], hi: readonly number[]): number[] {
+  const L = n.length
+  if (d === 0) return n
+  const up = d > 0
+  const avail = n.map((v, l) => (up ? hi[l] - v : v - lo[l]))
+  const pr = up ? (l: number, k: number) => x[l] - (n[l] + k) : (l: number, k: number) => -(x[l] - (n[l] - k))
+  const ties = Array.from({ length: L }, (_, i) => (up ? i : L - 1 - i))
+  const want = Math.abs(d)
+  // steps of layer l with priority >= t (strict: > t)
+  const count = (l: number, t: number, strict: boolean): number => {
+    let a = 0, b = avail[l]
+    while (a < b) {
+      const m = a + Math.floor((b - a) / 2)
+      const p = pr(l, m)
+      if (strict ? p > t : p >= t) a = m + 1
+      else b = m
+    }
+    return a
+  }
+  const enough = (t: number): boolean => {
+    let c = 0
+    for (let l = 0; l < L && c < want; l++) c += count(l, t, false)
+    return c >= want
+  }
+  let a = order(-Infinity), b = order(Infinity) // enough(-Infinity), !enough(Infinity)
+  if (!enough(-Infinity)) throw new KvtrimError('Expected budgets that can reach the total', 'INVALID_BUDGETS')
+  while (b - a > 1n) {
+    const m = (a + b) / 2n
+    if (enough(value(m))) a = m
+    else b = m
+  }
+  const t = value(a)
+  const take = n.map((_, l) => count(l, t, true))
+  let left = want - take.reduce((s, c) => s + c, 0)
+  for (const l of ties) {
+    if (left <= 0) break
+    const atT = Math.min(count(l, t, false) - take[l], left)
+    take[l] += atT
+    left -= atT
+  }
+  return n.map((v, l) => (up ? v + take[l] : v - take[l]))
+}
+
+const f64 = new Float64Array(1), i64 = new BigInt64Array(f64.buffer)
+/** The doubles in order as integers (-0 and +0 both 0). */
+function order(v: number): bigint {
+  f64[0] = v
+  const b = i64[0]
+  return b < 0n ? -(b & 0x7fffffffffffffffn) : b
+}
+function value(o: bigint): number {
+  i64[0] = o < 0n ? BigInt.asIntN(64, (1n << 63n) | -o) : o
+  return f64[0]
+}
+
+function checkApportion(x: unknown, total: unknown, lo: unknown, hi: unknown): void {
+  const n = Array.isArray(x) ? x.length : -1
+  for (let l = 0; l < n; l++) {
+    if (!isFiniteNumber((x as unknown[])[l])) throw invalid('INVALID_ARGUMENT', 'an array of finite numbers', `x[${l}]`, (x as unknown[])[l])
+  }
+  if (n < 0) throw invalid('INVALID_ARGUMENT', 'an array of finite numbers (the real-valued targets)', 'x', x)
+  const bounds = (v: unknown, name: string): number[] => {
+    const list = Array.isArray(v) && v.length === n ? intList(v) : undefined
+    if (!list) throw invalid('INVALID_ARGUMENT', `an array of ${n} integers (one per entry of x)`, name, v)
+    return list
+  }
+  const low = bounds(lo, 'lo'), high = bounds(hi, 'hi')
+  if (!isInt(total)) throw invalid('INVALID_ARGUMENT', 'an integer', 'total', total)
+  let sumLo = 0, sumHi = 0
+  for (let l = 0; l < n; l++) {
+    if (low[l] < 0) throw invalid('INVALID_ARGUMENT', 'a non-negative integer', `lo[${l}]`, low[l])
+    if (low[l] > high[l]) throw new KvtrimError(`Expected lo[${l}] <= hi[${l}] but received ${low[l]} > ${high[l]}`, 'INVALID_ARGUMENT')
+    sumLo += low[l]
+    sumHi += high[l]
+  }
+  if (!Number.isSafeInteger(sumHi)) throw new KvtrimError(`Expected hi to sum to at most 2^53 - 1 but it sums to ${sumHi}`, 'INVALID_ARGUMENT')
+  if (!(sumLo <= total && total <= sumHi)) {
+    throw new KvtrimError(`Expected budgets that can reach a total of ${total} tokens (between sum(lo) = ${sumLo} and sum(hi) = ${sumHi})`, 'INVALID_BUDGETS')
+  }
 }
 
 /**
@@ -207,26 +305,33 @@ export function budgetKind(policy: unknown): BudgetKind {
 
 /** Checks an explicit { keep: counts, total? } against L layers (not against seqLen). */
 export function checkCounts(policy: { keep: unknown; total?: unknown }, L: number): number[] {
-  const keep = policy.keep
-  if (!Array.isArray(keep) || keep.length !== L || !keep.every(isInt)) {
-    throw invalid('INVALID_OPTION', `${L} integer counts (one per layer)`, 'budgets.keep', keep)
-  }
-  if (policy.total !== undefined) {
-    if (!isInt(policy.total)) throw invalid('INVALID_BUDGETS', 'an integer', 'budgets.total', policy.total)
+  const given = policy.keep
+  const keep = Array.isArray(given) && given.length === L ? intList(given) : undefined
+  if (!keep) throw invalid('INVALID_OPTION', `${L} integer counts (one per layer)`, 'budgets.keep', given)
+  const total = policy.total
+  if (total !== undefined) {
+    if (!isInt(total)) throw invalid('INVALID_BUDGETS', 'an integer', 'budgets.total', total)
     const sum = keep.reduce((a: number, b: number) => a + b, 0)
-    if (sum !== policy.total) {
-      throw new KvtrimError(`Expected budgets.keep to sum to budgets.total = ${policy.total} but they sum to ${sum}`, 'INVALID_BUDGETS')
+    if (sum !== total) {
+      throw new KvtrimError(`Expected budgets.keep to sum to budgets.total = ${total} but they sum to ${sum}`, 'INVALID_BUDGETS')
     }
   }
-  return keep as number[]
+  return keep
 }
 
 /** Checks an explicit array of per-layer ratios against L layers (their range is checked later). */
 export function checkRatios(policy: readonly unknown[], L: number): number[] {
-  if (policy.length !== L || !policy.every((b) => typeof b === 'number')) {
+  const ratios: number[] = []
+  // a loop: a hole reads as undefined and fails (every() would skip it)
+  for (let l = 0; l < policy.length && policy.length === L; l++) {
+    const r = policy[l]
+    if (typeof r !== 'number') break
+    ratios.push(r)
+  }
+  if (ratios.length !== L || policy.length !== L) {
     throw invalid('INVALID_OPTION', `an array of ${L} keep ratios (one per layer)`, 'budgets', policy)
   }
-  return policy as number[]
+  return ratios
 }
 
 /**

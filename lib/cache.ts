@@ -5,7 +5,7 @@ import { compressChecked, deviceResult } from './ops'
 import { KvtrimError, withCallerStack } from './errors'
 import { isDeviceTensor, type DeviceTensor } from './tensor'
 import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
-import { cacheOptions, describe, type CachePlan } from './validate'
+import { cacheOptions, describe, dims4, maxOf, type CachePlan } from './validate'
 import type { NativeCompressOptions, NativeDeviceCompressResult } from '../binding'
 
 type AnyLayer = CacheLayer<TensorLike | DeviceTensor>
@@ -21,24 +21,36 @@ function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): n
       Array.isArray(dims) ? 'INVALID_RANK' : 'INVALID_ARGUMENT',
     )
   }
-  return lengths && lengths.length > 0 ? Math.max(...Array.from(lengths)) : (dims[2] as number)
+  const [batch, , seqLen] = dims4(dims, `layers[${index}].keys.dims`)
+  if (lengths && lengths.length !== batch) {
+    throw new KvtrimError(`layers[${index}]: Expected lengths to have one entry per batch entry (${batch}) but it has ${lengths.length}`, 'INVALID_LENGTHS')
+  }
+  return lengths && lengths.length > 0 ? maxOf(lengths) : seqLen
 }
 
 function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
   if (!Array.isArray(layers)) throw new KvtrimError(`Expected layers to be an array but received ${describe(layers)}`, 'INVALID_ARGUMENT')
   const p: CachePlan = cacheOptions(options, layers.length)
-  const lens = layers.map((layer, index) => seqLenOf(layer, index, p.base.lengths))
+  // index loops, not map: a sparse array's holes are layers too (and fail at the first one)
+  const lens: number[] = []
+  for (let index = 0; index < layers.length; index++) lens.push(seqLenOf(layers[index], index, p.base.lengths))
   // per-layer budgets are counted against the longest layer (all layers, skipped ones included)
-  const budget = p.budget(Math.max(0, ...lens))
-  return layers.map((layer, index): LayerTask => {
+  const budget = p.budget(maxOf(lens, 0))
+  const tasks: LayerTask[] = []
+  for (let index = 0; index < layers.length; index++) {
+    const layer = layers[index]
     const len = lens[index]
     const reason = p.skip.has(index) ? 'skipLayers' : len < p.pruneAfter ? 'pruneAfter' : undefined
-    if (reason) return { index, skipped: { layer: index, before: len, after: len, compressed: false, reason } }
+    if (reason) {
+      tasks.push({ index, skipped: { layer: index, before: len, after: len, compressed: false, reason } })
+      continue
+    }
     const options: NativeCompressOptions = { ...p.base, ...budget(index, layer.keys.dims[2]) }
     if (options.keepRatio === undefined) delete options.keepRatio
     if (options.keep === undefined) delete options.keep
-    return { index, layer, options }
-  })
+    tasks.push({ index, layer, options })
+  }
+  return tasks
 }
 
 function prefixed(err: unknown, index: number): unknown {

@@ -7,7 +7,7 @@ import { KvtrimError } from './errors'
 import { compress, compressInPlace, compressInPlaceSync, compressSync } from './ops'
 import { isDeviceTensor } from './tensor'
 import type { CacheLayer, CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
-import { describe, invalid } from './validate'
+import { describe, dims4, invalid, intList, maxOf } from './validate'
 
 export interface CompressorOptions {
   /** Tokens each layer keeps after a compression: one count, or one per layer. */
@@ -79,6 +79,8 @@ type Layer = CacheLayer<TensorLike>
 
 export interface View {
   layers: Layer[]
+  /** per layer: keys.dims, read once and checked to be 4 non-negative integers */
+  shapes: Array<[number, number, number, number]>
   rebuild(next: Layer[]): unknown
 }
 
@@ -111,12 +113,16 @@ export function sameKind(like: TensorLike, out: HostTensor): TensorLike {
 
 export function view(cache: unknown): View {
   if (Array.isArray(cache)) {
-    cache.forEach((l: unknown, i) => {
+    // an index loop, not forEach: a hole is a missing layer (forEach would skip it)
+    const shapes: View['shapes'] = []
+    for (let i = 0; i < cache.length; i++) {
+      const l: unknown = cache[i]
       if (typeof l !== 'object' || l === null || !isTensor((l as Layer).keys) || !isTensor((l as Layer).values)) {
         throw invalid('INVALID_ARGUMENT', '{ keys, values } tensors', `cache[${i}]`, l)
       }
-    })
-    return { layers: cache as Layer[], rebuild: (next) => next.map((l, i) => (l === cache[i] ? cache[i] : { keys: l.keys, values: l.values })) }
+      shapes.push(dims4((l as Layer).keys.dims, `cache[${i}].keys.dims`))
+    }
+    return { layers: cache as Layer[], shapes, rebuild: (next) => next.map((l, i) => (l === cache[i] ? cache[i] : { keys: l.keys, values: l.values })) }
   }
   if (typeof cache !== 'object' || cache === null) {
     throw invalid('INVALID_ARGUMENT', "an array of { keys, values } or a past_key_values object ('past_key_values.0.key', ...)", 'cache', cache)
@@ -127,6 +133,7 @@ export function view(cache: unknown): View {
     const m = NAME.exec(name)
     if (!m) continue
     const l = Number(m[2])
+    if (!(l < 2 ** 32 - 1)) continue // not an array index
     names[l] = names[l] ?? {}
     names[l][m[3] as 'key' | 'value'] = name
   }
@@ -134,15 +141,19 @@ export function view(cache: unknown): View {
     throw invalid('INVALID_ARGUMENT', "an array of { keys, values } or a past_key_values object ('past_key_values.0.key', ...)", 'cache', cache)
   }
   const layers: Layer[] = []
+  const shapes: View['shapes'] = []
   for (let l = 0; l < names.length; l++) {
     const n = names[l]
-    if (!n?.key || !n.value || !isTensor(o[n.key]) || !isTensor(o[n.value])) {
+    const keys = n?.key ? o[n.key] : undefined, values = n?.value ? o[n.value] : undefined
+    if (!isTensor(keys) || !isTensor(values)) {
       throw new KvtrimError(`Expected cache to hold a key and a value tensor for every layer 0..${names.length - 1} but layer ${l} has ${describe(n ? o[n.key ?? n.value ?? ''] : undefined)}`, 'INVALID_ARGUMENT')
     }
-    layers.push({ keys: o[n.key] as TensorLike, values: o[n.value] as TensorLike })
+    shapes.push(dims4(keys.dims, `${n.key}.dims`))
+    layers.push({ keys, values })
   }
   return {
     layers,
+    shapes,
     rebuild(next) {
       const out: NamedCache = { ...o }
       next.forEach((l, i) => {
@@ -152,6 +163,20 @@ export function view(cache: unknown): View {
       return out
     },
   }
+}
+
+/**
+ * Static mode's lengths option: every batch entry at `len`. None when the layer has no rows
+ * (batch * kvHeads = 0: the kept count is the same without), or when keys.data cannot hold
+ * `batch` rows (not a valid tensor: native code then says why), so that no list longer than the
+ * caller's own data is ever made.
+ */
+function staticLengths(keys: TensorLike, shape: readonly number[], len: number): Int32Array | undefined {
+  const [batch, heads] = shape
+  if (batch * heads === 0) return undefined
+  const room = isDeviceTensor(keys) ? keys.byteLength / 2 : ArrayBuffer.isView(keys.data) ? (keys.data as Uint16Array).length : 0
+  if (!(batch <= room)) return undefined
+  return new Int32Array(batch).fill(len)
 }
 
 interface Work {
@@ -183,13 +208,16 @@ export class Compressor {
     for (const key of Object.keys(options)) {
       if (!known.includes(key)) throw new KvtrimError(`Unknown option '${key}'; known options: ${known.join(', ')}`, 'INVALID_OPTION')
     }
-    const o = options
+    const o: CompressorOptions = { ...options } // read once: what is checked is what is used
     if ((o.target === undefined) === (o.keepRatio === undefined)) {
       throw new KvtrimError('Expected one of target (tokens per layer) or keepRatio (of the prefill) in options', 'INVALID_OPTION')
     }
-    if (o.target !== undefined) {
-      const ok = isInt(o.target) ? o.target >= 0 : Array.isArray(o.target) && o.target.every((t) => isInt(t) && t >= 0)
-      if (!ok) throw invalid('INVALID_OPTION', 'a non-negative integer or one per layer', 'target', o.target)
+    const target: unknown = o.target
+    if (target !== undefined) {
+      const list = Array.isArray(target) ? intList(target) : undefined
+      const ok = isInt(target) ? target >= 0 : list !== undefined && list.every((t) => t >= 0)
+      if (!ok) throw invalid('INVALID_OPTION', 'a non-negative integer or one per layer', 'target', target)
+      if (list) o.target = list
     }
     if (o.keepRatio !== undefined && (typeof o.keepRatio !== 'number' || !(o.keepRatio > 0 && o.keepRatio <= 1))) {
       throw invalid('INVALID_KEEP_RATIO', 'a number in (0, 1]', 'keepRatio', o.keepRatio)
@@ -202,8 +230,10 @@ export class Compressor {
     if (o.score !== undefined && o.score !== 'low-norm' && o.score !== 'high-norm') {
       throw invalid('INVALID_OPTION', "'low-norm' or 'high-norm'", 'score', o.score)
     }
-    if (o.skipLayers !== undefined && (!Array.isArray(o.skipLayers) || !o.skipLayers.every(isInt))) {
-      throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)
+    if (o.skipLayers !== undefined) {
+      const skip = Array.isArray(o.skipLayers) ? intList(o.skipLayers) : undefined
+      if (!skip) throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)
+      o.skipLayers = skip
     }
     if (o.position !== undefined && (!isInt(o.position) || o.position < 0)) {
       throw invalid('INVALID_OPTION', 'a non-negative integer', 'position', o.position)
@@ -288,7 +318,7 @@ export class Compressor {
     if (!first && L !== this.#lengths!.length) {
       throw new KvtrimError(`Expected a cache of ${this.#lengths!.length} layers, as at the first step, but received ${L}; call reset() for a new model`, 'INVALID_ARGUMENT')
     }
-    const capacity = v.layers.map((l) => l.keys.dims[2])
+    const capacity = v.shapes.map((d) => d[2])
     const before = this.#lengthsNow(v, capacity, so, first)
     if (first) {
       const o = this.#options
@@ -317,7 +347,7 @@ export class Compressor {
       this.#targets = targets
     }
     const appended = first ? 0 : Math.max(0, before[0] - this.#lengths![0])
-    const position = first ? (this.#options.position ?? Math.max(0, ...before)) : this.#position + appended
+    const position = first ? (this.#options.position ?? maxOf(before, 0)) : this.#position + appended
     const targets = this.#targets!
     const ops = before.map((len, l): CompressOptions | undefined => {
       if (this.#skip.has(l) || len <= targets[l] + this.interval) return undefined
@@ -325,7 +355,11 @@ export class Compressor {
       if (this.#options.sink !== undefined) o.sink = this.#options.sink
       if (this.#options.recent !== undefined) o.recent = this.#options.recent
       if (this.#options.score !== undefined) o.score = this.#options.score
-      return this.mode === 'static' ? { ...o, lengths: new Array<number>(v.layers[l].keys.dims[0]).fill(len) } : o
+      if (this.mode === 'static') {
+        const lengths = staticLengths(v.layers[l].keys, v.shapes[l], len)
+        if (lengths) o.lengths = lengths
+      }
+      return o
     })
     return { cache, view: v, before, ops, position }
   }
@@ -348,7 +382,7 @@ export class Compressor {
     let lens: number[]
     if (so?.lengths !== undefined) {
       const given = so.lengths
-      lens = typeof given === 'number' ? new Array<number>(L).fill(given) : Array.isArray(given) ? given.slice() : []
+      lens = typeof given === 'number' ? new Array<number>(L).fill(given) : (Array.isArray(given) && intList(given)) || []
       if (lens.length !== L || !lens.every((x) => isInt(x) && x >= 0)) {
         throw invalid('INVALID_LENGTHS', `a non-negative integer or ${L} (one per layer)`, 'lengths', given)
       }

@@ -6,10 +6,11 @@
 import { KvtrimError } from './errors'
 import { keyNormsSync } from './ops'
 import type { TensorLike } from './types'
-import { describe, invalid } from './validate'
+import { describe, dims4, invalid, isArrayLike } from './validate'
+import { isDeviceTensor } from './tensor'
 
 export interface CorrelationResult {
-  /** [batch, kvHeads]: Spearman's rho per KV head; NaN where a side is constant (no ranking). */
+  /** [batch, kvHeads]: Spearman's rho per KV head; NaN where a side is constant or holds a NaN (no ranking). */
   perHead: Float64Array
   /** The mean of the finite entries of perHead (NaN when there are none). */
   mean: number
@@ -30,10 +31,11 @@ function bf16(bits: number): number {
   return bf16Buf[0]
 }
 
-/** Average ranks (1-based; ties share the mean of their ranks), in double. */
+/** Average ranks (1-based; ties share the mean of their ranks), in double. No NaN in x. */
 export function ranks(x: ArrayLike<number>): Float64Array {
   const n = x.length
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => x[a] - x[b])
+  // comparisons, not x[a] - x[b]: Infinity - Infinity is NaN, which breaks the sort
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (x[a] < x[b] ? -1 : x[a] > x[b] ? 1 : 0))
   const r = new Float64Array(n)
   for (let i = 0; i < n; ) {
     let j = i
@@ -45,11 +47,32 @@ export function ranks(x: ArrayLike<number>): Float64Array {
   return r
 }
 
-/** Spearman's rho: Pearson's correlation of the average ranks; NaN when either side is constant or n < 2. */
+/** A series of numbers: an array of numbers or a numeric typed array (not a BigInt64Array, not a DataView). */
+function series(v: unknown, name: string): ArrayLike<number> {
+  let ok = isArrayLike(v) && !(v instanceof BigInt64Array || v instanceof BigUint64Array)
+  if (ok && Array.isArray(v)) {
+    // a loop: a hole reads as undefined and fails (every() would skip it)
+    for (let i = 0; i < v.length && ok; i++) ok = typeof v[i] === 'number'
+  }
+  if (!ok) throw invalid('INVALID_ARGUMENT', 'an array or typed array of numbers', name, v)
+  return v as ArrayLike<number>
+}
+
+function hasNaN(x: ArrayLike<number>): boolean {
+  for (let i = 0; i < x.length; i++) if (Number.isNaN(x[i])) return true
+  return false
+}
+
+/**
+ * Spearman's rho: Pearson's correlation of the average ranks; NaN when either side is constant,
+ * holds a NaN (no ranking), or n < 2.
+ */
 export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  series(x, 'x')
+  series(y, 'y')
   const n = x.length
   if (n !== y.length) throw new KvtrimError(`Expected two series of one length but received ${n} and ${y.length}`, 'INVALID_ARGUMENT')
-  if (n < 2) return NaN
+  if (n < 2 || hasNaN(x) || hasNaN(y)) return NaN
   const rx = ranks(x), ry = ranks(y)
   const mean = (n + 1) / 2
   let sxy = 0, sxx = 0, syy = 0
@@ -60,6 +83,46 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
     syy += b * b
   }
   return sxx === 0 || syy === 0 ? NaN : sxy / Math.sqrt(sxx * syy)
+}
+
+interface Snapshot {
+  type: unknown
+  data: unknown
+  dims: [number, number, number, number]
+}
+
+/** A host tensor's fields, each read once; dims checked to be 4 non-negative integers. */
+function snapshot(t: unknown, name: string): Snapshot {
+  if (isDeviceTensor(t)) throw invalid('INVALID_ARGUMENT', 'a host tensor { type, data, dims } (download() a device tensor first)', name, t)
+  if (typeof t !== 'object' || t === null) throw invalid('INVALID_ARGUMENT', 'a tensor { type, data, dims }', name, t)
+  const o = t as { type?: unknown; data?: unknown; dims?: unknown }
+  const type = o.type, data = o.data, dims = o.dims
+  if (!Array.isArray(dims)) throw invalid('INVALID_ARGUMENT', 'a tensor { type, data, dims } with dims an array', name, t)
+  if (dims.length !== 4) throw new KvtrimError(`Expected ${name}.dims to have 4 entries but received ${describe(dims)}`, 'INVALID_RANK')
+  return { type, data, dims: dims4(dims, `${name}.dims`) }
+}
+
+/** attention.data as numbers: float32 as is, 16-bit types decoded from their bits. */
+function reader(t: Snapshot, count: number): (i: number) => number {
+  const { type, data } = t
+  if (type !== 'float32' && type !== 'float16' && type !== 'bfloat16') {
+    throw invalid('INVALID_DTYPE', "'float32', 'float16' or 'bfloat16'", 'attention.type', type)
+  }
+  const view = ArrayBuffer.isView(data) && !(data instanceof DataView) ? (data as Uint16Array) : undefined
+  // any ArrayBuffer: shared or resizable ones are read the same way
+  if (!view || (type === 'float32' ? !(view instanceof Float32Array) : view.BYTES_PER_ELEMENT !== 2)) {
+    throw invalid('INVALID_ARGUMENT', type === 'float32' ? 'a Float32Array' : 'a Uint16Array (or Float16Array) of raw bits', 'attention.data', data)
+  }
+  if (view.length !== count) {
+    throw new KvtrimError(`Expected attention.data.length ${count} (the product of dims [${t.dims.join(', ')}]) but received ${view.length}`, 'DATA_LENGTH')
+  }
+  if (type === 'float32') {
+    const a = view as unknown as Float32Array
+    return (i) => a[i]
+  }
+  // the bits, whatever the 16-bit array's kind (a Float16Array's elements would read as values)
+  const bits = new Uint16Array(view.buffer, view.byteOffset, view.length)
+  return type === 'float16' ? (i) => f16(bits[i]) : (i) => bf16(bits[i])
 }
 
 /**
@@ -73,28 +136,23 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *   float32, or float16 / bfloat16 bits.
  */
 export function normAttentionCorrelation(keys: TensorLike, attention: TensorLike): CorrelationResult {
-  for (const [name, t] of [['keys', keys], ['attention', attention]] as const) {
-    if (typeof t !== 'object' || t === null || !Array.isArray(t.dims)) throw invalid('INVALID_ARGUMENT', 'a tensor { type, data, dims }', name, t)
-    if (t.dims.length !== 4) throw new KvtrimError(`Expected ${name}.dims to have 4 entries but received ${describe(t.dims)}`, 'INVALID_RANK')
-  }
-  const norms = keyNormsSync(keys)
-  const [B, Hkv, S] = keys.dims
-  const [Ba, Hq, Q, Sa] = attention.dims
-  if (Ba !== B || Hq % Hkv !== 0 || Hq === 0 || Sa < S) {
+  const k = snapshot(keys, 'keys')
+  const at = snapshot(attention, 'attention')
+  // keys' own checks (dtype, data, headDim, rows) are keyNormsSync's, on this snapshot
+  const norms = keyNormsSync({ type: k.type as TensorLike['type'], data: k.data as TensorLike['data'], dims: k.dims })
+  const [B, Hkv, S] = k.dims
+  const [Ba, Hq, Q, Sa] = at.dims
+  if (Ba !== B || Hkv === 0 || Hq % Hkv !== 0 || Hq === 0 || Sa < S) {
     throw new KvtrimError(
-      `Expected attention.dims [${B}, a multiple of ${Hkv}, queries, at least ${S}] for keys.dims [${keys.dims.join(', ')}] but received [${attention.dims.join(', ')}]`,
+      `Expected attention.dims [${B}, a multiple of ${Hkv}, queries, at least ${S}] for keys.dims [${k.dims.join(', ')}] but received [${at.dims.join(', ')}]`,
       'DIMS_MISMATCH',
     )
   }
   const count = B * Hq * Q * Sa
-  const a = attention.data as ArrayLike<number>
-  if (a.length !== count) throw new KvtrimError(`Expected attention.data.length ${count} (the product of dims) but received ${a.length}`, 'DATA_LENGTH')
-  const read =
-    attention.type === 'float32' ? (i: number) => a[i]
-    : attention.type === 'float16' ? (i: number) => f16(a[i])
-    : attention.type === 'bfloat16' ? (i: number) => bf16(a[i])
-    : undefined
-  if (!read) throw invalid('INVALID_DTYPE', "'float32', 'float16' or 'bfloat16'", 'attention.type', attention.type)
+  if (!Number.isSafeInteger(count)) {
+    throw new KvtrimError(`Expected attention.dims whose product is at most 2^53 - 1 but received [${at.dims.join(', ')}]`, 'INVALID_DIMS')
+  }
+  const read = reader(at, count)
   const group = Hq / Hkv
   const received = new Float64Array(B * Hkv * S)
   for (let b = 0; b < B; b++) {

@@ -5,7 +5,7 @@ import { binding } from './binding'
 import { KvtrimError, withCallerStack } from './errors'
 import { DeviceTensor, isDeviceTensor } from './tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
-import { compressOptions } from './validate'
+import { checkLengthsCount, checkStream, compressOptions, invalid } from './validate'
 
 // Host tensors go to native code as they are (no copy); native code checks them.
 const host = (t: TensorLike): NativeTensor => t as NativeTensor
@@ -44,33 +44,41 @@ export function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: Native
 export function keyNormsSync(keys: DeviceTensor, options?: { stream?: bigint }): DeviceTensor
 export function keyNormsSync(keys: TensorLike): Float32Array
 export function keyNormsSync(keys: TensorLike | DeviceTensor, options?: { stream?: bigint }): Float32Array | DeviceTensor
-export function keyNormsSync(keys: TensorLike | DeviceTensor, options: { stream?: bigint } = {}): Float32Array | DeviceTensor {
+export function keyNormsSync(keys: TensorLike | DeviceTensor, options?: { stream?: bigint }): Float32Array | DeviceTensor {
+  const o = streamOption(options)
   if (isDeviceTensor(keys)) {
-    const buf = binding().cudaKeyNormsSync(keys.native('keys'), streamOption(options))
+    const buf = binding().cudaKeyNormsSync(keys.native('keys'), o)
     return new DeviceTensor('float32', keys.dims.slice(0, 3), buf)
   }
-  noStream(options)
+  noStream(o)
   return binding().keyNormsSync(host(keys))
 }
 
-function streamOption(options: { stream?: bigint }): { stream?: bigint } {
-  if (options.stream !== undefined && typeof options.stream !== 'bigint') {
-    throw new KvtrimError('Expected options.stream to be a cudaStream_t as a bigint', 'INVALID_OPTION')
+/** keyNorms's options: undefined, or an object with an optional stream (device keys only). */
+function streamOption(options: unknown): { stream?: bigint } {
+  if (options === undefined) return {}
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalid('INVALID_ARGUMENT', 'an options object { stream? }', 'options', options)
   }
-  return options.stream === undefined ? {} : { stream: options.stream }
+  for (const key of Object.keys(options)) {
+    if (key !== 'stream') throw new KvtrimError(`Unknown option '${key}'; known options: stream`, 'INVALID_OPTION')
+  }
+  const stream = checkStream((options as { stream?: unknown }).stream, 'options.stream')
+  return stream === undefined ? {} : { stream }
 }
 
 /** {@link keyNormsSync}, off the event loop. */
 export function keyNorms(keys: DeviceTensor, options?: { stream?: bigint }): Promise<DeviceTensor>
 export function keyNorms(keys: TensorLike): Promise<Float32Array>
 export function keyNorms(keys: TensorLike | DeviceTensor, options?: { stream?: bigint }): Promise<Float32Array | DeviceTensor>
-export function keyNorms(keys: TensorLike | DeviceTensor, options: { stream?: bigint } = {}): Promise<Float32Array | DeviceTensor> {
+export function keyNorms(keys: TensorLike | DeviceTensor, options?: { stream?: bigint }): Promise<Float32Array | DeviceTensor> {
   return withCallerStack(async () => {
+    const o = streamOption(options)
     if (isDeviceTensor(keys)) {
-      const buf = await binding().cudaKeyNorms(keys.native('keys'), streamOption(options))
+      const buf = await binding().cudaKeyNorms(keys.native('keys'), o)
       return new DeviceTensor('float32', keys.dims.slice(0, 3), buf)
     }
-    noStream(options)
+    noStream(o)
     return binding().keyNorms(host(keys))
   }, keyNorms)
 }
@@ -80,7 +88,9 @@ export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorL
 export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: false): Promise<CompressResult<HostTensor | DeviceTensor>>
 export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: boolean): unknown {
   const b = binding()
-  if (onDevice(keys, values)) {
+  const device = onDevice(keys, values)
+  checkLengthsCount(keys, o)
+  if (device) {
     const k = keys as DeviceTensor, v = values as DeviceTensor
     if (sync) return deviceResult(k, v, b.cudaCompressSync(k.native('keys'), v.native('values'), o))
     return b.cudaCompress(k.native('keys'), v.native('values'), o).then((r) => deviceResult(k, v, r))
@@ -125,7 +135,9 @@ export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | D
 export function compressInPlaceSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): InPlaceResult {
   const o = compressOptions(options)
   const b = binding()
-  if (onDevice(keys, values)) {
+  const device = onDevice(keys, values)
+  checkLengthsCount(keys, o)
+  if (device) {
     return b.cudaCompressInPlaceSync((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
   }
   noStream(o)
@@ -137,7 +149,9 @@ export function compressInPlace(keys: TensorLike | DeviceTensor, values: TensorL
   return withCallerStack(async () => {
     const o = compressOptions(options)
     const b = binding()
-    if (onDevice(keys, values)) {
+    const device = onDevice(keys, values)
+    checkLengthsCount(keys, o)
+    if (device) {
       return b.cudaCompressInPlace((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
     }
     noStream(o)

@@ -3,7 +3,7 @@ import type { NativeDeviceBuffer, NativeDeviceTensor } from '../binding'
 import { binding } from './binding'
 import { KvtrimError } from './errors'
 import type { DType, HostTensor } from './types'
-import { describe, invalid } from './validate'
+import { describe, invalid, isInt, isU64 } from './validate'
 
 const DISPOSE: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose')
 
@@ -23,6 +23,9 @@ export class DeviceTensor {
     readonly dims: readonly number[],
     buffer: NativeDeviceBuffer,
   ) {
+    if (typeof buffer !== 'object' || buffer === null || typeof (buffer as { free?: unknown }).free !== 'function') {
+      throw invalid('INVALID_ARGUMENT', 'a device buffer (make device tensors with tensor() or fromDevicePointer())', 'buffer', buffer)
+    }
     this.buffer = buffer
   }
 
@@ -101,11 +104,34 @@ export interface TensorOptions {
   device?: Device
 }
 
-function elementCount(dims: readonly number[]): number {
-  if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw invalid('INVALID_DIMS', 'an array of non-negative integers', 'dims', dims)
+/** The product of dims: each a non-negative safe integer, the product too (else INVALID_DIMS). */
+function elementCount(dims: unknown, name = 'dims'): { n: number; dims: number[] } {
+  if (!Array.isArray(dims)) throw invalid('INVALID_DIMS', 'an array of non-negative integers', name, dims)
+  const copy: number[] = []
+  let n = 1
+  for (let i = 0; i < dims.length; i++) {
+    const d: unknown = dims[i]
+    if (!isInt(d) || d < 0) throw invalid('INVALID_DIMS', 'an array of non-negative integers', name, dims)
+    copy.push(d)
+    n *= d
   }
-  return dims.reduce((a, b) => a * b, 1)
+  if (!Number.isSafeInteger(n)) {
+    throw new KvtrimError(`Expected ${name} whose product (the element count) is at most 2^53 - 1 but received [${copy.join(', ')}]`, 'INVALID_DIMS')
+  }
+  return { n, dims: copy }
+}
+
+/** A host typed array of n elements; a size the JS engine cannot allocate is OUT_OF_MEMORY, not a RangeError. */
+function allocate(type: DType, n: number, dims: readonly number[]): Float32Array | Uint16Array {
+  try {
+    return type === 'float32' ? new Float32Array(n) : new Uint16Array(n)
+  } catch (err) {
+    throw new KvtrimError(
+      `Could not allocate a host tensor of dims [${dims.join(', ')}] (${n * (type === 'float32' ? 4 : 2)} bytes): ` +
+        (err instanceof Error ? err.message : String(err)),
+      'OUT_OF_MEMORY',
+    )
+  }
 }
 
 function resolveDevice(device: Device): number | 'cpu' {
@@ -125,29 +151,41 @@ function resolveDevice(device: Device): number | 'cpu' {
  * with a GPU device allocates an uninitialised device tensor of `dims`.
  */
 export function tensor(data: Float32Array | Uint16Array | null, dims: readonly number[], options: TensorOptions = {}): HostTensor | DeviceTensor {
-  const type: DType = options.type ?? (data instanceof Float32Array ? 'float32' : 'float16')
-  if (type !== 'float16' && type !== 'bfloat16' && type !== 'float32') {
-    throw invalid('INVALID_DTYPE', "'float16', 'bfloat16' or 'float32'", 'type', type)
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalid('INVALID_ARGUMENT', 'an options object { type?, device? }', 'options', options)
   }
-  const n = elementCount(dims)
+  for (const key of Object.keys(options)) {
+    if (key !== 'type' && key !== 'device') throw new KvtrimError(`Unknown option '${key}'; known options: type, device`, 'INVALID_OPTION')
+  }
+  const givenType: unknown = options.type, givenDevice: unknown = options.device
+  if (data !== null && !(ArrayBuffer.isView(data) && !(data instanceof DataView))) {
+    throw invalid('INVALID_ARGUMENT', 'a Float32Array, a Uint16Array of raw bits, or null', 'data', data)
+  }
+  const type = (givenType ?? (data instanceof Float32Array ? 'float32' : 'float16')) as DType
+  if (type !== 'float16' && type !== 'bfloat16' && type !== 'float32') {
+    throw invalid('INVALID_DTYPE', "'float16', 'bfloat16' or 'float32'", 'type', givenType)
+  }
+  const { n, dims: shape } = elementCount(dims)
   if (data !== null) {
-    const ok = type === 'float32' ? data instanceof Float32Array : data instanceof Uint16Array || (ArrayBuffer.isView(data) && (data as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT === 2)
+    // any buffer: a SharedArrayBuffer or a resizable ArrayBuffer is as good as a plain one here
+    const ok = type === 'float32' ? data instanceof Float32Array : data instanceof Uint16Array || data.BYTES_PER_ELEMENT === 2
     if (!ok) throw invalid('INVALID_ARGUMENT', type === 'float32' ? 'a Float32Array' : 'a Uint16Array of raw bits', 'data', data)
     if (data.length !== n) {
-      throw new KvtrimError(`Expected data to hold ${n} elements (the product of dims [${dims.join(', ')}]) but it holds ${data.length}`, 'DATA_LENGTH')
+      throw new KvtrimError(`Expected data to hold ${n} elements (the product of dims [${shape.join(', ')}]) but it holds ${data.length}`, 'DATA_LENGTH')
     }
   }
-  const where = resolveDevice(options.device ?? 'auto')
+  const where = resolveDevice((givenDevice ?? 'auto') as Device)
   if (where === 'cpu') {
-    if (data === null) {
-      return { type, data: type === 'float32' ? new Float32Array(n) : new Uint16Array(n), dims: [...dims] }
-    }
-    return { type, data, dims: [...dims] }
+    return { type, data: data ?? allocate(type, n, shape), dims: shape }
+  }
+  const bytes = n * (type === 'float32' ? 4 : 2)
+  if (!Number.isSafeInteger(bytes)) {
+    throw new KvtrimError(`Expected dims whose size in bytes is at most 2^53 - 1 but received [${shape.join(', ')}]`, 'INVALID_DIMS')
   }
   const b = binding()
-  const buffer = new b.DeviceBuffer(where, n * (type === 'float32' ? 4 : 2))
+  const buffer = new b.DeviceBuffer(where, bytes)
   if (data !== null) buffer.upload(data)
-  return new DeviceTensor(type, [...dims], buffer)
+  return new DeviceTensor(type, shape, buffer)
 }
 
 /**
@@ -155,15 +193,25 @@ export function tensor(data: Float32Array | Uint16Array | null, dims: readonly n
  * without copying. kvtrim never frees it; keep the owner alive while kvtrim uses it.
  */
 export function fromDevicePointer(ptr: bigint, dims: readonly number[], options: { type: DType; device?: number }): DeviceTensor {
-  if (typeof ptr !== 'bigint' || ptr <= 0n) throw invalid('INVALID_ARGUMENT', 'a non-zero bigint device pointer', 'ptr', ptr)
-  const type = options?.type
+  if (!isU64(ptr) || ptr === 0n) throw invalid('INVALID_ARGUMENT', 'a non-zero bigint device pointer below 2^64', 'ptr', ptr)
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalid('INVALID_ARGUMENT', "an options object { type, device? }", 'options', options)
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'type' && key !== 'device') throw new KvtrimError(`Unknown option '${key}'; known options: type, device`, 'INVALID_OPTION')
+  }
+  const type: unknown = options.type, givenDevice: unknown = options.device
   if (type !== 'float16' && type !== 'bfloat16' && type !== 'float32') {
     throw invalid('INVALID_DTYPE', "'float16', 'bfloat16' or 'float32'", 'options.type', type)
   }
-  const device = resolveDevice(options.device ?? 0)
-  if (device === 'cpu') throw new KvtrimError(`Expected a GPU device for a device pointer but received ${describe(options.device)}`, 'INVALID_OPTION')
-  const bytes = elementCount(dims) * (type === 'float32' ? 4 : 2)
-  return new DeviceTensor(type, [...dims], new (binding().DeviceBuffer)(device, bytes, ptr))
+  const device = resolveDevice((givenDevice ?? 0) as Device)
+  if (device === 'cpu') throw new KvtrimError(`Expected a GPU device for a device pointer but received ${describe(givenDevice)}`, 'INVALID_OPTION')
+  const { n, dims: shape } = elementCount(dims)
+  const bytes = n * (type === 'float32' ? 4 : 2)
+  if (!Number.isSafeInteger(bytes) || ptr + BigInt(bytes) > 1n << 64n) {
+    throw new KvtrimError(`Expected ptr + ${bytes} bytes (dims [${shape.join(', ')}]) to end below 2^64 but ptr is ${ptr}`, 'INVALID_DIMS')
+  }
+  return new DeviceTensor(type, shape, new (binding().DeviceBuffer)(device, bytes, ptr))
 }
 
 export function isDeviceTensor(t: unknown): t is DeviceTensor {

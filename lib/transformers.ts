@@ -10,7 +10,7 @@ import { compressCache, compressCacheSync } from './cache'
 import { Compressor, sameKind, view, type StepResult } from './compressor'
 import { KvtrimError } from './errors'
 import type { Budgets, CacheOptions, LayerReport, TensorLike } from './types'
-import { invalid } from './validate'
+import { intList, invalid, isArrayLike, maxOf } from './validate'
 
 export interface CacheCompressorOptions {
   /** After the prefill (compressCache): keep ceil(keepRatio * len) tokens per layer and head; or `keep`, or `budgets`. Omit all three to leave the prefill as is. */
@@ -64,6 +64,8 @@ export interface Int64Tensor {
 export type TensorClass<T> = new (type: 'int64', data: BigInt64Array, dims: number[]) => T
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
+/** The most tokens {@link CacheCompressor.nextInputs} makes inputs for in one call: 2^24. */
+export const MAX_NEXT_TOKENS = 2 ** 24
 const PRESENT = /^present\.(\d+)\.(key|value)$/
 
 /**
@@ -71,6 +73,9 @@ const PRESENT = /^present\.(\d+)\.(key|value)$/
  * `past_key_values.{l}.key` / `.value` (the same tensors; other outputs such as logits are left out).
  */
 export function pastFromPresent<T>(outputs: Record<string, T>): Record<string, T> {
+  if (typeof outputs !== 'object' || outputs === null || Array.isArray(outputs)) {
+    throw invalid('INVALID_ARGUMENT', "a model's outputs object { 'present.0.key': tensor, ... }", 'outputs', outputs)
+  }
   const past: Record<string, T> = {}
   for (const [name, t] of Object.entries(outputs)) {
     const m = PRESENT.exec(name)
@@ -84,13 +89,18 @@ export function pastFromPresent<T>(outputs: Record<string, T>): Record<string, T
 
 /** Why per-layer budgets would differ between layers, or undefined when they cannot. */
 function differingBudgets(o: CacheCompressorOptions): string | undefined {
-  if (o.skipLayers !== undefined && o.skipLayers.length > 0) return `skipLayers [${o.skipLayers.join(', ')}] keep every token of those layers while the others are compressed`
-  const b = o.budgets
+  const skip: unknown = o.skipLayers
+  if (Array.isArray(skip) && skip.length > 0) return `skipLayers [${skip.map(String).join(', ')}] keep every token of those layers while the others are compressed`
+  const b: unknown = o.budgets
   if (b === undefined || b === 'uniform') return undefined
-  if (b === 'pyramid' || (typeof b === 'object' && 'pyramid' in b)) return "budgets 'pyramid' give lower layers more tokens than upper ones"
-  if (typeof b === 'object' && 'zigzag' in b) return 'budgets { zigzag } give each layer its own number of tokens'
-  const list = Array.isArray(b) ? b : typeof b === 'object' && 'keep' in b ? b.keep : undefined
-  if (list && list.some((x) => x !== list[0])) return `per-layer budgets [${list.join(', ')}] differ between layers`
+  const obj = typeof b === 'object' && b !== null
+  if (b === 'pyramid' || (obj && 'pyramid' in b)) return "budgets 'pyramid' give lower layers more tokens than upper ones"
+  if (obj && 'zigzag' in b) return 'budgets { zigzag } give each layer its own number of tokens'
+  const list: unknown = Array.isArray(b) ? b : obj && 'keep' in b ? (b as { keep: unknown }).keep : undefined
+  if (isArrayLike(list)) {
+    const xs = Array.prototype.slice.call(list, 0, Math.min(list.length, 2 ** 20)) as unknown[]
+    if (xs.some((x) => x !== xs[0])) return `per-layer budgets [${xs.map(String).join(', ')}] differ between layers`
+  }
   return undefined
 }
 
@@ -129,7 +139,12 @@ export class CacheCompressor {
     for (const key of Object.keys(options)) {
       if (!known.includes(key)) throw new KvtrimError(`Unknown option '${key}'; known options: ${known.join(', ')}`, 'INVALID_OPTION')
     }
-    const o = options
+    const o: CacheCompressorOptions = { ...options } // read once: what is checked is what is used
+    if (o.skipLayers !== undefined) {
+      const skip = Array.isArray(o.skipLayers) ? intList(o.skipLayers) : undefined
+      if (!skip) throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)
+      o.skipLayers = skip
+    }
     if (o.sharedMask !== undefined && typeof o.sharedMask !== 'boolean') throw invalid('INVALID_OPTION', 'a boolean', 'sharedMask', o.sharedMask)
     if (o.decode !== undefined) {
       if (typeof o.decode !== 'object' || o.decode === null || !isInt(o.decode.every) || o.decode.every < 1) {
@@ -138,6 +153,10 @@ export class CacheCompressor {
       if (o.decode.target !== undefined && (!isInt(o.decode.target) || o.decode.target < 0)) {
         throw invalid('INVALID_OPTION', 'a non-negative integer (one count: every layer keeps the same)', 'decode.target', o.decode.target)
       }
+      for (const key of Object.keys(o.decode)) {
+        if (key !== 'every' && key !== 'target') throw new KvtrimError(`Unknown option 'decode.${key}'; known: decode.every, decode.target`, 'INVALID_OPTION')
+      }
+      o.decode = { every: o.decode.every, ...(o.decode.target !== undefined && { target: o.decode.target }) }
     }
     if (o.sharedMask !== false) {
       const why = differingBudgets(o)
@@ -173,14 +192,29 @@ export class CacheCompressor {
   /**
    * Inputs for the next `count` tokens: position_ids [1, count] from the absolute position, and an
    * attention_mask of ones [1, cache length + count]; int64, built with `Tensor` when given
-   * (transformers.js's or onnxruntime-node's `Tensor` class).
+   * (transformers.js's or onnxruntime-node's `Tensor` class). `count` is at most
+   * {@link MAX_NEXT_TOKENS} (2^24: 128 MiB per int64 tensor), and the positions stay below 2^31
+   * (kvtrim's limit on a cache's rows).
    */
   nextInputs<T = Int64Tensor>(count = 1, Tensor?: TensorClass<T>): { position_ids: T; attention_mask: T } {
     if (this.#lengths === undefined) throw new KvtrimError('Expected afterPrefill(cache) before nextInputs()', 'INVALID_ARGUMENT')
-    if (!isInt(count) || count < 1) throw invalid('INVALID_ARGUMENT', 'a positive integer', 'count', count)
+    if (!isInt(count) || count < 1 || count > MAX_NEXT_TOKENS) {
+      throw invalid('INVALID_ARGUMENT', `a positive integer of at most ${MAX_NEXT_TOKENS} (2^24 tokens per step)`, 'count', count)
+    }
+    const maskLength = this.#maskLength() + count
+    if (this.#position + count > 2 ** 31 - 1 || maskLength > 2 ** 31 - 1) {
+      throw new KvtrimError(
+        `Expected the next positions and the attention mask to stay below 2^31 but position ${this.#position} + count ${count} ` +
+          `and mask length ${maskLength} do not`,
+        'INVALID_ARGUMENT',
+      )
+    }
+    if (Tensor !== undefined && typeof Tensor !== 'function') {
+      throw invalid('INVALID_ARGUMENT', "a Tensor class (new Tensor('int64', data, dims))", 'Tensor', Tensor)
+    }
     const ids = new BigInt64Array(count)
     for (let i = 0; i < count; i++) ids[i] = BigInt(this.#position + i)
-    const mask = new BigInt64Array(this.#maskLength() + count).fill(1n)
+    const mask = new BigInt64Array(maskLength).fill(1n)
     const make = (data: BigInt64Array): T =>
       Tensor ? new Tensor('int64', data, [1, data.length]) : ({ type: 'int64', data, dims: [1, data.length] } as unknown as T)
     return { position_ids: make(ids), attention_mask: make(mask) }
@@ -189,7 +223,7 @@ export class CacheCompressor {
   /** Compresses the cache right after the prefill (when a keepRatio / keep / budgets was given); its length is the position of the next token. */
   afterPrefillSync<C>(cache: C): CacheCompressorResult<C> {
     const v = this.#start(cache)
-    if (!this.#prefill) return this.#prefilled(cache, v.layers.map((l) => l.keys.dims[2]), false)
+    if (!this.#prefill) return this.#prefilled(cache, v.shapes.map((d) => d[2]), false)
     const r = compressCacheSync(v.layers, this.#prefill)
     return this.#prefillDone(cache, v, r.layers, r.report)
   }
@@ -197,7 +231,7 @@ export class CacheCompressor {
   /** {@link afterPrefillSync}, off the event loop. */
   async afterPrefill<C>(cache: C): Promise<CacheCompressorResult<C>> {
     const v = this.#start(cache)
-    if (!this.#prefill) return this.#prefilled(cache, v.layers.map((l) => l.keys.dims[2]), false)
+    if (!this.#prefill) return this.#prefilled(cache, v.shapes.map((d) => d[2]), false)
     this.#busy = true
     try {
       const r = await compressCache(v.layers, this.#prefill)
@@ -229,13 +263,13 @@ export class CacheCompressor {
   }
 
   #maskLength(): number {
-    return Math.max(...this.#lengths!)
+    return maxOf(this.#lengths!, 0)
   }
 
   #start(cache: unknown): ReturnType<typeof view> {
     if (this.#busy) throw new KvtrimError('Expected one call at a time: the previous one has not settled', 'INVALID_ARGUMENT')
     const v = view(cache)
-    if (this.#o.sharedMask !== false) this.#checkEqual(v.layers.map((l) => l.keys.dims[2]), 'the cache given has layers of different lengths')
+    if (this.#o.sharedMask !== false) this.#checkEqual(v.shapes.map((d) => d[2]), 'the cache given has layers of different lengths')
     return v
   }
 
@@ -253,14 +287,14 @@ export class CacheCompressor {
     const res = this.#prefilled((compressed ? v.rebuild(next) : cache) as C, lengths, compressed)
     res.report = report
     // position: the prefill's length, not what the cache holds now
-    this.#position = Math.max(...report.map((r) => r.before))
+    this.#position = maxOf(report.map((r) => r.before), 0)
     res.position = this.#position
     return res
   }
 
   #prefilled<C>(cache: C, lengths: number[], compressed: boolean): CacheCompressorResult<C> {
     this.#lengths = lengths
-    this.#position = Math.max(0, ...lengths)
+    this.#position = maxOf(lengths, 0)
     this.#decoder = undefined // made at the first afterStep, when the position it starts from is known
     return { cache, compressed, lengths: lengths.slice(), position: this.#position }
   }
@@ -268,7 +302,7 @@ export class CacheCompressor {
   #stepStart(cache: unknown): number {
     if (this.#lengths === undefined) throw new KvtrimError('Expected afterPrefill(cache) before afterStep(cache)', 'INVALID_ARGUMENT')
     const v = this.#start(cache)
-    const lens = v.layers.map((l) => l.keys.dims[2])
+    const lens = v.shapes.map((d) => d[2])
     if (lens.length !== this.#lengths.length) throw new KvtrimError(`Expected a cache of ${this.#lengths.length} layers, as after the prefill, but received ${lens.length}`, 'INVALID_ARGUMENT')
     const appended = lens[0] - this.#lengths[0]
     lens.forEach((len, l) => {

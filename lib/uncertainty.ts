@@ -55,21 +55,27 @@ function inputs(layers: unknown): NativeLmbaInput[] {
   if (!Array.isArray(layers)) {
     throw invalid('INVALID_ARGUMENT', 'an array of per-layer { attention } or { queries, keys }', 'layers', layers)
   }
-  return layers.map((l: unknown, i) => {
+  // an index loop, not map: a hole in a sparse array is a missing layer (map would skip it)
+  const out: NativeLmbaInput[] = []
+  for (let i = 0; i < layers.length; i++) {
+    const l: unknown = layers[i]
     const o = l as Record<string, unknown> | null
     // device tensors go to native code as their native form (the GPU runs the counting)
     const arg = (t: unknown, name: string) => (isDeviceTensor(t) ? t.native(`layers[${i}].${name}`) : t)
     if (o && typeof o === 'object' && o.attention !== undefined && o.queries === undefined) {
-      return { attention: arg(o.attention, 'attention') } as NativeLmbaInput
+      out.push({ attention: arg(o.attention, 'attention') } as NativeLmbaInput)
+      continue
     }
     if (o && typeof o === 'object' && o.queries !== undefined && o.keys !== undefined && o.attention === undefined) {
       if (isDeviceTensor(o.queries) !== isDeviceTensor(o.keys)) {
         throw new KvtrimError(`Expected layers[${i}].queries and .keys both on a GPU or both on the host`, 'DEVICE_MISMATCH')
       }
-      return { queries: arg(o.queries, 'queries'), keys: arg(o.keys, 'keys') } as NativeLmbaInput
+      out.push({ queries: arg(o.queries, 'queries'), keys: arg(o.keys, 'keys') } as NativeLmbaInput)
+      continue
     }
     throw invalid('INVALID_ARGUMENT', '{ attention } or { queries, keys }', `layers[${i}]`, l)
-  })
+  }
+  return out
 }
 
 const mean = (c: Int32Array): number => {

@@ -6,19 +6,83 @@ import { budgetKind, checkCounts, checkRatios, layerBudgets } from './budgets'
 import type { Budgets, CacheOptions, CompressOptions } from './types'
 
 export function describe(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return `an array of length ${value.length}`
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`
-  if (typeof value === 'string') return `'${value}' of type string`
-  if (typeof value === 'object') return 'an object'
-  return `${String(value)} of type ${typeof value}`
+  try {
+    if (value === null) return 'null'
+    if (Array.isArray(value)) return `an array of length ${value.length}`
+    if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`
+    if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}...` : value}' of type string`
+    if (typeof value === 'object') return 'an object'
+    if (typeof value === 'function') return 'a function'
+    return `${String(value)} of type ${typeof value}`
+  } catch {
+    // a revoked Proxy, a throwing constructor getter: describing must not replace the error
+    return `a value of type ${typeof value}`
+  }
 }
 
 export function invalid(code: KvtrimErrorCode, expected: string, name: string, value: unknown): KvtrimError {
   return new KvtrimError(`Expected ${expected} for ${name} but received ${describe(value)}`, code)
 }
 
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
+export const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
+
+/** An array or a typed array (not a DataView): what kvtrim takes for a list of numbers. */
+export function isArrayLike(v: unknown): v is ArrayLike<unknown> {
+  return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView))
+}
+
+/**
+ * A copy of a list of safe integers as a plain array (so that later reads see what was
+ * checked, and no getter runs later), or undefined when `v` is not one. Holes fail, and a
+ * huge sparse array fails at its first hole instead of being walked.
+ */
+export function intList(v: unknown): number[] | undefined {
+  if (!isArrayLike(v)) return undefined
+  const n = v.length
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const x = v[i]
+    if (!isInt(x)) return undefined
+    out.push(x)
+  }
+  return out
+}
+
+/** max(floor, ...xs) by a loop: spreading a long list into Math.max overflows the stack. */
+export function maxOf(xs: ArrayLike<number>, floor = -Infinity): number {
+  let m = floor
+  for (let i = 0; i < xs.length; i++) if (xs[i] > m) m = xs[i]
+  return m
+}
+
+/** A CUDA stream or device pointer as a bigint: lossless, in [0, 2^64). */
+export function isU64(v: unknown): v is bigint {
+  return typeof v === 'bigint' && v >= 0n && v < 1n << 64n
+}
+
+/** Checks a `stream` option (device tensors only): a cudaStream_t as a bigint in [0, 2^64). */
+export function checkStream(stream: unknown, name = 'stream'): bigint | undefined {
+  if (stream === undefined) return undefined
+  if (!isU64(stream)) throw invalid('INVALID_OPTION', 'a cudaStream_t as a bigint in [0, 2^64)', name, stream)
+  return stream
+}
+
+/**
+ * The dims of a [batch, kvHeads, seqLen, headDim] tensor as the facade needs them before native
+ * code sees the tensor (for arithmetic of its own): 4 safe non-negative integers. Returns a
+ * copy; the full checks (headDim, rows, data length) stay native.
+ */
+export function dims4(dims: unknown, name: string): [number, number, number, number] {
+  if (!Array.isArray(dims)) throw invalid('INVALID_DIMS', 'an array [batch, kvHeads, seqLen, headDim]', name, dims)
+  if (dims.length !== 4) throw invalid('INVALID_RANK', '4 entries [batch, kvHeads, seqLen, headDim]', name, dims)
+  const out = [0, 0, 0, 0] as [number, number, number, number]
+  for (let i = 0; i < 4; i++) {
+    const d = dims[i]
+    if (!isInt(d) || d < 0) throw invalid('INVALID_DIMS', 'a non-negative integer', `${name}[${i}]`, d)
+    out[i] = d
+  }
+  return out
+}
 
 const COMPRESS_KEYS = ['keepRatio', 'keep', 'order', 'score', 'sink', 'recent', 'lengths', 'stream'] as const
 const CACHE_KEYS = [...COMPRESS_KEYS, 'pruneAfter', 'skipLayers', 'budgets'] as const
@@ -49,49 +113,66 @@ function checkObject(options: unknown): asserts options is object {
 export function compressOptions(options: unknown, budgetGiven = false): NativeCompressOptions {
   checkObject(options)
   checkKnown(options, budgetGiven ? CACHE_KEYS : COMPRESS_KEYS)
+  // each option read once: a getter sees one read, and what is checked is what native code gets
   const o = options as CompressOptions
-  if (o.keepRatio !== undefined && (typeof o.keepRatio !== 'number' || Number.isNaN(o.keepRatio))) {
-    throw invalid('INVALID_KEEP_RATIO', 'a number in (0, 1]', 'keepRatio', o.keepRatio)
+  const keepRatio: unknown = o.keepRatio, keep: unknown = o.keep
+  if (keepRatio !== undefined && (typeof keepRatio !== 'number' || Number.isNaN(keepRatio))) {
+    throw invalid('INVALID_KEEP_RATIO', 'a number in (0, 1]', 'keepRatio', keepRatio)
   }
-  if (o.keep !== undefined && !isInt(o.keep)) {
-    throw invalid('INVALID_KEEP', 'an integer in [0, seqLen]', 'keep', o.keep)
+  if (keep !== undefined && !isInt(keep)) {
+    throw invalid('INVALID_KEEP', 'an integer in [0, seqLen]', 'keep', keep)
   }
-  if (o.keepRatio !== undefined && o.keep !== undefined) {
+  if (keepRatio !== undefined && keep !== undefined) {
     throw new KvtrimError('Expected one of keepRatio or keep, not both', 'INVALID_OPTION')
   }
-  if (o.keepRatio === undefined && o.keep === undefined && !budgetGiven) {
+  if (keepRatio === undefined && keep === undefined && !budgetGiven) {
     throw new KvtrimError('Expected keepRatio (in (0, 1]) or keep (a token count) in options', 'INVALID_OPTION')
   }
-  const order = o.order ?? 'position'
+  const givenOrder: unknown = o.order
+  const order = givenOrder ?? 'position'
   if (order !== 'position' && order !== 'norm') {
-    throw invalid('INVALID_OPTION', "'position' or 'norm'", 'order', o.order)
+    throw invalid('INVALID_OPTION', "'position' or 'norm'", 'order', givenOrder)
   }
-  const score = o.score ?? 'low-norm'
+  const givenScore: unknown = o.score
+  const score = givenScore ?? 'low-norm'
   if (score !== 'low-norm' && score !== 'high-norm') {
-    throw invalid('INVALID_OPTION', "'low-norm' or 'high-norm'", 'score', o.score)
+    throw invalid('INVALID_OPTION', "'low-norm' or 'high-norm'", 'score', givenScore)
   }
-  const sink = o.sink ?? 0
-  if (!isInt(sink) || sink < 0) throw invalid('INVALID_SINK', 'a non-negative integer', 'sink', o.sink)
-  const recent = o.recent ?? 0
-  if (!isInt(recent) || recent < 0) throw invalid('INVALID_RECENT', 'a non-negative integer', 'recent', o.recent)
-  let lengths: ArrayLike<number> | undefined
-  if (o.lengths !== undefined) {
-    const l = o.lengths as unknown
-    const arrayLike = Array.isArray(l) || (ArrayBuffer.isView(l) && !(l instanceof DataView))
-    if (!arrayLike || !Array.from(l as ArrayLike<unknown>).every(isInt)) {
-      throw invalid('INVALID_LENGTHS', 'an array of integers (one valid length per batch entry)', 'lengths', l)
+  const givenSink: unknown = o.sink
+  const sink = givenSink ?? 0
+  if (!isInt(sink) || sink < 0) throw invalid('INVALID_SINK', 'a non-negative integer', 'sink', givenSink)
+  const givenRecent: unknown = o.recent
+  const recent = givenRecent ?? 0
+  if (!isInt(recent) || recent < 0) throw invalid('INVALID_RECENT', 'a non-negative integer', 'recent', givenRecent)
+  const givenLengths: unknown = o.lengths
+  let lengths: number[] | undefined
+  if (givenLengths !== undefined) {
+    lengths = intList(givenLengths)
+    if (lengths === undefined) {
+      throw invalid('INVALID_LENGTHS', 'an array of integers (one valid length per batch entry)', 'lengths', givenLengths)
     }
-    lengths = l as ArrayLike<number>
   }
   const out: NativeCompressOptions = { order, score, sink, recent }
-  if (o.keepRatio !== undefined) out.keepRatio = o.keepRatio
-  if (o.keep !== undefined) out.keep = o.keep
+  if (keepRatio !== undefined) out.keepRatio = keepRatio as number
+  if (keep !== undefined) out.keep = keep as number
   if (lengths !== undefined) out.lengths = lengths
-  if (o.stream !== undefined) {
-    if (typeof o.stream !== 'bigint' || o.stream < 0n) throw invalid('INVALID_OPTION', 'a cudaStream_t as a bigint', 'stream', o.stream)
-    out.stream = o.stream
-  }
+  const stream = checkStream(o.stream)
+  if (stream !== undefined) out.stream = stream
   return out
+}
+
+/**
+ * lengths: [] for a batch of more than 0 entries is an error (one entry per batch entry), not
+ * "every entry full". Read from keys' dims when they are plain enough to tell; anything else
+ * is left to native code's checks of the tensor.
+ */
+export function checkLengthsCount(keys: unknown, o: NativeCompressOptions): void {
+  if (o.lengths === undefined || o.lengths.length !== 0) return
+  const dims = typeof keys === 'object' && keys !== null ? (keys as { dims?: unknown }).dims : undefined
+  const batch = Array.isArray(dims) ? (dims[0] as unknown) : undefined
+  if (isInt(batch) && batch > 0) {
+    throw new KvtrimError(`Expected lengths to have one entry per batch entry (${batch}) but it has 0`, 'INVALID_LENGTHS')
+  }
 }
 
 export interface CachePlan {
@@ -108,7 +189,8 @@ export interface CachePlan {
 export function cacheOptions(options: unknown, layerCount: number): CachePlan {
   checkObject(options)
   const o = options as CacheOptions
-  const kind = budgetKind(o.budgets)
+  const budgets: unknown = o.budgets
+  const kind = budgetKind(budgets)
   const base = compressOptions(options, true)
   const given = base.keepRatio !== undefined || base.keep !== undefined
   if (!given && (kind === 'uniform' || kind === 'pyramid' || kind === 'zigzag')) {
@@ -119,26 +201,28 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
       'INVALID_OPTION',
     )
   }
-  const pruneAfter = o.pruneAfter ?? 0
+  const givenPrune: unknown = o.pruneAfter
+  const pruneAfter = givenPrune ?? 0
   if (!isInt(pruneAfter) || pruneAfter < 0) {
-    throw invalid('INVALID_OPTION', 'a non-negative integer', 'pruneAfter', o.pruneAfter)
+    throw invalid('INVALID_OPTION', 'a non-negative integer', 'pruneAfter', givenPrune)
   }
-  const skipLayers = o.skipLayers ?? []
-  if (!Array.isArray(skipLayers) || !skipLayers.every(isInt)) {
-    throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)
+  const givenSkip: unknown = o.skipLayers
+  const skipLayers = givenSkip === undefined ? [] : Array.isArray(givenSkip) ? intList(givenSkip) : undefined
+  if (skipLayers === undefined) {
+    throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', givenSkip)
   }
   let budget: CachePlan['budget'] = () => () => ({ keepRatio: base.keepRatio, keep: base.keep })
   if (kind === 'ratios' || kind === 'counts') {
     if (given) throw new KvtrimError('Expected either per-layer budgets or keepRatio / keep, not both', 'INVALID_OPTION')
     if (kind === 'ratios') {
-      const ratios = checkRatios(o.budgets as readonly unknown[], layerCount)
+      const ratios = checkRatios(budgets as readonly unknown[], layerCount)
       budget = () => (l) => ({ keepRatio: ratios[l] })
     } else {
-      const keep = checkCounts(o.budgets as { keep: unknown; total?: unknown }, layerCount)
+      const keep = checkCounts(budgets as { keep: unknown; total?: unknown }, layerCount)
       budget = () => (l) => ({ keep: keep[l] })
     }
   } else if (kind === 'pyramid' || kind === 'zigzag') {
-    const policy = o.budgets as Budgets
+    const policy = budgets as Budgets
     const ctx = { layers: layerCount, keepRatio: base.keepRatio, keep: base.keep, sink: base.sink, recent: base.recent }
     budget = (seqLen) => {
       const counts = layerBudgets(policy, { ...ctx, seqLen })
