@@ -464,7 +464,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int64_t H = in.ConsumeIntegralInRange<int64_t>(0, 4);
   int64_t S = in.ConsumeIntegralInRange<int64_t>(0, 300);
   if (in.ConsumeIntegralInRange<int>(0, 7) == 0) S = in.ConsumeIntegralInRange<int64_t>(300, 5000);
-  const int64_t Dk = in.ConsumeIntegralInRange<int64_t>(1, 300);
+  const int64_t Dk = in.ConsumeIntegralInRange<int>(0, 15) ? in.ConsumeIntegralInRange<int64_t>(1, 300)
+                                                           : in.ConsumeIntegralInRange<int64_t>(301, 1024);
   const int64_t Dv = in.ConsumeBool() ? Dk : in.ConsumeIntegralInRange<int64_t>(1, 300);
   if (B * H > 0) S = std::min(S, kBudget / (B * H * (Dk + Dv)));
   const int64_t nk = B * H * S * Dk, nv = B * H * S * Dv;
