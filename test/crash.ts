@@ -14,8 +14,8 @@ export interface ChildResult {
   stderr: string
 }
 
-/** Runs one scenario with a fresh seed; the outcome line is what it printed last. */
-export function runScenario(name: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 90_000): Promise<ChildResult & { outcome: string; seed: number }> {
+/** Runs one scenario with a fresh seed (KVTRIM_SEED replays one); the outcome line is what it printed last. */
+export function runScenario(name: string, env: NodeJS.ProcessEnv = {}, timeoutMs = Number(process.env.KVTRIM_CRASH_TIMEOUT_MS ?? 90_000)): Promise<ChildResult & { outcome: string; seed: number }> {
   const seed = Number(process.env.KVTRIM_SEED ?? Math.floor(Math.random() * 2 ** 31))
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', child, name, String(seed)], {
