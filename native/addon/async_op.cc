@@ -9,12 +9,27 @@ namespace kvtrim::addon {
 
 namespace {
 
+// The Promise is made by the Promise constructor, its resolve and reject functions held by
+// references: unlike a napi_deferred, a reference can be deleted without running JS, so a task
+// whose environment is ending frees everything it holds.
 struct Task {
   napi_async_work work = nullptr;
-  napi_deferred deferred = nullptr;
+  Napi::FunctionReference resolve, reject;
   std::unique_ptr<Operation> op;
   Status status;
 };
+
+napi_value Executor(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = {nullptr, nullptr};
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) == napi_ok && argc == 2) {
+    Task* t = static_cast<Task*>(data);
+    t->resolve = Napi::Persistent(Napi::Function(env, argv[0]));
+    t->reject = Napi::Persistent(Napi::Function(env, argv[1]));
+  }
+  return nullptr;
+}
 
 void Execute(napi_env, void* data) {
   Task* t = static_cast<Task*>(data);
@@ -37,16 +52,19 @@ void Complete(napi_env raw, napi_status status, void* data) {
     t->op->settled();
     settled = true;
     if (s.ok()) {
-      napi_resolve_deferred(raw, t->deferred, result);
+      t->resolve.Call({result});
     } else {
       Napi::Error e = make_error(env, s.code, s.message);
-      napi_reject_deferred(raw, t->deferred, e.Value());
+      t->reject.Call({e.Value()});
     }
   } catch (const Napi::Error& e) {
     // finish() or the error itself could not be made: reject with what was thrown, if JS can
     // still see it; when the environment is going away nobody is left to.
     if (!settled) t->op->settled();
-    if (!e.IsEmpty()) napi_reject_deferred(raw, t->deferred, e.Value());
+    try {
+      if (!e.IsEmpty()) t->reject.Call({e.Value()});
+    } catch (...) {
+    }
   } catch (...) {
     if (!settled) t->op->settled();
   }
@@ -83,8 +101,15 @@ Napi::Value run_now(Napi::Env env, Operation& op) {
 Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* name) {
   auto t = std::make_unique<Task>();
   t->op = std::move(op);
-  napi_value promise = nullptr, resource_name = nullptr;
-  if (napi_create_promise(env, &t->deferred, &promise) != napi_ok ||
+  AddonData* data = env.GetInstanceData<AddonData>();
+  napi_value executor = nullptr, promise = nullptr, resource_name = nullptr;
+  if (data == nullptr || data->promise_class.IsEmpty() ||
+      napi_create_function(env, "executor", NAPI_AUTO_LENGTH, Executor, t.get(), &executor) != napi_ok) {
+    t->op->settled();
+    throw_error(env, Code::Internal, std::string("could not start ") + name);
+  }
+  promise = data->promise_class.New({Napi::Value(env, executor)});
+  if (t->resolve.IsEmpty() || t->reject.IsEmpty() ||
       napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_create_async_work(env, nullptr, resource_name, Execute, Complete, t.get(), &t->work) != napi_ok) {
     t->op->settled();

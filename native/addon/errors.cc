@@ -66,6 +66,7 @@ bool mark_untransferable(Napi::Env env, Napi::TypedArray arr) {
 }
 
 void init_errors(Napi::Env env, AddonData* data) {
+  data->promise_class = Napi::Persistent(env.Global().Get("Promise").As<Napi::Function>());
   Napi::Object object = env.Global().Get("Object").As<Napi::Object>();
   Napi::Object proto = env.Global().Get("ArrayBuffer").As<Napi::Object>().Get("prototype").As<Napi::Object>();
   Napi::Value desc = object.Get("getOwnPropertyDescriptor").As<Napi::Function>().Call(object, {proto, Napi::String::New(env, "resizable")});

@@ -13,6 +13,7 @@ struct AddonData {
   Napi::FunctionReference* device_buffer = nullptr;  // DeviceBuffer's constructor (device.cc)
   Napi::FunctionReference resizable_getter;          // ArrayBuffer.prototype.resizable's own getter
   Napi::FunctionReference mark_untransferable;       // worker_threads.markAsUntransferable
+  Napi::FunctionReference promise_class;             // the intrinsic Promise, as loaded
   ~AddonData() { delete device_buffer; }
 };
 
