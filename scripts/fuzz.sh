@@ -61,7 +61,7 @@ rc=0
 # shellcheck disable=SC2086
 "$out/compress_fuzz" "$work" fuzz/corpus -max_total_time="$seconds" -timeout=20 -max_len=4096 \
   -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$out/" ${FUZZ_ARGS:-} >"$out/fuzz.log" 2>&1 || rc=$?
-grep -E '^#[0-9]+ *(INITED|DONE)|^(stat::|SUMMARY|==[0-9]+==ERROR)|kvtrim fuzz|runtime error|Test unit written' \
+grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^(stat::|SUMMARY|==[0-9]+==ERROR)|kvtrim fuzz|runtime error|Test unit written' \
   "$out/fuzz.log" || true
 if [ "$rc" != 0 ]; then
   echo "fuzz: FAILED (exit $rc); the full log is $out/fuzz.log" >&2
