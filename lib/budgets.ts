@@ -28,6 +28,9 @@ export interface BudgetContext {
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
 
+/** The most layers a budget is computed for (an array of one count per layer is returned). */
+const MAX_LAYERS = 2 ** 20
+
 /** The default of PyramidKV's beta: the top layer gets (C - w) / beta beside its window. */
 export const PYRAMID_BETA = 20
 /** The default of ZigZagKV's floor: every layer keeps at least minRatio * C. */
@@ -35,7 +38,9 @@ export const ZIGZAG_MIN_RATIO = 0.2
 
 function checkContext(ctx: BudgetContext): void {
   if (typeof ctx !== 'object' || ctx === null) throw invalid('INVALID_ARGUMENT', 'an object { layers, seqLen, ... }', 'context', ctx)
-  if (!isInt(ctx.layers) || ctx.layers < 0) throw invalid('INVALID_ARGUMENT', 'a non-negative integer', 'layers', ctx.layers)
+  if (!isInt(ctx.layers) || ctx.layers < 0 || ctx.layers > MAX_LAYERS) {
+    throw invalid('INVALID_ARGUMENT', `an integer in [0, ${MAX_LAYERS}] (one budget is made per layer)`, 'layers', ctx.layers)
+  }
   if (!isInt(ctx.seqLen) || ctx.seqLen < 0) throw invalid('INVALID_ARGUMENT', 'a non-negative integer', 'seqLen', ctx.seqLen)
   if (ctx.sink !== undefined && (!isInt(ctx.sink) || ctx.sink < 0)) throw invalid('INVALID_SINK', 'a non-negative integer', 'sink', ctx.sink)
   if (ctx.recent !== undefined && (!isInt(ctx.recent) || ctx.recent < 0)) throw invalid('INVALID_RECENT', 'a non-negative integer', 'recent', ctx.recent)
@@ -88,7 +93,7 @@ export function apportion(x: readonly number[], total: number, lo: readonly numb
   const d = total - n.reduce((a, b) => a + b, 0)
   // the loops below one step at a time while that is cheap; many steps (a total far from the
   // floors) in bulk, with the same result (apportionSteps), so no input makes this hang
-  return Math.abs(d) <= 64 + 4 * n.length ? apportionLoop(x, n, d, lo, hi) : apportionBulk(x, n, d, lo, hi)
+  return Math.abs(d) * Math.max(1, n.length) <= 2 ** 16 ? apportionLoop(x, n, d, lo, hi) : apportionBulk(x, n, d, lo, hi)
 }
 
 /** @internal apportion's definition: one token at a time. */

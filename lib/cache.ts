@@ -5,21 +5,26 @@ import { compressChecked, deviceResult } from './ops'
 import { KvtrimError, withCallerStack } from './errors'
 import { isDeviceTensor, type DeviceTensor } from './tensor'
 import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
-import { cacheOptions, describe, dims4, maxOf, type CachePlan } from './validate'
+import { cacheOptions, describe, dims4, invalid, maxOf, type CachePlan } from './validate'
 import type { NativeCompressOptions, NativeDeviceCompressResult } from '../binding'
 
 type AnyLayer = CacheLayer<TensorLike | DeviceTensor>
 type LayerTask = { index: number; layer: AnyLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
 
 function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): number {
-  const keys = (layer as { keys?: { dims?: unknown } } | null)?.keys
-  const dims = keys?.dims
-  if (!Array.isArray(dims) || dims.length !== 4 || typeof (layer as CacheLayer).values !== 'object') {
+  const keys = (layer as { keys?: unknown } | null)?.keys
+  if (typeof keys !== 'object' || keys === null || typeof (layer as CacheLayer).values !== 'object') {
     throw new KvtrimError(
       `Expected layers[${index}] to be { keys, values } with keys.dims [batch, kvHeads, seqLen, headDim] ` +
         `but received ${describe(layer)}`,
-      Array.isArray(dims) ? 'INVALID_RANK' : 'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
     )
+  }
+  // the codes native code gives for a tensor's dims, so that compressCache and compress agree
+  const dims = (keys as { dims?: unknown }).dims
+  if (!Array.isArray(dims)) throw invalid('INVALID_DIMS', 'an array [batch, kvHeads, seqLen, headDim]', `layers[${index}].keys.dims`, dims)
+  if (dims.length !== 4) {
+    throw new KvtrimError(`Expected layers[${index}].keys.dims to have 4 entries [batch, kvHeads, seqLen, headDim] but received ${describe(dims)}`, 'INVALID_RANK')
   }
   const [batch, , seqLen] = dims4(dims, `layers[${index}].keys.dims`)
   if (lengths && lengths.length !== batch) {

@@ -5,10 +5,11 @@ import { binding } from './binding'
 import { KvtrimError, withCallerStack } from './errors'
 import { DeviceTensor, isDeviceTensor } from './tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
-import { checkLengthsCount, checkStream, compressOptions, invalid } from './validate'
+import { checkLengthsCount, checkStream, compressOptions, hostSnapshot, invalid } from './validate'
 
-// Host tensors go to native code as they are (no copy); native code checks them.
-const host = (t: TensorLike): NativeTensor => t as NativeTensor
+// Host tensors go to native code as a snapshot of their fields (never a copy of the data);
+// native code checks them.
+const host = (t: TensorLike): NativeTensor => hostSnapshot(t) as NativeTensor
 
 /** Which backend a (keys, values) pair runs on; mixed host and device is an error. */
 function onDevice(keys: unknown, values: unknown): boolean {

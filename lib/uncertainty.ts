@@ -5,7 +5,7 @@ import type { NativeLmbaInput, NativeLmbaOptions } from '../binding'
 import { binding } from './binding'
 import { KvtrimError, withCallerStack } from './errors'
 import type { TensorLike } from './types'
-import { invalid } from './validate'
+import { hostSnapshot, invalid } from './validate'
 import { isDeviceTensor, type DeviceTensor } from './tensor'
 
 /** One layer's evidence: its attention weights, or its window queries and its keys. */
@@ -61,7 +61,7 @@ function inputs(layers: unknown): NativeLmbaInput[] {
     const l: unknown = layers[i]
     const o = l as Record<string, unknown> | null
     // device tensors go to native code as their native form (the GPU runs the counting)
-    const arg = (t: unknown, name: string) => (isDeviceTensor(t) ? t.native(`layers[${i}].${name}`) : t)
+    const arg = (t: unknown, name: string) => (isDeviceTensor(t) ? t.native(`layers[${i}].${name}`) : hostSnapshot(t))
     if (o && typeof o === 'object' && o.attention !== undefined && o.queries === undefined) {
       out.push({ attention: arg(o.attention, 'attention') } as NativeLmbaInput)
       continue

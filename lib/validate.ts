@@ -68,6 +68,22 @@ export function checkStream(stream: unknown, name = 'stream'): bigint | undefine
 }
 
 /**
+ * A host tensor as native code gets it: its fields read once each, here, and dims copied to a
+ * plain array. So no getter or Proxy trap of the caller's runs while native code holds a data
+ * pointer, a Proxy of an array is read as the array it is, and what native code checks is what
+ * it uses. Anything that is not a tensor-like object goes as it is (native code says why not).
+ * No copy of the data.
+ */
+export function hostSnapshot(t: unknown): unknown {
+  if (typeof t !== 'object' || t === null) return t
+  const o = t as { type?: unknown; data?: unknown; dims?: unknown }
+  const type = o.type, data = o.data, dims = o.dims
+  // a long dims array goes as it is: its rank is wrong anyway, and it is not walked here
+  const copy = Array.isArray(dims) && dims.length <= 64 ? Array.from({ length: dims.length }, (_, i) => dims[i] as unknown) : dims
+  return { type, data, dims: copy }
+}
+
+/**
  * The dims of a [batch, kvHeads, seqLen, headDim] tensor as the facade needs them before native
  * code sees the tensor (for arithmetic of its own): 4 safe non-negative integers. Returns a
  * copy; the full checks (headDim, rows, data length) stay native.
