@@ -29,7 +29,7 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
 
 /** The most layers a budget is computed for (an array of one count per layer is returned). */
-const MAX_LAYERS = 2 ** 20
+const MAX_LAYERS = 2 ** 16
 
 /** The default of PyramidKV's beta: the top layer gets (C - w) / beta beside its window. */
 export const PYRAMID_BETA = 20
