@@ -291,7 +291,7 @@ describe(`facade properties (seed ${seed}; KVTRIM_SEED=${seed} replays)`, () => 
         // inputs of compress are never modified
         if (op !== 'compressInPlaceSync') expectSameBits(keys.data, tensors(s).keys.data, `${what}: keys unmodified`)
       }),
-      params(500),
+      params(1000),
     )
   })
 
@@ -334,7 +334,7 @@ describe(`facade properties (seed ${seed}; KVTRIM_SEED=${seed} replays)`, () => 
           else expectKvtrimError(got.err, m.code, what)
         },
       ),
-      params(800),
+      params(1600),
     )
   })
 
@@ -372,7 +372,7 @@ describe(`facade properties (seed ${seed}; KVTRIM_SEED=${seed} replays)`, () => 
         }
         if (!got.ok) expect(typeof (got.err as InstanceType<typeof KvtrimError>).code, name).toBe('string')
       }),
-      params(2500),
+      params(5000),
     )
   })
 
