@@ -7,7 +7,7 @@ import { KvtrimError } from './errors'
 import { compress, compressInPlace, compressInPlaceSync, compressSync } from './ops'
 import { isDeviceTensor } from './tensor'
 import type { CacheLayer, CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
-import { describe, dims4, invalid, intList, maxOf } from './validate'
+import { describe, dims4, intList, invalid, maxOf, readOptions } from './validate'
 
 export interface CompressorOptions {
   /** Tokens each layer keeps after a compression: one count, or one per layer. */
@@ -208,7 +208,7 @@ export class Compressor {
     for (const key of Object.keys(options)) {
       if (!known.includes(key)) throw new KvtrimError(`Unknown option '${key}'; known options: ${known.join(', ')}`, 'INVALID_OPTION')
     }
-    const o: CompressorOptions = { ...options } // read once: what is checked is what is used
+    const o = readOptions<CompressorOptions>(options, known) // each read once: what is checked is what is used
     if ((o.target === undefined) === (o.keepRatio === undefined)) {
       throw new KvtrimError('Expected one of target (tokens per layer) or keepRatio (of the prefill) in options', 'INVALID_OPTION')
     }

@@ -10,7 +10,7 @@ import { compressCache, compressCacheSync } from './cache'
 import { Compressor, sameKind, view, type StepResult } from './compressor'
 import { KvtrimError } from './errors'
 import type { Budgets, CacheOptions, LayerReport, TensorLike } from './types'
-import { intList, invalid, isArrayLike, maxOf } from './validate'
+import { intList, invalid, isArrayLike, maxOf, readOptions } from './validate'
 
 export interface CacheCompressorOptions {
   /** After the prefill (compressCache): keep ceil(keepRatio * len) tokens per layer and head; or `keep`, or `budgets`. Omit all three to leave the prefill as is. */
@@ -139,7 +139,7 @@ export class CacheCompressor {
     for (const key of Object.keys(options)) {
       if (!known.includes(key)) throw new KvtrimError(`Unknown option '${key}'; known options: ${known.join(', ')}`, 'INVALID_OPTION')
     }
-    const o: CacheCompressorOptions = { ...options } // read once: what is checked is what is used
+    const o = readOptions<CacheCompressorOptions>(options, known) // each read once: what is checked is what is used
     if (o.skipLayers !== undefined) {
       const skip = Array.isArray(o.skipLayers) ? intList(o.skipLayers) : undefined
       if (!skip) throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)

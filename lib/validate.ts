@@ -48,6 +48,19 @@ export function intList(v: unknown): number[] | undefined {
   return out
 }
 
+/**
+ * The known options of an options object, each read once (own or inherited, getters included),
+ * into a plain object: what is checked afterwards is what is used. Unset ones are left out.
+ */
+export function readOptions<T extends object>(options: object, known: readonly string[]): T {
+  const out: Record<string, unknown> = {}
+  for (const key of known) {
+    const v = (options as Record<string, unknown>)[key]
+    if (v !== undefined) out[key] = v
+  }
+  return out as T
+}
+
 /** max(floor, ...xs) by a loop: spreading a long list into Math.max overflows the stack. */
 export function maxOf(xs: ArrayLike<number>, floor = -Infinity): number {
   let m = floor
