@@ -363,15 +363,16 @@ describe('the facade: nothing but a KvtrimError', () => {
     expect(compressSync(keys, values, flip as never).kept).toBe(8)
     expect(n).toBe(1)
     // options as class instances with getters on the prototype are read like plain objects
-    class Opts {
+    class Steps {
       get target(): number { return 4 }
       get interval(): number { return 0 }
+    }
+    class Ratio {
       get keepRatio(): number { return 0.5 }
     }
-    const c = new Compressor(new (class extends Opts { get keepRatio(): undefined { return undefined } })() as never)
-    expect(c.stepSync([{ keys, values }]).lengths).toEqual([4])
-    expect(new CacheCompressor(new (class { get keepRatio(): number { return 0.25 } })()).afterPrefillSync([{ keys, values }]).lengths).toEqual([4])
-    expect(compressSync(keys, values, new Opts() as never).kept).toBe(8)
+    expect(new Compressor(new Steps() as never).stepSync([{ keys, values }]).lengths).toEqual([4])
+    expect(new CacheCompressor(new Ratio()).afterPrefillSync([{ keys, values }]).lengths).toEqual([8])
+    expect(compressSync(keys, values, new Ratio()).kept).toBe(8)
   })
 
   it('the process is still healthy after all of the above', () => {

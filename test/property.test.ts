@@ -552,6 +552,23 @@ const SURFACE: Record<string, (...args: unknown[]) => unknown> = {
   CacheCompressor: (...a) => new transformers.CacheCompressor(...(a as [never])),
   'CacheCompressor.afterPrefillSync': (...a) => new transformers.CacheCompressor({ keepRatio: 0.5 }).afterPrefillSync(a[0]),
   'CacheCompressor.afterStep': (...a) => new transformers.CacheCompressor({}).afterStep(a[0]),
+  // valid tensors, arbitrary options: the option checks behind the tensor checks
+  'compressSync (options)': (...a) => kvtrim.compressSync(small4(), small4(), a[0] as never),
+  'compressInPlaceSync (options)': (...a) => kvtrim.compressInPlaceSync(small4(), small4(), a[0] as never),
+  'compressCacheSync (options)': (...a) => kvtrim.compressCacheSync([{ keys: small4(), values: small4() }, { keys: small4(), values: small4() }], a[0] as never),
+  'keyNormsSync (options)': (...a) => kvtrim.keyNormsSync(small4(), a[0] as never),
+  'layerBudgets (policy)': (...a) => kvtrim.layerBudgets(a[0] as never, { layers: 3, seqLen: 16, keepRatio: 0.5 }),
+  'layerUncertaintySync (options)': (...a) => kvtrim.layerUncertaintySync([{ attention: { type: 'float32', data: new Float32Array(16).fill(0.25), dims: [1, 1, 4, 4] } }], a[0] as never),
+  'Compressor.stepSync (step options)': (...a) => {
+    const c = new kvtrim.Compressor({ target: 2, interval: 0, mode: 'static' })
+    c.stepSync([{ keys: small4(), values: small4() }], { lengths: 4 })
+    return c.stepSync([{ keys: small4(), values: small4() }], a[0] as never)
+  },
+  'CacheCompressor (options, then a cache)': (...a) => {
+    const c = new transformers.CacheCompressor(a[0] as never)
+    const r = c.afterPrefillSync([{ keys: small4(), values: small4() }])
+    return c.afterStepSync(r.cache)
+  },
   'CacheCompressor.nextInputs': (...a) => {
     const c = new transformers.CacheCompressor({})
     c.afterPrefillSync([{ keys: SMALL, values: SMALL }])
@@ -560,6 +577,8 @@ const SURFACE: Record<string, (...args: unknown[]) => unknown> = {
 }
 
 const SMALL = { type: 'float16', data: new Uint16Array(32).fill(0x3c00), dims: [1, 1, 4, 8] }
+/** A fresh [1, 1, 4, 8] float16 tensor of distinct rows. */
+const small4 = () => ({ type: 'float16', data: Uint16Array.from({ length: 32 }, (_, i) => 0x3c00 + i * 7), dims: [1, 1, 4, 8] })
 
 /** dims as given, unless an array whose product would allocate more than 2^20 elements (then one of 1). */
 function small(dims: unknown): unknown {
