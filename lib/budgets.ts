@@ -8,7 +8,7 @@
 // `apportion` (largest remainder with bounds, described there).
 import { KvtrimError } from './errors'
 import type { Budgets } from './types'
-import { intList, invalid } from './validate'
+import { intList, invalid, isArrayLike } from './validate'
 
 export interface BudgetContext {
   /** Number of layers L of the model (skipped layers included: the schedule is by layer index). */
@@ -88,7 +88,7 @@ export function uniformBudget(ctx: BudgetContext): number {
  * highest layer). Requires sum(lo) <= T <= sum(hi).
  */
 export function apportion(x: readonly number[], total: number, lo: readonly number[], hi: readonly number[]): number[] {
-  checkApportion(x, total, lo, hi)
+  ;({ x, lo, hi } = checkApportion(x, total, lo, hi))
   const n = x.map((v, l) => Math.min(hi[l], Math.max(lo[l], Math.floor(v))))
   const d = total - n.reduce((a, b) => a + b, 0)
   // the loops below one step at a time while that is cheap; many steps (a total far from the
@@ -183,14 +183,20 @@ function value(o: bigint): number {
   return f64[0]
 }
 
-function checkApportion(x: unknown, total: unknown, lo: unknown, hi: unknown): void {
-  const n = Array.isArray(x) ? x.length : -1
-  for (let l = 0; l < n; l++) {
-    if (!isFiniteNumber((x as unknown[])[l])) throw invalid('INVALID_ARGUMENT', 'an array of finite numbers', `x[${l}]`, (x as unknown[])[l])
+/** apportion's arguments checked, as plain arrays (arrays or typed arrays are taken). */
+function checkApportion(x: unknown, total: unknown, lo: unknown, hi: unknown): { x: number[]; lo: number[]; hi: number[] } {
+  if (!isArrayLike(x) || x instanceof BigInt64Array || x instanceof BigUint64Array) {
+    throw invalid('INVALID_ARGUMENT', 'an array of finite numbers (the real-valued targets)', 'x', x)
   }
-  if (n < 0) throw invalid('INVALID_ARGUMENT', 'an array of finite numbers (the real-valued targets)', 'x', x)
+  const n = x.length
+  const xs: number[] = []
+  for (let l = 0; l < n; l++) {
+    const v = x[l]
+    if (!isFiniteNumber(v)) throw invalid('INVALID_ARGUMENT', 'an array of finite numbers', `x[${l}]`, v)
+    xs.push(v)
+  }
   const bounds = (v: unknown, name: string): number[] => {
-    const list = Array.isArray(v) && v.length === n ? intList(v) : undefined
+    const list = isArrayLike(v) && v.length === n ? intList(v) : undefined
     if (!list) throw invalid('INVALID_ARGUMENT', `an array of ${n} integers (one per entry of x)`, name, v)
     return list
   }
@@ -207,6 +213,7 @@ function checkApportion(x: unknown, total: unknown, lo: unknown, hi: unknown): v
   if (!(sumLo <= total && total <= sumHi)) {
     throw new KvtrimError(`Expected budgets that can reach a total of ${total} tokens (between sum(lo) = ${sumLo} and sum(hi) = ${sumHi})`, 'INVALID_BUDGETS')
   }
+  return { x: xs, lo: low, hi: high }
 }
 
 /**
@@ -245,32 +252,37 @@ export function pyramidBudgets(ctx: BudgetContext, beta = PYRAMID_BETA): number[
 export function zigzagBudgets(ctx: BudgetContext, scores: readonly number[], minRatio = ZIGZAG_MIN_RATIO): number[] {
   const C = uniformBudget(ctx)
   const L = ctx.layers
-  checkScores(scores, L)
+  const given = checkScores(scores, L)
   if (!isFiniteNumber(minRatio) || minRatio < 0 || minRatio > 1) {
     throw invalid('INVALID_BUDGETS', 'a number in [0, 1]', 'budgets.minRatio', minRatio)
   }
   if (C === 0) return new Array<number>(L).fill(0)
-  const sum = scores.reduce((a, b) => a + b, 0)
+  const sum = given.reduce((a, b) => a + b, 0)
   const bMin = minRatio * C
-  const x = scores.map((s) => bMin + (C - bMin) * L * (s / sum))
+  const x = given.map((s) => bMin + (C - bMin) * L * (s / sum))
   const floor = Math.min(C, Math.max(1, Math.floor(bMin), protectedTokens(ctx)))
   return apportion(x, L * C, new Array<number>(L).fill(floor), new Array<number>(L).fill(ctx.seqLen))
 }
 
-function checkScores(scores: unknown, L: number): asserts scores is number[] {
+function checkScores(scores: unknown, L: number): number[] {
   if (!Array.isArray(scores) && !(ArrayBuffer.isView(scores) && !(scores instanceof DataView))) {
     throw invalid('INVALID_BUDGETS', `an array of ${L} per-layer scores`, 'budgets.zigzag', scores)
   }
-  const s = Array.from(scores as ArrayLike<unknown>)
-  if (s.length !== L) {
+  const given = scores as ArrayLike<unknown>
+  if (given.length !== L) {
     throw invalid('INVALID_BUDGETS', `an array of ${L} per-layer scores (one per layer)`, 'budgets.zigzag', scores)
   }
-  s.forEach((v, l) => {
+  // a copy as plain numbers (a typed array's map would round the targets to its own type)
+  const s: number[] = []
+  for (let l = 0; l < L; l++) {
+    const v = given[l]
     if (!isFiniteNumber(v) || v < 0) throw invalid('INVALID_BUDGETS', 'a finite, non-negative score', `budgets.zigzag[${l}]`, v)
-  })
+    s.push(v)
+  }
   if (L > 0 && s.every((v) => v === 0)) {
     throw new KvtrimError('Expected budgets.zigzag scores with a positive sum but they sum to 0', 'INVALID_BUDGETS')
   }
+  return s
 }
 
 /** The policy's kind, after checking its shape (not its values). */

@@ -16,10 +16,12 @@ import {
   keyNorms,
   keyNormsSync,
   KvtrimError,
+  layerBudgets,
   layerUncertaintySync,
   normAttentionCorrelation,
   spearman,
   tensor,
+  zigzagBudgets,
 } from '../lib/index'
 import { CacheCompressor, MAX_NEXT_TOKENS, pastFromPresent } from '../lib/transformers'
 import { randomTensor, rng, runSeed } from './random'
@@ -306,6 +308,13 @@ describe('the facade: nothing but a KvtrimError', () => {
     expect(apportion([0, 0.5], 2 ** 50, [0, 0], [2 ** 50, 2 ** 50])).toEqual([2 ** 49, 2 ** 49])
     expect(apportion([2 ** 40, 0], 3, [0, 0], [2 ** 41, 2 ** 41])).toEqual([3, 0])
     expect(Date.now() - t0).toBeLessThan(1000)
+    expect(apportion(Float64Array.from([1.5, 2.5]) as never, 4, Int32Array.from([0, 0]) as never, [4, 4])).toEqual([2, 2])
+    // zigzag scores as a typed array: the same budgets as an array (its map would round to its type)
+    const ctx = { layers: 3, seqLen: 100, keepRatio: 0.3 }
+    expect(zigzagBudgets(ctx, Float32Array.from([0.1, 0.7, 0.3]) as never)).toEqual(zigzagBudgets(ctx, Array.from(Float32Array.from([0.1, 0.7, 0.3]))))
+    // a huge sparse scores array is refused by its length, not walked
+    expectCode(() => zigzagBudgets(ctx, new Array(2 ** 32 - 1)), 'INVALID_BUDGETS', /3 per-layer scores/)
+    expectCode(() => layerBudgets('uniform', { layers: 2 ** 40, seqLen: 4, keepRatio: 0.5 }), 'INVALID_ARGUMENT', /layers/)
   })
 
   it('SharedArrayBuffer- and resizable-ArrayBuffer-backed inputs pass validation and give the plain result', async () => {
