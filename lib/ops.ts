@@ -89,15 +89,16 @@ export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorL
 export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: false): Promise<CompressResult<HostTensor | DeviceTensor>>
 export function compressChecked(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, o: NativeCompressOptions, sync: boolean): unknown {
   const b = binding()
-  const device = onDevice(keys, values)
-  checkLengthsCount(keys, o)
-  if (device) {
+  if (onDevice(keys, values)) {
     const k = keys as DeviceTensor, v = values as DeviceTensor
+    checkLengthsCount(k, o)
     if (sync) return deviceResult(k, v, b.cudaCompressSync(k.native('keys'), v.native('values'), o))
     return b.cudaCompress(k.native('keys'), v.native('values'), o).then((r) => deviceResult(k, v, r))
   }
   noStream(o)
-  return sync ? b.compressSync(host(keys as TensorLike), host(values as TensorLike), o) : b.compress(host(keys as TensorLike), host(values as TensorLike), o)
+  const k = host(keys as TensorLike), v = host(values as TensorLike)
+  checkLengthsCount(k, o)
+  return sync ? b.compressSync(k, v, o) : b.compress(k, v, o)
 }
 
 function noStream(o: { stream?: bigint }): void {
@@ -136,13 +137,14 @@ export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | D
 export function compressInPlaceSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): InPlaceResult {
   const o = compressOptions(options)
   const b = binding()
-  const device = onDevice(keys, values)
-  checkLengthsCount(keys, o)
-  if (device) {
+  if (onDevice(keys, values)) {
+    checkLengthsCount(keys, o)
     return b.cudaCompressInPlaceSync((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
   }
   noStream(o)
-  return b.compressInPlaceSync(host(keys as TensorLike), host(values as TensorLike), o)
+  const k = host(keys as TensorLike), v = host(values as TensorLike)
+  checkLengthsCount(k, o)
+  return b.compressInPlaceSync(k, v, o)
 }
 
 /** {@link compressInPlaceSync}, off the event loop. Do not touch the tensors until it settles. */
@@ -150,12 +152,13 @@ export function compressInPlace(keys: TensorLike | DeviceTensor, values: TensorL
   return withCallerStack(async () => {
     const o = compressOptions(options)
     const b = binding()
-    const device = onDevice(keys, values)
-    checkLengthsCount(keys, o)
-    if (device) {
+    if (onDevice(keys, values)) {
+      checkLengthsCount(keys, o)
       return b.cudaCompressInPlace((keys as DeviceTensor).native('keys'), (values as DeviceTensor).native('values'), o)
     }
     noStream(o)
-    return b.compressInPlace(host(keys as TensorLike), host(values as TensorLike), o)
+    const k = host(keys as TensorLike), v = host(values as TensorLike)
+    checkLengthsCount(k, o)
+    return b.compressInPlace(k, v, o)
   }, compressInPlace)
 }

@@ -371,6 +371,17 @@ describe('the facade: nothing but a KvtrimError', () => {
     const flip = { get keepRatio(): unknown { return n++ === 0 ? 0.5 : 'junk' } }
     expect(compressSync(keys, values, flip as never).kept).toBe(8)
     expect(n).toBe(1)
+    // each field of a host tensor is read once per call, before native code takes a pointer
+    const reads: Record<string, number> = { type: 0, data: 0, dims: 0 }
+    const counted = (t: typeof k2) => ({
+      get type() { reads.type++; return t.type },
+      get data() { reads.data++; return t.data },
+      get dims() { reads.dims++; return t.dims },
+    })
+    compressSync(counted(k2), v2, { keepRatio: 0.5, lengths: [8, 4] })
+    expect(reads).toEqual({ type: 1, data: 1, dims: 1 })
+    keyNormsSync(counted(k2))
+    expect(reads).toEqual({ type: 2, data: 2, dims: 2 })
     // options as class instances with getters on the prototype are read like plain objects
     class Steps {
       get target(): number { return 4 }
