@@ -33,6 +33,7 @@ Napi::ArrayBuffer ordinary(Napi::Env env, size_t bytes) {
   napi_value b = nullptr;
   void* data = nullptr;
   if (napi_create_buffer(env, bytes, &data, &b) != napi_ok) throw Napi::Error::New(env);
+  cpu::advise_huge_pages(data, bytes);
   return Napi::Buffer<uint8_t>(env, b).ArrayBuffer();
 }
 

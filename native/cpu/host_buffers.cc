@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -50,13 +51,28 @@ Pool& pool() {
 
 }  // namespace
 
+void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  // Only whole 2 MiB pages inside the range: madvise wants page-aligned addresses, and the
+  // allocator's memory around them is not ours.
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kHuge * kHuge;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 bool acquire_buffers(const size_t* sizes, int n, void** out) {
   Pool& p = pool();
   std::lock_guard<std::mutex> lk(p.mu);
   size_t total = 0;
   for (int i = 0; i < n; ++i) total += mapped_size(sizes[i]);
-  // The first call after a return may be as large as the cap; later ones share a quarter.
-  if (total > p.cap || (p.since_return > 0 && p.since_return + total > p.cap / 4)) {
+  // Between two returns the pool hands out a quarter of the cap, or two calls of this size if
+  // that is more (a caller that holds one large result while computing the next must not fall
+  // back to ordinary memory).
+  if (total > p.cap || (p.since_return > 0 && p.since_return + total > std::max(p.cap / 4, 2 * total))) {
     ++p.declined;
     return false;
   }

@@ -5,8 +5,9 @@
 //
 // The pool is bounded twice, because finalizers run only when the event loop turns:
 // - a cap on everything it maps, in use and idle together (KVTRIM_POOL_MB, default 1024);
-// - a cap on what it hands out between two returns (a quarter of the cap): a synchronous loop
-//   that never yields gets ordinary memory, which the GC frees without the event loop.
+// - a cap on what it hands out between two returns (a quarter of the cap, or two calls' worth
+//   if more): a synchronous loop that never yields gets ordinary memory, which the GC frees
+//   without the event loop.
 // A request the pool cannot take returns false and the caller uses ordinary memory.
 #pragma once
 #include <cstddef>
@@ -30,6 +31,9 @@ struct PoolStats {
 bool acquire_buffers(const size_t* sizes, int n, void** out);
 // Gives back a buffer from acquire_buffers with the same size.
 void release_buffer(void* p, size_t bytes);
+// Asks for huge pages on the whole 2 MiB pages of a fresh, untouched allocation (the ordinary
+// memory an output gets when the pool declines): first touch then costs a fault per 2 MiB.
+void advise_huge_pages(void* p, size_t bytes);
 // Unmaps every idle buffer; returns the bytes released.
 size_t release_idle_buffers();
 // Sets the cap (bytes; 0 disables the pool); idle buffers over it are unmapped at once.
