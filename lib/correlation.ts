@@ -85,6 +85,9 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return sxx === 0 || syy === 0 ? NaN : sxy / Math.sqrt(sxx * syy)
 }
 
+/** The most heads (batch * kvHeads) normAttentionCorrelation takes. */
+const MAX_HEADS = 2 ** 24
+
 interface Snapshot {
   type: unknown
   data: unknown
@@ -147,6 +150,10 @@ export function normAttentionCorrelation(keys: TensorLike, attention: TensorLike
       `Expected attention.dims [${B}, a multiple of ${Hkv}, queries, at least ${S}] for keys.dims [${k.dims.join(', ')}] but received [${at.dims.join(', ')}]`,
       'DIMS_MISMATCH',
     )
+  }
+  if (B * Hkv > MAX_HEADS) {
+    // one rho per head: an empty cache of 2^31 heads would still make (and fill) a 16 GiB result
+    throw new KvtrimError(`Expected keys with at most 2^24 heads (batch * kvHeads) but keys.dims is [${k.dims.join(', ')}]`, 'INVALID_DIMS')
   }
   const count = B * Hq * Q * Sa
   if (!Number.isSafeInteger(count)) {

@@ -284,6 +284,9 @@ describe('the facade: nothing but a KvtrimError', () => {
     expectCode(() => normAttentionCorrelation(keys, { type: 'float32', data: new Float32Array(96), dims: [1, 0, 3, 32] }), 'DIMS_MISMATCH')
     expectCode(() => normAttentionCorrelation({ ...keys, dims: [1, 2, 16.5, 8] }, att(new Float32Array(96))), 'INVALID_DIMS', /keys\.dims\[2\]/)
     expectCode(() => normAttentionCorrelation(null as never, att(new Float32Array(96))), 'INVALID_ARGUMENT', /keys/)
+    // an empty cache of 2^31 - 1 heads is refused at once (its result alone would be 16 GiB)
+    const empty = { type: 'float32', data: new Float32Array(0), dims: [2 ** 31 - 1, 1, 0, 8] }
+    expectCode(() => normAttentionCorrelation(empty, { type: 'float32', data: new Float32Array(0), dims: [2 ** 31 - 1, 1, 0, 0] }), 'INVALID_DIMS', /2\^24 heads/)
     // Infinity ranks above every finite value (a subtraction comparator made it unordered)
     const inf = new Float32Array(96)
     for (let j = 0; j < 16; j++) inf[j] = j < 8 ? Infinity : 1
