@@ -15,6 +15,7 @@ describe('crash suite: nothing a caller does takes the process down (each scenar
     ['transfer-and-collect', 'ok', 'inputs transferred by structuredClone and the copies collected while compress() runs'],
     ['post-message-transfer', 'ok', 'an input posted (transfer list) to a worker that exits, while compress() runs'],
     ['getter-detaches', /^(DETACHED_BUFFER|DATA_LENGTH|ok)(,(DETACHED_BUFFER|DATA_LENGTH|ok))*$/, 'getters and Proxies that detach or shrink keys.data during a sync call'],
+    ['getter-detaches-raw', /^(DETACHED_BUFFER|DATA_LENGTH|ok)(,(DETACHED_BUFFER|DATA_LENGTH|ok))*$/, 'the same getters against the raw native binding (no facade in between)'],
     ['sync-loop-memory', 'ok', '400 compressSync calls on [1,8,4096,128] fp16 in a loop that never yields: RSS bounded'],
     ['thousands-pending', 'ok', '3,000 compress() Promises in flight at once, all equal to the sync result'],
     ['exit-with-pending', 'ok', 'process.exit() on the main thread with large compress() calls pending'],
