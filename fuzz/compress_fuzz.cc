@@ -217,7 +217,8 @@ int64_t ref_keep(const CompressParams& p, int64_t len) {
 }
 
 // The codes a tensor may be rejected with (empty: valid). Rows are int32-indexed: batch, kvHeads,
-// seqLen and their product must each be at most 2^31 - 1 (a zero dim does not excuse a huge one).
+// seqLen and their product must each be at most 2^31 - 1 (a zero dim does not excuse a huge one),
+// batch at most 2^24 and batch * kvHeads at most 2^31 - 1.
 std::set<Code> tensor_errors(const TensorView& v) {
   if (v.dims.size() != 4) return {Code::InvalidRank};
   for (int64_t d : v.dims) if (d < 0) return {Code::InvalidDims};
@@ -225,6 +226,8 @@ std::set<Code> tensor_errors(const TensorView& v) {
   for (int i = 0; i < 3; ++i) if (v.dims[size_t(i)] > kMaxRowsContract) return {Code::TooManyRows};
   const __int128 rows = __int128(v.dims[0]) * v.dims[1] * v.dims[2];
   if (rows > kMaxRowsContract) return {Code::TooManyRows};
+  // Empty tensors too: at most 2^24 batch entries and 2^31 - 1 (batch, head) rows.
+  if (v.dims[0] > (int64_t(1) << 24) || __int128(v.dims[0]) * v.dims[1] > kMaxRowsContract) return {Code::TooManyRows};
   if (__int128(v.length) != rows * v.dims[3]) return {Code::DataLength};
   return {};
 }

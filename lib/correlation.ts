@@ -153,7 +153,7 @@ export function normAttentionCorrelation(keys: TensorLike, attention: TensorLike
   }
   if (B * Hkv > MAX_HEADS) {
     // one rho per head: an empty cache of 2^31 heads would still make (and fill) a 16 GiB result
-    throw new KvtrimError(`Expected keys with at most 2^24 heads (batch * kvHeads) but keys.dims is [${k.dims.join(', ')}]`, 'INVALID_DIMS')
+    throw new KvtrimError(`Expected keys with at most 2^24 heads (batch * kvHeads) but keys.dims is [${k.dims.join(', ')}]`, 'TOO_MANY_ROWS')
   }
   const count = B * Hq * Q * Sa
   if (!Number.isSafeInteger(count)) {

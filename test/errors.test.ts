@@ -96,6 +96,14 @@ describe('bad input', () => {
     expectCode(() => keyNormsSync({ type: 'float16', data: new Uint16Array(8), dims: [2 ** 20, 2 ** 20, 2 ** 20, 1] }), 'TOO_MANY_ROWS')
   })
 
+  it('an empty tensor with a huge batch or batch x kvHeads (it would plan gigabytes of entries)', () => {
+    const empty = (dims: number[]) => ({ type: 'float16' as const, data: new Uint16Array(0), dims })
+    expectCode(() => compressSync(empty([2 ** 31 - 1, 0, 4, 8]), empty([2 ** 31 - 1, 0, 4, 8]), { keepRatio: 0.5 }), 'TOO_MANY_ROWS', /2\^24 batch/)
+    expectCode(() => compressSync(empty([2 ** 24, 2 ** 8, 0, 8]), empty([2 ** 24, 2 ** 8, 0, 8]), { keepRatio: 0.5 }), 'TOO_MANY_ROWS')
+    expectCode(() => keyNormsSync(empty([2 ** 24 + 1, 0, 1, 8])), 'TOO_MANY_ROWS')
+    expect(compressSync(empty([3, 0, 4, 8]), empty([3, 0, 4, 8]), { keepRatio: 0.5 }).lengths).toEqual(new Int32Array([2, 2, 2]))
+  })
+
   it('a detached buffer', () => {
     const data = keys.data.slice()
     structuredClone(data.buffer, { transfer: [data.buffer] })
@@ -286,7 +294,9 @@ describe('the facade: nothing but a KvtrimError', () => {
     expectCode(() => normAttentionCorrelation(null as never, att(new Float32Array(96))), 'INVALID_ARGUMENT', /keys/)
     // an empty cache of 2^31 - 1 heads is refused at once (its result alone would be 16 GiB)
     const empty = { type: 'float32', data: new Float32Array(0), dims: [2 ** 31 - 1, 1, 0, 8] }
-    expectCode(() => normAttentionCorrelation(empty, { type: 'float32', data: new Float32Array(0), dims: [2 ** 31 - 1, 1, 0, 0] }), 'INVALID_DIMS', /2\^24 heads/)
+    expectCode(() => normAttentionCorrelation(empty, { type: 'float32', data: new Float32Array(0), dims: [2 ** 31 - 1, 1, 0, 0] }), 'TOO_MANY_ROWS', /2\^24/)
+    const wide = { type: 'float32', data: new Float32Array(0), dims: [2 ** 12, 2 ** 12 + 1, 0, 8] }
+    expectCode(() => normAttentionCorrelation(wide, { type: 'float32', data: new Float32Array(0), dims: [2 ** 12, 2 ** 12 + 1, 0, 0] }), 'TOO_MANY_ROWS', /2\^24 heads/)
     // Infinity ranks above every finite value (a subtraction comparator made it unordered)
     const inf = new Float32Array(96)
     for (let j = 0; j < 16; j++) inf[j] = j < 8 ? Infinity : 1

@@ -37,6 +37,11 @@ Status check_tensor(const TensorView& t, const char* name) {
     }
     rows *= t.dims[i];
   }
+  // An empty tensor still plans one entry per batch and per row: bound those too.
+  if (rows <= kMaxRows && (t.dims[0] > kMaxBatch || t.dims[0] * t.dims[1] > kMaxRows)) {
+    return Status::error(Code::TooManyRows, "Expected " + n + " to have at most 2^24 batch entries and 2^31 - 1 "
+        "(batch, kvHead) rows but its dims are " + dims_string(t.dims));
+  }
   if (rows > kMaxRows) {
     return Status::error(Code::TooManyRows, "Expected " + n +
         " to have at most 2^31 - 1 rows (batch * kvHeads * seqLen) but its dims are " +

@@ -12,6 +12,7 @@
 namespace kvtrim {
 
 constexpr int64_t kMaxRows = 2147483647;  // batch * kvHeads * seqLen must fit an int32 index
+constexpr int64_t kMaxBatch = int64_t(1) << 24;  // batch entries (each has its own plan entry)
 
 struct TensorView {
   DType dtype = DType::F32;
