@@ -240,7 +240,7 @@ __global__ void atomic_kernel(AtomicCells* c) {
   atomicAnd(&c->andv, ~(1 << (g % 7)));
   atomicInc(&c->inc, 99u);  // wraps to 0 after 99
   atomicAdd(&c->uadd, 1u);
-  unsigned cur = c->cas_sum, seen;
+  unsigned cur = atomicOr(&c->cas_sum, 0u), seen;  // a plain read would race with the CAS
   do {
     seen = cur;
     cur = atomicCAS(&c->cas_sum, seen, seen + unsigned(g));
@@ -335,7 +335,7 @@ static void test_smem_and_grids() {
 
 // ---- host runtime ---------------------------------------------------------------------------------
 __global__ void noop_kernel(int* p) {
-  if (p && threadIdx.x == 0) *p = 1;
+  if (p && threadIdx.x == 0) atomicExch(p, 1);  // every block's thread 0: an atomic, not a race
 }
 
 static void test_runtime() {
@@ -500,7 +500,7 @@ __global__ void grid_barrier_kernel(unsigned* counter, unsigned* out) {
     while (atomicAdd(counter, 0u) < gridDim.x) KVTRIM_SPIN_WAIT();
   }
   __syncthreads();
-  out[blockIdx.x * blockDim.x + threadIdx.x] = *counter;
+  out[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(counter, 0u);  // not a plain read: a race
 }
 __global__ void smem_user_kernel(int* out) {
   unsigned char* s = KVTRIM_DYNAMIC_SMEM();
@@ -524,7 +524,8 @@ static void expect_error(const char* what, cudaError_t got, cudaError_t want,
   CHECK_EQ(cudaGetLastError(), cudaSuccess);
 }
 
-static void test_errors() {
+static void test_grid_barrier();
+[[maybe_unused]] static void test_errors() {
   int* out = dalloc<int>(1024);
   for (Schedule s : kSchedules) {
     kvtrim::emu::set_schedule(s, 1);
@@ -556,18 +557,31 @@ static void test_errors() {
              cudaErrorLaunchFailure);
     CHECK_EQ(kvtrim::emu::launch(noop_kernel, dim3(3), dim3(64), 0, nullptr, false, out), cudaSuccess);
   }
+#if !KVTRIM_EMU_TSAN  // under TSan stacks are never reused
   CHECK_EQ(kvtrim::emu::stats().stacks, stacks_before);
+#else
+  (void)stacks_before;
+#endif
   cudaGetLastError();
 
   // livelock: block 0 waits for the last block of a 100000-block non-cooperative grid, which is
   // never resident while block 0 runs
   int* flag = dalloc<int>(1);
+#if KVTRIM_EMU_TSAN
+  // The same detection at a TSan size (each TSan fiber costs ~0.8 MiB to create): one SM, so
+  // 40 blocks are enough to leave the last one not resident, and a shorter spin limit.
+  kvtrim::emu::set_spin_limit(5000);
+  kvtrim::emu::set_sm_count(1);
+  const unsigned livelock_blocks = 40;
+#else
+  const unsigned livelock_blocks = 100000;
+#endif
   for (Schedule s : kSchedules) {
     kvtrim::emu::set_schedule(s, 4);
     *flag = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const cudaError_t e =
-        kvtrim::emu::launch(wait_for_last_block_kernel, dim3(100000), dim3(32), 0, nullptr, false, flag);
+        kvtrim::emu::launch(wait_for_last_block_kernel, dim3(livelock_blocks), dim3(32), 0, nullptr, false, flag);
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("livelock under %s (%.2f s):\n", kvtrim::emu::schedule_name(s), sec);
     expect_error("livelock", e, cudaErrorLaunchFailure,
@@ -578,6 +592,8 @@ static void test_errors() {
              cudaSuccess);
   }
   cudaFree(flag);
+  kvtrim::emu::set_spin_limit(1000000);
+  kvtrim::emu::reset_device_properties();
 
   // shared memory over the limit; the opt-in attribute raises it
   std::printf("launch checks:\n");
@@ -592,7 +608,12 @@ static void test_errors() {
   e = kvtrim::emu::launch(smem_user_kernel, dim3(1), dim3(2048), 0, nullptr, false, out);
   expect_error("block too large", e, cudaErrorInvalidConfiguration, {"invalid configuration"});
 
-  // cooperative: a grid barrier works with all blocks co-resident; one block more is too large
+  test_grid_barrier();
+  cudaFree(out);
+}
+
+// Cooperative: a grid barrier works with all blocks co-resident; one block more is too large.
+static void test_grid_barrier() {
   kvtrim::emu::set_sm_count(3);
   unsigned* counter = dalloc<unsigned>(1);
   unsigned* cout_ = dalloc<unsigned>(24 * 256);
@@ -604,12 +625,11 @@ static void test_errors() {
     CHECK_EQ(cout_[0], 24u);
     CHECK_EQ(cout_[24 * 256 - 1], 24u);
   }
-  e = kvtrim::emu::launch(grid_barrier_kernel, dim3(25), dim3(256), 0, nullptr, true, counter, cout_);
+  const cudaError_t e = kvtrim::emu::launch(grid_barrier_kernel, dim3(25), dim3(256), 0, nullptr, true, counter, cout_);
   expect_error("cooperative too large", e, cudaErrorCooperativeLaunchTooLarge, {"cooperative", "25"});
   kvtrim::emu::reset_device_properties();
   cudaFree(counter);
   cudaFree(cout_);
-  cudaFree(out);
 }
 
 // ---- races the schedules expose --------------------------------------------------------------------
@@ -737,7 +757,7 @@ static void test_scan_and_speed() {
       want[b * T + t] = acc;
     }
   for (Schedule s : kSchedules)
-    for (uint64_t seed = 0; seed < 4; ++seed) {
+    for (uint64_t seed = 0; seed < (KVTRIM_EMU_TSAN ? 1 : 4); ++seed) {
       kvtrim::emu::set_schedule(s, seed);
       cudaMemset(out, 0, T * B * sizeof(unsigned));
       CHECK_EQ(kvtrim::emu::launch(scan_kernel, dim3(B), dim3(T), 32 * sizeof(unsigned), nullptr, false, in, out,
@@ -745,10 +765,13 @@ static void test_scan_and_speed() {
                cudaSuccess);
       CHECK(std::memcmp(out, want.data(), T * B * sizeof(unsigned)) == 0);
     }
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || KVTRIM_EMU_TSAN
   const int speed_rounds = 10;  // sanitizer builds: a smoke run, not a measurement
 #else
   const int speed_rounds = 100;
+#endif
+#if KVTRIM_EMU_TSAN
+  return;  // no speed run under TSan
 #endif
   std::printf("speed (scan kernel, %u blocks x %u threads, %d rounds of 5+5 shuffles and 3 barriers):\n",
               B * 8, T, speed_rounds);
@@ -773,6 +796,163 @@ static void test_scan_and_speed() {
   cudaFree(out);
 }
 
+
+// ---- the race zoo: classic GPU bugs, each with its fixed twin ---------------------------------
+// scripts/emu-selftest.sh runs each one in a process of its own under the TSan build
+// (`selftest-tsan --zoo NAME` and `--zoo NAME-fixed`) and requires a ThreadSanitizer report for
+// every bug and none for every twin. `fixed` is uniform, so barriers stay convergent.
+
+// 1. A shared write read by another thread without __syncthreads in between.
+__global__ void zoo_missing_sync(int* out, bool fixed) {
+  int* s = reinterpret_cast<int*>(KVTRIM_DYNAMIC_SMEM());
+  const int t = int(threadIdx.x), n = int(blockDim.x);
+  s[t] = t * 3;
+  if (fixed) __syncthreads();
+  out[t] = s[n - 1 - t];
+}
+// 2. Shared memory reused across loop iterations without the trailing barrier: the next
+//    iteration's write overtakes a neighbour's read of the previous one (write after read).
+__global__ void zoo_smem_reuse(const int* in, int* out, int iters, bool fixed) {
+  int* s = reinterpret_cast<int*>(KVTRIM_DYNAMIC_SMEM());
+  const int t = int(threadIdx.x), n = int(blockDim.x);
+  int acc = 0;
+  for (int i = 0; i < iters; ++i) {
+    s[t] = in[i * n + t];
+    __syncthreads();
+    acc += s[(t + 1) % n];
+    if (fixed) __syncthreads();
+  }
+  out[t] = acc;
+}
+// 3. Warp-synchronous shared access: lanes exchange data through shared memory after a vote,
+//    which orders nothing; __syncwarp does.
+__global__ void zoo_warp_sync(int* out, bool fixed) {
+  int* s = reinterpret_cast<int*>(KVTRIM_DYNAMIC_SMEM());
+  const int t = int(threadIdx.x), lane = t & 31;
+  s[t] = t + 1;
+  if (fixed) __syncwarp();
+  else (void)__ballot_sync(FULL, s[t] > 0);
+  out[t] = s[(t & ~31) | ((lane + 1) & 31)];
+}
+// 4. A global flag handshake between blocks: block 0 writes data and raises a flag (atomic),
+//    block 1 waits for the flag and reads the data. Without __threadfence on both sides the
+//    data is not ordered by the flag (CUDA atomics are relaxed). Variants drop one fence each.
+__global__ void zoo_flag(int* data, int* flag, int* out, int fences /* bit 0 writer, bit 1 reader */) {
+  if (threadIdx.x != 0) return;
+  if (blockIdx.x == 0) {
+    for (int i = 0; i < 8; ++i) data[i] = 10 + i;
+    if (fences & 1) __threadfence();
+    atomicExch(flag, 1);
+  } else {
+    while (atomicAdd(flag, 0) == 0) KVTRIM_SPIN_WAIT();
+    if (fences & 2) __threadfence();
+    int sum = 0;
+    for (int i = 0; i < 8; ++i) sum += data[i];
+    *out = sum;
+  }
+}
+// 5. In-place compaction split over blocks: each block moves the kept (even) elements of its
+//    slice to slot i / 2, which for block 1 lies in block 0's slice, possibly before block 0 has
+//    read it. Fixed: every block loads, a grid barrier (fence, arrive, wait, fence), then stores.
+__device__ void zoo_grid_barrier(unsigned* counter) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(counter, 1u);
+    while (atomicAdd(counter, 0u) < gridDim.x) KVTRIM_SPIN_WAIT();
+    __threadfence();
+  }
+  __syncthreads();
+}
+__global__ void zoo_inplace(int* row, unsigned* counter, bool fixed) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  const int v = row[i];
+  if (fixed) zoo_grid_barrier(counter);
+  if (i % 2 == 0) row[i / 2] = v;
+}
+// 6. A shared histogram updated with a plain += (a read-modify-write race the plain emulator
+//    cannot see: no fiber switch between the load and the store). Fixed: atomicAdd.
+__global__ void zoo_histogram(const unsigned char* data, unsigned* out, bool fixed) {
+  unsigned* hist = reinterpret_cast<unsigned*>(KVTRIM_DYNAMIC_SMEM());
+  const unsigned t = threadIdx.x;
+  if (t < 16) hist[t] = 0;
+  __syncthreads();
+  const unsigned bin = data[t] & 15u;
+  if (fixed) atomicAdd(&hist[bin], 1u);
+  else hist[bin] += 1;
+  __syncthreads();
+  if (t < 16) out[t] = hist[t];
+}
+
+static const char* const kZoo[] = {"missing-sync", "smem-reuse", "warp-sync", "flag-no-fences",
+                                   "flag-no-release", "flag-no-acquire", "inplace-overtake",
+                                   "histogram-plain"};
+
+// Runs zoo kernel `name` (or its twin, "NAME-fixed") under every schedule; returns 2 if unknown.
+static int run_zoo(const char* arg) {
+  std::string name = arg;
+  const bool fixed = name.size() > 6 && name.compare(name.size() - 6, 6, "-fixed") == 0;
+  if (fixed) name.resize(name.size() - 6);
+  const int T = 128;
+  int* out = dalloc<int>(1024);
+  int* in = dalloc<int>(8 * T);
+  int* data = dalloc<int>(8);
+  int* flag = dalloc<int>(1);
+  unsigned* counter = dalloc<unsigned>(1);
+  int* row = dalloc<int>(2 * T);
+  unsigned char* bytes = dalloc<unsigned char>(T);
+  for (int i = 0; i < 8 * T; ++i) in[i] = i % 13;
+  for (int i = 0; i < T; ++i) bytes[i] = (unsigned char)(i * 7);
+  int known = 1;
+  for (Schedule sc : kSchedules) {
+    kvtrim::emu::set_schedule(sc, 3);
+    cudaError_t e = cudaSuccess;
+    if (name == "missing-sync") {
+      e = kvtrim::emu::launch(zoo_missing_sync, dim3(1), dim3(T), T * 4, nullptr, false, out, fixed);
+    } else if (name == "smem-reuse") {
+      e = kvtrim::emu::launch(zoo_smem_reuse, dim3(1), dim3(T), T * 4, nullptr, false,
+                              static_cast<const int*>(in), out, 8, fixed);
+    } else if (name == "warp-sync") {
+      e = kvtrim::emu::launch(zoo_warp_sync, dim3(1), dim3(64), 64 * 4, nullptr, false, out, fixed);
+    } else if (name.compare(0, 5, "flag-") == 0) {
+      const int fences = fixed ? 3 : name == "flag-no-release" ? 2 : name == "flag-no-acquire" ? 1 : 0;
+      *flag = 0;
+      e = kvtrim::emu::launch(zoo_flag, dim3(2), dim3(32), 0, nullptr, true, data, flag, out, fences);
+      CHECK_EQ(*out, 8 * 10 + 28);
+    } else if (name == "inplace-overtake") {
+      for (int i = 0; i < 2 * T; ++i) row[i] = i;
+      *counter = 0;
+      e = kvtrim::emu::launch(zoo_inplace, dim3(2), dim3(T), 0, nullptr, true, row, counter, fixed);
+      if (fixed)
+        for (int i = 0; i < T; ++i) CHECK_EQ(row[i], 2 * i);
+    } else if (name == "histogram-plain") {
+      e = kvtrim::emu::launch(zoo_histogram, dim3(1), dim3(T), 16 * 4, nullptr, false,
+                              static_cast<const unsigned char*>(bytes), reinterpret_cast<unsigned*>(out), fixed);
+      if (fixed)
+        for (int b = 0; b < 16; ++b) CHECK_EQ(out[b], T / 16);
+    } else {
+      known = 0;
+      break;
+    }
+    CHECK_EQ(e, cudaSuccess);
+  }
+  cudaFree(out);
+  cudaFree(in);
+  cudaFree(data);
+  cudaFree(flag);
+  cudaFree(counter);
+  cudaFree(row);
+  cudaFree(bytes);
+  if (!known) {
+    std::fprintf(stderr, "unknown zoo kernel %s; known:", arg);
+    for (const char* z : kZoo) std::fprintf(stderr, " %s", z);
+    std::fprintf(stderr, "\n");
+    return 2;
+  }
+  std::printf("zoo %s%s: ran under every schedule\n", name.c_str(), fixed ? " (fixed)" : "");
+  return g_failures ? 1 : 0;
+}
+
 // Crash modes for the sanitizer build (scripts/emu-selftest.sh expects them to be caught).
 __global__ void smem_overflow_kernel(int* out) {
   unsigned char* s = KVTRIM_DYNAMIC_SMEM();
@@ -785,6 +965,15 @@ __global__ void misaligned_kernel(const unsigned char* p, unsigned* out) {
 }
 
 int main(int argc, char** argv) {
+  if (argc > 2 && !std::strcmp(argv[1], "--zoo")) return run_zoo(argv[2]);
+  if (argc > 1 && !std::strcmp(argv[1], "--zoo-list")) {
+    for (const char* z : kZoo) std::printf("%s\n", z);
+    return 0;
+  }
+  if (argc > 1 && !std::strcmp(argv[1], "--races")) {  // the intentionally racy kernels alone
+    test_races();
+    return g_failures ? 1 : 0;
+  }
   if (argc > 1) {
     int* out = dalloc<int>(1024);
     if (!std::strcmp(argv[1], "--smem-overflow"))
@@ -797,13 +986,23 @@ int main(int argc, char** argv) {
   }
   std::printf("kvtrim emulator self-test (stack %zu bytes per fiber)\n", kvtrim::emu::stack_size());
   test_runtime();
+#if !KVTRIM_EMU_TSAN  // collectives' values: no shared memory to race on, and slow under TSan
   test_shuffles();
   test_votes();
+#endif
   test_barriers();
   test_atomics();
   test_smem_and_grids();
+#if KVTRIM_EMU_TSAN
+  // Under TSan: the error paths (abandoned fibers) are not what is under test, and the livelock
+  // run creates tens of thousands of fibers; the co-resident grid barrier is.
+  test_grid_barrier();
+#else
   test_errors();
+#endif
+#if !KVTRIM_EMU_TSAN  // racy on purpose: under TSan they run alone (--races), and must be reported
   test_races();
+#endif
   test_scan_and_speed();
   std::printf("%d checks, %d failures; %llu stacks mapped in all\n", g_checks, g_failures,
               (unsigned long long)kvtrim::emu::stats().stacks);

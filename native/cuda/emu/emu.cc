@@ -40,6 +40,35 @@ void __sanitizer_set_death_callback(void (*callback)(void));
 }
 #endif
 
+#if KVTRIM_EMU_TSAN
+// ThreadSanitizer's fiber API (sanitizer/tsan_interface.h). emu.cc itself is not instrumented:
+// only the kernels' translation units are, and these calls give TSan the GPU threads and the
+// happens-before edges that CUDA defines (README.md, "ThreadSanitizer").
+extern "C" {
+void* __tsan_get_current_fiber(void);
+void* __tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void* fiber);
+void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_set_fiber_name(void* fiber, const char* name);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+}
+namespace {
+constexpr unsigned kTsanNoSync = 1;  // __tsan_switch_to_fiber_no_sync: a switch orders nothing
+// The scheduler's own work (its allocations and copies go through TSan's interceptors) is kept
+// out of TSan's view, on the launching thread and on GPU threads alike.
+struct TsanIgnore {
+  TsanIgnore() { __tsan_ignore_thread_begin(); }
+  ~TsanIgnore() { __tsan_ignore_thread_end(); }
+};
+}
+#define KVTRIM_EMU_TSAN_IGNORE() TsanIgnore tsan_ignore_guard_
+#else
+#define KVTRIM_EMU_TSAN_IGNORE() (void)0
+#endif
+
 #if defined(__x86_64__) && !defined(KVTRIM_EMU_UCONTEXT)
 #define KVTRIM_EMU_ASM_SWITCH 1
 // kvtrim_emu_swap(save, to): saves the callee-saved registers, MXCSR and the x87 control word
@@ -191,7 +220,11 @@ cudaDeviceProp props() {
 size_t stack_size_locked() {
   if (g_stack_size == 0) {
     const uint64_t kb = env_u64("KVTRIM_EMU_STACK_KB", 0);
-    g_stack_size = kb >= 16 ? size_t(kb) * 1024 : (KVTRIM_EMU_ASAN ? 256 * 1024 : 64 * 1024);
+    // Under TSan 56 KiB: a stack with its guard page stays under TSan's
+    // clear_shadow_mmap_threshold (64 KiB), so unmapping it clears the shadow in place instead
+    // of remapping it, which splits TSan's shadow mapping until vm.max_map_count is reached.
+    g_stack_size = kb >= 16 ? size_t(kb) * 1024
+                            : (KVTRIM_EMU_ASAN ? 256 * 1024 : KVTRIM_EMU_TSAN ? 56 * 1024 : 64 * 1024);
   }
   return g_stack_size;
 }
@@ -286,7 +319,9 @@ void stack_put(Stack& s) {
 #if KVTRIM_EMU_ASAN
   __asan_unpoison_memory_region(s.lo, s.size);  // frames of abandoned or exited fibers
 #endif
-  if (t_pool.v.size() < kPoolMax) t_pool.v.push_back(s);
+  // Under TSan a stack is never handed to another fiber: its shadow (the previous GPU thread's
+  // accesses) would race with the new one's. munmap resets the shadow; the next mmap is fresh.
+  if (!KVTRIM_EMU_TSAN && t_pool.v.size() < kPoolMax) t_pool.v.push_back(s);
   else munmap(s.map, s.map_size);
   s = Stack{};
 }
@@ -316,6 +351,14 @@ struct Fiber {
   int wline = 0;
   const char* wwhat = "";
   void* asan_fake = nullptr;
+#if KVTRIM_EMU_TSAN
+  void* tsan = nullptr;          // the TSan fiber of this GPU thread (kept to the launch's end)
+  char warp_token = 0;           // __syncwarp: this lane's history at arrival (released here)
+  bool fence_pending = false;    // a fence since the last atomic: the next atomic is a release
+  unsigned n_reads = 0;          // atomics since the last fence (acquired at the next fence)
+  const void* reads[8] = {};
+  bool tsan_done = false;        // finished (exited or abandoned), its ignore ended
+#endif
 };
 
 struct Collective {
@@ -349,6 +392,9 @@ struct Block {
   int bar_line = 0;
   int bar_acc = 0;
   Fiber* bar_first = nullptr;
+#if KVTRIM_EMU_TSAN
+  char bar_token = 0;  // __syncthreads: every arriving thread releases here
+#endif
 };
 
 const char* op_name(Op op) {
@@ -421,6 +467,15 @@ struct Sched {
   cudaError_t err = cudaSuccess;
   std::string msg;
 
+#if KVTRIM_EMU_TSAN
+  void* tsan_main = nullptr;              // the launching thread's TSan context
+  char launch_token = 0;                  // every exiting GPU thread releases here
+  std::vector<void*> tsan_exited;         // TSan fibers of finished blocks, not destroyed yet
+  size_t tsan_live = 0;                   // TSan fibers created and not destroyed
+  size_t tsan_high_water = 2048;          // destroy exited fibers only past this many
+  std::vector<unsigned char*> smem_dead;  // freed at the launch's end, after the acquire
+#endif
+
   Sched(Schedule m, uint64_t seed) : mode(m), rng(seed) {}
 
   // -- run queue --
@@ -487,6 +542,9 @@ struct Sched {
 #if KVTRIM_EMU_ASAN
     __sanitizer_start_switch_fiber(&main_fake, f->stack.lo, f->stack.size);
 #endif
+#if KVTRIM_EMU_TSAN
+    __tsan_switch_to_fiber(f->tsan, kTsanNoSync);
+#endif
 #if KVTRIM_EMU_ASM_SWITCH
     kvtrim_emu_swap(&main_sp, f->sp);
 #else
@@ -505,6 +563,17 @@ struct Sched {
     __sanitizer_start_switch_fiber(final ? nullptr : &f->asan_fake, main_bottom, main_size);
 #else
     (void)final;
+#endif
+#if KVTRIM_EMU_TSAN
+    if (final) {
+      // Its writes happen before the host's reads. Every way out (exit, abandon) holds exactly
+      // one ignore (fiber_main's or the barrier's / collective's / spin-wait's): end it, as
+      // TSan requires of a finished thread.
+      __tsan_release(&launch_token);
+      __tsan_ignore_thread_end();
+      f->tsan_done = true;
+    }
+    __tsan_switch_to_fiber(tsan_main, kTsanNoSync);
 #endif
 #if KVTRIM_EMU_ASM_SWITCH
     kvtrim_emu_swap(&f->sp, main_sp);
@@ -526,6 +595,18 @@ struct Sched {
             stack_bytes, active_fibers);
       return false;
     }
+#if KVTRIM_EMU_TSAN
+    // Created by the launching thread: the host's writes before the launch happen before it.
+    f->tsan = __tsan_create_fiber(0);
+    ++tsan_live;
+    {
+      char name[96];
+      const uint3 bi = f->vars.bid, ti = f->vars.tid;
+      std::snprintf(name, sizeof name, "GPU block (%u,%u,%u) thread (%u,%u,%u)", bi.x, bi.y, bi.z,
+                    ti.x, ti.y, ti.z);
+      __tsan_set_fiber_name(f->tsan, name);
+    }
+#endif
 #if KVTRIM_EMU_ASM_SWITCH
     uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack.lo) + f->stack.size) & ~uintptr_t(15);
     top -= 16;
@@ -604,7 +685,31 @@ struct Sched {
   }
   void release(Block* b) {
     for (unsigned t = 0; t < b->nthreads; ++t) stack_put(b->fibers[t].stack);
+#if KVTRIM_EMU_TSAN
+    // Shared memory is freed after the launch's final acquire (a free here would race with the
+    // block's accesses); the block's TSan fibers live on until the high-water mark, so that TSan
+    // does not reuse their thread ids while their accesses may still race with later blocks.
+    smem_dead.push_back(b->smem);
+    for (unsigned t = 0; t < b->nthreads; ++t) {
+      Fiber* g = &b->fibers[t];
+      if (!g->tsan) continue;
+      if (!g->tsan_done) {
+        // Abandoned after an error while suspended, which is always inside the emulator (a
+        // barrier, a collective, a spin-wait or a switch point), holding one ignore: end it.
+        __tsan_switch_to_fiber(g->tsan, kTsanNoSync);
+        __tsan_ignore_thread_end();
+        __tsan_switch_to_fiber(tsan_main, kTsanNoSync);
+      }
+      tsan_exited.push_back(g->tsan);
+    }
+    if (tsan_live > tsan_high_water) {
+      for (void* h : tsan_exited) __tsan_destroy_fiber(h);
+      tsan_live -= tsan_exited.size();
+      tsan_exited.clear();
+    }
+#else
     ::operator delete(b->smem, std::align_val_t(16));
+#endif
     active_fibers -= b->nthreads;
     active.erase(std::find(active.begin(), active.end(), b));
     delete b;
@@ -651,6 +756,14 @@ struct Sched {
     fifo.clear();
     pool.clear();
     heap.clear();
+#if KVTRIM_EMU_TSAN
+    __tsan_acquire(&launch_token);  // the kernel's writes happen before the host's reads
+    for (void* h : tsan_exited) __tsan_destroy_fiber(h);
+    tsan_exited.clear();
+    tsan_live = 0;
+    for (unsigned char* p : smem_dead) ::operator delete(p, std::align_val_t(16));
+    smem_dead.clear();
+#endif
   }
 
   void report_deadlock() {
@@ -699,6 +812,9 @@ void Sched::fiber_main(Fiber* f) {
   __sanitizer_finish_switch_fiber(nullptr, &s->main_bottom, &s->main_size);
 #endif
   s->entry(s->ctx);
+#if KVTRIM_EMU_TSAN
+  __tsan_ignore_thread_begin();  // for good: the GPU thread is done
+#endif
   // The thread exits: it must not be awaited by a barrier or a collective.
   Block* b = f->block;
   Warp& w = b->warps[f->warp];
@@ -742,6 +858,7 @@ void bad_host_use(const char* what) {
 }
 
 int block_barrier(Bar kind, int pred, const char* file, int line) {
+  KVTRIM_EMU_TSAN_IGNORE();
   Fiber* f = self(bar_name(kind));
   Sched* s = f->sched;
   Block* b = f->block;
@@ -790,9 +907,22 @@ int block_barrier(Bar kind, int pred, const char* file, int line) {
   f->wline = line;
   f->wwhat = bar_name(kind);
   s->progress();
+#if KVTRIM_EMU_TSAN
+  __tsan_release(&b->bar_token);
+#endif
   if (++b->bar_arrived == b->nthreads) {
     const int result = b->bar_acc;
     b->bar_arrived = 0;
+#if KVTRIM_EMU_TSAN
+    // Every thread leaves with the history of every arrival (all are waiting here now, so the
+    // token holds nothing that happened after an arrival of this barrier).
+    for (unsigned t = 0; t < b->nthreads; ++t) {
+      Fiber* g = &b->fibers[t];
+      if (g != f) __tsan_switch_to_fiber(g->tsan, kTsanNoSync);
+      __tsan_acquire(&b->bar_token);
+      if (g != f) __tsan_switch_to_fiber(f->tsan, kTsanNoSync);
+    }
+#endif
     std::vector<uint64_t> warp_prio(b->warps.size());
     for (auto& p : warp_prio) p = s->rng.next() >> 32;
     for (unsigned t = 0; t < b->nthreads; ++t) {  // all wake, in thread order
@@ -908,6 +1038,7 @@ void complete(Collective& c, Fiber* fibers /* warp's lane 0 */) {
 
 uint64_t warp_collective(Op op, unsigned mask, uint64_t value, int arg, int width, int bytes,
                          const char* file, int line) {
+  KVTRIM_EMU_TSAN_IGNORE();
   Fiber* f = self(op_name(op));
   Sched* s = f->sched;
   Block* b = f->block;
@@ -995,8 +1126,25 @@ uint64_t warp_collective(Op op, unsigned mask, uint64_t value, int arg, int widt
   f->wline = line;
   f->wwhat = op_name(op);
   s->progress();
+#if KVTRIM_EMU_TSAN
+  if (op == Op::SyncWarp) __tsan_release(&f->warp_token);
+#endif
   if (c->arrived == c->mask) {
     Fiber* lane0 = &b->fibers[f->warp * 32];
+#if KVTRIM_EMU_TSAN
+    // __syncwarp orders memory among its lanes; shuffles, votes, matches and reductions do not
+    // (the CUDA guide: they "do not imply a memory barrier").
+    if (op == Op::SyncWarp) {
+      for (unsigned l = 0; l < 32; ++l) {
+        if (!(c->mask >> l & 1)) continue;
+        Fiber* g = &lane0[l];
+        if (g != f) __tsan_switch_to_fiber(g->tsan, kTsanNoSync);
+        for (unsigned k = 0; k < 32; ++k)
+          if (c->mask >> k & 1) __tsan_acquire(&lane0[k].warp_token);
+        if (g != f) __tsan_switch_to_fiber(f->tsan, kTsanNoSync);
+      }
+    }
+#endif
     complete(*c, lane0);
     const unsigned m = c->mask;
     w.pending.erase(w.pending.begin() + (c - w.pending.data()));
@@ -1015,6 +1163,7 @@ uint64_t warp_collective(Op op, unsigned mask, uint64_t value, int arg, int widt
 }
 
 void spin_wait(const char* file, int line) {
+  KVTRIM_EMU_TSAN_IGNORE();
   Fiber* f = self("KVTRIM_SPIN_WAIT");
   Sched* s = f->sched;
   f->wfile = file;
@@ -1047,6 +1196,7 @@ void spin_wait(const char* file, int line) {
 
 void switch_point() {
   if (!tv || !t_sched) return;  // host code
+  KVTRIM_EMU_TSAN_IGNORE();
   Fiber* f = reinterpret_cast<Fiber*>(tv);
   Sched* s = f->sched;
   switch (s->mode) {
@@ -1063,6 +1213,30 @@ void switch_point() {
   s->push(f);
   s->to_main(f, false);
 }
+
+#if KVTRIM_EMU_TSAN
+// PTX's release pattern (a fence, then a strong write) and acquire pattern (a strong read, then
+// a fence), with every atomic relaxed: see README.md for the rule and why it is sound.
+void tsan_atomic(const void* address) {
+  if (!tv || !t_sched) return;  // host code
+  Fiber* f = reinterpret_cast<Fiber*>(tv);
+  if (f->fence_pending) {
+    __tsan_release(const_cast<void*>(address));
+    f->fence_pending = false;
+  }
+  for (unsigned i = 0; i < f->n_reads && i < 8; ++i)
+    if (f->reads[i] == address) return;
+  f->reads[f->n_reads++ % 8] = address;  // past 8 distinct addresses, the oldest are dropped
+}
+void tsan_fence() {
+  if (!tv || !t_sched) return;
+  Fiber* f = reinterpret_cast<Fiber*>(tv);
+  const unsigned n = f->n_reads < 8 ? f->n_reads : 8;
+  for (unsigned i = 0; i < n; ++i) __tsan_acquire(const_cast<void*>(f->reads[i]));
+  f->n_reads = 0;
+  f->fence_pending = true;
+}
+#endif
 
 int occupancy(const cudaDeviceProp& p, unsigned threads, size_t smem) {
   if (threads == 0) return 0;
@@ -1140,6 +1314,7 @@ int launch_impl(const void* func, dim3 grid, dim3 block, size_t smem, bool coope
                 (unsigned long long)nblocks, (unsigned long long)resident, p.multiProcessorCount,
                 occ);
 
+  KVTRIM_EMU_TSAN_IGNORE();
   Sched s(mode, seed);
   s.spin_limit = spin_limit;
   s.stack_bytes = stack;
@@ -1149,6 +1324,10 @@ int launch_impl(const void* func, dim3 grid, dim3 block, size_t smem, bool coope
   s.blk = block;
   s.smem = smem;
   s.nthreads = unsigned(threads);
+#if KVTRIM_EMU_TSAN
+  s.tsan_main = __tsan_get_current_fiber();
+  s.tsan_high_water = size_t(env_u64("KVTRIM_EMU_TSAN_FIBERS", 2048));
+#endif
   s.nblocks = nblocks;
   s.resident = cooperative ? nblocks : resident;
   s.cooperative = cooperative;

@@ -80,6 +80,11 @@ struct dim3 {
 
 #define KVTRIM_ARCH 0
 #define KVTRIM_EMULATED 1
+// KVTRIM_EMU_TSAN=1: the ThreadSanitizer build (GPU threads are TSan fibers; README.md). Set it
+// for emu.cc and for every translation unit that includes this header.
+#ifndef KVTRIM_EMU_TSAN
+#define KVTRIM_EMU_TSAN 0
+#endif
 
 // ---- host runtime types ---------------------------------------------------------------------
 enum cudaError_t : int {
@@ -325,6 +330,18 @@ inline ThreadVars& cur(const char* what) {
   if (!tv) bad_host_use(what);
   return *tv;
 }
+#if KVTRIM_EMU_TSAN
+// The builtin variables are read outside TSan's view: they live in the emulator's own
+// bookkeeping (written by the scheduler), not in memory that GPU threads share.
+#define KVTRIM_EMU_NO_TSAN __attribute__((no_sanitize("thread"), noinline))
+KVTRIM_EMU_NO_TSAN inline uint3 thread_idx() { return cur("threadIdx").tid; }
+KVTRIM_EMU_NO_TSAN inline uint3 block_idx() { return cur("blockIdx").bid; }
+KVTRIM_EMU_NO_TSAN inline dim3 block_dim() { return cur("blockDim").bdim; }
+KVTRIM_EMU_NO_TSAN inline dim3 grid_dim() { return cur("gridDim").gdim; }
+KVTRIM_EMU_NO_TSAN inline unsigned char* dynamic_smem() { return cur("KVTRIM_DYNAMIC_SMEM").smem; }
+#else
+#define KVTRIM_EMU_NO_TSAN
+#endif
 
 template <class T>
 inline uint64_t to_bits(T v) {
@@ -399,15 +416,17 @@ inline int reduce_max(const char* f, int l, unsigned mask, int v) {
   return int(reduce_u(Op::RedMaxI, f, l, mask, unsigned(v)));
 }
 
+// Under TSan the parameters are copied uninstrumented: the launch's argument tuple is the
+// emulator's (on the launching thread's stack), and the copies are each GPU thread's own.
 template <class Tuple, class K, size_t... I>
-inline void call_kernel(K kernel, Tuple& args, std::index_sequence<I...>) {
+KVTRIM_EMU_NO_TSAN inline void call_kernel(K kernel, Tuple& args, std::index_sequence<I...>) {
   kernel(std::get<I>(args)...);  // each GPU thread gets its own copy of the parameters
 }
 template <class K, class Tuple>
 struct LaunchCtx {
   K kernel;
   Tuple args;
-  static void entry(void* p) {
+  KVTRIM_EMU_NO_TSAN static void entry(void* p) {
     auto* c = static_cast<LaunchCtx*>(p);
     call_kernel(c->kernel, c->args, std::make_index_sequence<std::tuple_size<Tuple>::value>{});
   }
@@ -434,13 +453,21 @@ cudaError_t launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cud
 }  // namespace kvtrim
 
 // ---- builtin variables ----------------------------------------------------------------------
+#if KVTRIM_EMU_TSAN
+#define threadIdx (::kvtrim::emu::detail::thread_idx())
+#define blockIdx (::kvtrim::emu::detail::block_idx())
+#define blockDim (::kvtrim::emu::detail::block_dim())
+#define gridDim (::kvtrim::emu::detail::grid_dim())
+#define KVTRIM_DYNAMIC_SMEM() (::kvtrim::emu::detail::dynamic_smem())
+#else
 #define threadIdx (::kvtrim::emu::detail::cur("threadIdx").tid)
 #define blockIdx (::kvtrim::emu::detail::cur("blockIdx").bid)
 #define blockDim (::kvtrim::emu::detail::cur("blockDim").bdim)
 #define gridDim (::kvtrim::emu::detail::cur("gridDim").gdim)
+#define KVTRIM_DYNAMIC_SMEM() (::kvtrim::emu::detail::cur("KVTRIM_DYNAMIC_SMEM").smem)
+#endif
 constexpr int warpSize = 32;
 
-#define KVTRIM_DYNAMIC_SMEM() (::kvtrim::emu::detail::cur("KVTRIM_DYNAMIC_SMEM").smem)
 #define KVTRIM_SPIN_WAIT() ::kvtrim::emu::detail::spin_wait(__FILE__, __LINE__)
 
 // ---- barriers and warp collectives (macros: they record the call site) ------------------------
@@ -549,50 +576,95 @@ inline T __ldg(const T* p) { return *p; }
 long long clock64();
 
 // ---- atomics and fences (each one a possible switch under random / priority) ----------------
-#define KVTRIM_EMU_ATOMIC(T, name, expr)                 \
-  inline T name(T* address, T val) {                     \
-    ::kvtrim::emu::detail::switch_point();               \
-    const T old = *address;                              \
-    *address = (expr);                                   \
-    return old;                                          \
+// Atomics are relaxed __atomic builtins (CUDA's atomicX are relaxed), so ThreadSanitizer sees
+// them as atomics. Under KVTRIM_EMU_TSAN a fence orders memory as PTX's release and acquire
+// patterns do (README.md, "CUDA's memory model under TSan"): the fiber's next atomic after a
+// fence is a release, and its atomics since the previous fence become acquires at the fence.
+namespace kvtrim {
+namespace emu {
+namespace detail {
+#if KVTRIM_EMU_TSAN
+void tsan_atomic(const void* address);  // before every atomic of a GPU thread
+void tsan_fence();
+#endif
+inline void atomic_enter(const void* address) {
+  switch_point();
+#if KVTRIM_EMU_TSAN
+  tsan_atomic(address);
+#else
+  (void)address;
+#endif
+}
+template <class T, class F>
+inline T atomic_cas_loop(T* address, F op) {  // min, max, inc, dec, float add: a CAS loop
+  T old;
+  __atomic_load(address, &old, __ATOMIC_RELAXED);
+  for (;;) {
+    T desired = op(old);
+    if (__atomic_compare_exchange(address, &old, &desired, false, __ATOMIC_RELAXED,
+                                  __ATOMIC_RELAXED))
+      return old;
   }
-KVTRIM_EMU_ATOMIC(int, atomicAdd, old + val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicAdd, old + val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicAdd, old + val)
-KVTRIM_EMU_ATOMIC(float, atomicAdd, old + val)
-KVTRIM_EMU_ATOMIC(double, atomicAdd, old + val)
-KVTRIM_EMU_ATOMIC(int, atomicSub, old - val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicSub, old - val)
-KVTRIM_EMU_ATOMIC(int, atomicMax, old > val ? old : val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicMax, old > val ? old : val)
-KVTRIM_EMU_ATOMIC(long long, atomicMax, old > val ? old : val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicMax, old > val ? old : val)
-KVTRIM_EMU_ATOMIC(int, atomicMin, old < val ? old : val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicMin, old < val ? old : val)
-KVTRIM_EMU_ATOMIC(long long, atomicMin, old < val ? old : val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicMin, old < val ? old : val)
-KVTRIM_EMU_ATOMIC(int, atomicExch, val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicExch, val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicExch, val)
-KVTRIM_EMU_ATOMIC(float, atomicExch, val)
-KVTRIM_EMU_ATOMIC(int, atomicOr, old | val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicOr, old | val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicOr, old | val)
-KVTRIM_EMU_ATOMIC(int, atomicAnd, old & val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicAnd, old & val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicAnd, old & val)
-KVTRIM_EMU_ATOMIC(int, atomicXor, old ^ val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicXor, old ^ val)
-KVTRIM_EMU_ATOMIC(unsigned long long, atomicXor, old ^ val)
-KVTRIM_EMU_ATOMIC(unsigned, atomicInc, old >= val ? 0u : old + 1u)
-KVTRIM_EMU_ATOMIC(unsigned, atomicDec, (old == 0u || old > val) ? val : old - 1u)
-#undef KVTRIM_EMU_ATOMIC
-#define KVTRIM_EMU_CAS(T)                                  \
-  inline T atomicCAS(T* address, T compare, T val) {       \
-    ::kvtrim::emu::detail::switch_point();                 \
-    const T old = *address;                                \
-    if (old == compare) *address = val;                    \
-    return old;                                            \
+}
+}  // namespace detail
+}  // namespace emu
+}  // namespace kvtrim
+
+#define KVTRIM_EMU_ATOMIC_FETCH(T, name, builtin)                       \
+  inline T name(T* address, T val) {                                   \
+    ::kvtrim::emu::detail::atomic_enter(address);                      \
+    return builtin(address, val, __ATOMIC_RELAXED);                    \
+  }
+#define KVTRIM_EMU_ATOMIC_CAS_OP(T, name, expr)                                             \
+  inline T name(T* address, T val) {                                                       \
+    ::kvtrim::emu::detail::atomic_enter(address);                                          \
+    return ::kvtrim::emu::detail::atomic_cas_loop(address, [val](T old) -> T { return (expr); }); \
+  }
+#define KVTRIM_EMU_ATOMIC_EXCH(T)                                      \
+  inline T atomicExch(T* address, T val) {                             \
+    ::kvtrim::emu::detail::atomic_enter(address);                      \
+    T old;                                                             \
+    __atomic_exchange(address, &val, &old, __ATOMIC_RELAXED);          \
+    return old;                                                        \
+  }
+KVTRIM_EMU_ATOMIC_FETCH(int, atomicAdd, __atomic_fetch_add)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned, atomicAdd, __atomic_fetch_add)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned long long, atomicAdd, __atomic_fetch_add)
+KVTRIM_EMU_ATOMIC_CAS_OP(float, atomicAdd, old + val)
+KVTRIM_EMU_ATOMIC_CAS_OP(double, atomicAdd, old + val)
+KVTRIM_EMU_ATOMIC_FETCH(int, atomicSub, __atomic_fetch_sub)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned, atomicSub, __atomic_fetch_sub)
+KVTRIM_EMU_ATOMIC_CAS_OP(int, atomicMax, old > val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(unsigned, atomicMax, old > val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(long long, atomicMax, old > val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(unsigned long long, atomicMax, old > val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(int, atomicMin, old < val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(unsigned, atomicMin, old < val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(long long, atomicMin, old < val ? old : val)
+KVTRIM_EMU_ATOMIC_CAS_OP(unsigned long long, atomicMin, old < val ? old : val)
+KVTRIM_EMU_ATOMIC_EXCH(int)
+KVTRIM_EMU_ATOMIC_EXCH(unsigned)
+KVTRIM_EMU_ATOMIC_EXCH(unsigned long long)
+KVTRIM_EMU_ATOMIC_EXCH(float)
+KVTRIM_EMU_ATOMIC_FETCH(int, atomicOr, __atomic_fetch_or)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned, atomicOr, __atomic_fetch_or)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned long long, atomicOr, __atomic_fetch_or)
+KVTRIM_EMU_ATOMIC_FETCH(int, atomicAnd, __atomic_fetch_and)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned, atomicAnd, __atomic_fetch_and)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned long long, atomicAnd, __atomic_fetch_and)
+KVTRIM_EMU_ATOMIC_FETCH(int, atomicXor, __atomic_fetch_xor)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned, atomicXor, __atomic_fetch_xor)
+KVTRIM_EMU_ATOMIC_FETCH(unsigned long long, atomicXor, __atomic_fetch_xor)
+KVTRIM_EMU_ATOMIC_CAS_OP(unsigned, atomicInc, old >= val ? 0u : old + 1u)
+KVTRIM_EMU_ATOMIC_CAS_OP(unsigned, atomicDec, (old == 0u || old > val) ? val : old - 1u)
+#undef KVTRIM_EMU_ATOMIC_FETCH
+#undef KVTRIM_EMU_ATOMIC_CAS_OP
+#undef KVTRIM_EMU_ATOMIC_EXCH
+#define KVTRIM_EMU_CAS(T)                                                                   \
+  inline T atomicCAS(T* address, T compare, T val) {                                        \
+    ::kvtrim::emu::detail::atomic_enter(address);                                           \
+    __atomic_compare_exchange_n(address, &compare, val, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED); \
+    return compare; /* the old value either way */                                          \
   }
 KVTRIM_EMU_CAS(int)
 KVTRIM_EMU_CAS(unsigned)
@@ -600,8 +672,13 @@ KVTRIM_EMU_CAS(unsigned long long)
 KVTRIM_EMU_CAS(unsigned short)
 #undef KVTRIM_EMU_CAS
 
-inline void __threadfence() { ::kvtrim::emu::detail::switch_point(); }
-inline void __threadfence_block() { ::kvtrim::emu::detail::switch_point(); }
-inline void __threadfence_system() { ::kvtrim::emu::detail::switch_point(); }
+#if KVTRIM_EMU_TSAN
+#define KVTRIM_EMU_FENCE() (::kvtrim::emu::detail::switch_point(), ::kvtrim::emu::detail::tsan_fence())
+#else
+#define KVTRIM_EMU_FENCE() ::kvtrim::emu::detail::switch_point()
+#endif
+inline void __threadfence() { KVTRIM_EMU_FENCE(); }
+inline void __threadfence_block() { KVTRIM_EMU_FENCE(); }
+inline void __threadfence_system() { KVTRIM_EMU_FENCE(); }
 // A sleep is a yield to the other fibers (and counts as a spin-wait for livelock detection).
 #define __nanosleep(ns) ((void)(ns), ::kvtrim::emu::detail::spin_wait(__FILE__, __LINE__))

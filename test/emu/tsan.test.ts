@@ -1,0 +1,134 @@
+// kvtrim's kernels under the ThreadSanitizer build of the emulator (`npm run test:emu:tsan`,
+// scripts/test-emu-tsan.sh): every GPU thread is a TSan fiber, so any two conflicting accesses
+// that no barrier, __syncwarp, fence/atomic pair or launch boundary orders are reported, whatever
+// the schedule. TSan costs 60-260x, so this is a subset of the CUDA suites' small shapes chosen
+// to reach every kernel and code path once per schedule: compress_kernel with each copy unit
+// (16, 4, 2 bytes), both orders, vector and scalar norms, ragged lengths with padding, sink and
+// recent windows, low and high norm; split rows (cooperative, row_barrier); in place; the layers
+// kernel; key norms; LMBA from weights and from a query window. Results are checked against the
+// oracle too. The script fails the run on any TSan report (they go to log files, not to vitest).
+// Outside the TSan run (plain `vitest run`) it skips unless KVTRIM_EMU_TSAN_SUITE=1.
+import { afterEach, expect, it } from 'vitest'
+import {
+  compress, compressCache, compressInPlace, keyNormsSync, layerUncertainty, layerUncertaintySync,
+  type CompressOptions,
+} from '../../lib/index'
+import * as oracle from '../oracle'
+import { expectSameBits } from '../expect'
+import { randomTensor, rng } from '../random'
+import { describeCuda, forceSplit, schedule, SCHEDULES, toDevice } from '../cuda/gpu'
+
+const run = process.env.KVTRIM_EMU_TSAN_SUITE === '1'
+const describeTsan = run ? describeCuda : describeCuda.skip
+
+type Case = { type: oracle.DType; dims: number[]; o: CompressOptions; split?: number; path: string }
+
+// Each case names the path it is there for. Shapes are the smallest that reach it: TSan's cost
+// grows with the number of GPU threads (512 per compress block) and barriers.
+const COMPRESS: Case[] = [
+  { path: '16-byte copies, vector norms, sink + recent', type: 'float16', dims: [1, 1, 200, 64], o: { keepRatio: 0.5, sink: 2, recent: 8 } },
+  { path: 'order norm (bitonic sort), 4-byte copies, ragged lengths + padding, high norm', type: 'bfloat16', dims: [2, 1, 120, 60], o: { keepRatio: 0.4, order: 'norm', score: 'high-norm', lengths: [120, 50] } },
+  { path: 'fp32, scalar norms', type: 'float32', dims: [1, 1, 100, 13], o: { keepRatio: 0.3 } },
+  { path: '2-byte copies, every middle token kept', type: 'float16', dims: [1, 1, 60, 13], o: { keep: 55, sink: 4, recent: 4 } },
+  { path: 'no middle token kept', type: 'float16', dims: [1, 1, 60, 13], o: { keep: 10, sink: 4, recent: 6 } },
+  { path: 'split rows x2 (cooperative, row barrier)', type: 'float16', dims: [1, 1, 400, 64], o: { keepRatio: 0.5, sink: 1, recent: 8 }, split: 2 },
+  { path: 'split rows x3, ragged length', type: 'bfloat16', dims: [1, 1, 450, 8], o: { keepRatio: 0.3, lengths: [420] }, split: 3 },
+]
+const IN_PLACE: Case[] = [
+  { path: 'in place, 16-byte copies', type: 'float16', dims: [1, 1, 200, 64], o: { keepRatio: 0.5, sink: 2, recent: 8 } },
+  { path: 'in place, 2-byte copies', type: 'bfloat16', dims: [1, 1, 100, 13], o: { keepRatio: 0.3 } },
+]
+
+const SEED = 7
+
+describeTsan('kvtrim kernels under ThreadSanitizer', () => {
+  afterEach(() => {
+    forceSplit(undefined)
+    schedule('deterministic', 0)
+  })
+
+  // The asynchronous entry points run the launch off the event loop, so vitest's worker stays
+  // responsive through minutes of TSan.
+  for (const sch of SCHEDULES) {
+    COMPRESS.forEach((c, i) => {
+      it(`compress_kernel, ${c.path} (${sch})`, async () => {
+        const r = rng(SEED + i)
+        schedule(sch, SEED + i)
+        forceSplit(c.split)
+        const keys = randomTensor(r, c.type, c.dims, { dupRows: 0.2, nanRows: 0.03 })
+        const values = randomTensor(r, c.type, c.dims)
+        const want = oracle.compress(keys, values, c.o)
+        const dk = toDevice(keys), dv = toDevice(values)
+        const res = await compress(dk, dv, c.o)
+        const what = `${sch} ${c.type} ${c.dims} split ${c.split ?? 1} ${JSON.stringify(c.o)}`
+        expectSameBits(res.indices, want.indices, `${what}: indices`)
+        expectSameBits(res.keys.download().data, want.keys.data, `${what}: keys`)
+        expectSameBits(res.values.download().data, want.values.data, `${what}: values`)
+        for (const t of [dk, dv, res.keys, res.values]) t.dispose()
+      })
+    })
+
+    IN_PLACE.forEach((c, i) => {
+      it(`compress_kernel ${c.path} (${sch})`, async () => {
+        const r = rng(SEED + 10 + i)
+        schedule(sch, SEED)
+        const keys = randomTensor(r, c.type, c.dims, { dupRows: 0.2 })
+        const values = randomTensor(r, c.type, c.dims)
+        const want = oracle.compress(keys, values, c.o)
+        const dk = toDevice(keys), dv = toDevice(values)
+        const res = await compressInPlace(dk, dv, c.o)
+        const what = `${sch} ${c.path} ${c.type} ${c.dims}`
+        expectSameBits(res.indices, want.indices, `${what}: indices`)
+        const [B, H, S, D] = c.dims
+        const hk = dk.download().data, hv = dv.download().data
+        const k = want.kept
+        for (let row = 0; row < B * H; row++) {
+          expectSameBits(hk.subarray(row * S * D, (row * S + k) * D), want.keys.data.subarray(row * k * D, (row + 1) * k * D), `${what}: keys row ${row}`)
+          expectSameBits(hv.subarray(row * S * D, (row * S + k) * D), want.values.data.subarray(row * k * D, (row + 1) * k * D), `${what}: values row ${row}`)
+        }
+        dk.dispose()
+        dv.dispose()
+      })
+    })
+
+    it(`compress_layers_kernel: every layer in one launch (${sch})`, async () => {
+      const r = rng(SEED + 20)
+      schedule(sch, SEED)
+      const host = [[1, 1, 80, 16], [1, 1, 100, 16]].map((dims) => ({
+        keys: randomTensor(r, 'float16', dims, { dupRows: 0.2 }), values: randomTensor(r, 'float16', dims),
+      }))
+      const layers = host.map((l) => ({ keys: toDevice(l.keys), values: toDevice(l.values) }))
+      const o = { keepRatio: 0.5, sink: 1, recent: 4 }
+      const res = await compressCache(layers, o)
+      host.forEach((l, i) => {
+        const want = oracle.compress(l.keys, l.values, o)
+        expectSameBits(res.layers[i].indices as Int32Array, want.indices, `${sch} layer ${i} indices`)
+        expectSameBits(res.layers[i].keys.download().data, want.keys.data, `${sch} layer ${i} keys`)
+        expectSameBits(res.layers[i].values.download().data, want.values.data, `${sch} layer ${i} values`)
+      })
+    })
+
+    it(`key_norms_kernel: vector and scalar rows (${sch})`, () => {
+      const r = rng(SEED + 30)
+      schedule(sch, SEED)
+      for (const [type, dims] of [['float16', [1, 1, 24, 128]], ['float32', [1, 1, 16, 60]]] as const) {
+        const keys = randomTensor(r, type, [...dims])
+        expectSameBits(keyNormsSync(toDevice(keys)).download().data, oracle.keyNorms(keys), `${sch} ${type} norms`)
+      }
+    })
+
+    it(`lmba_kernel: attention weights and a causal GQA query window (${sch})`, async () => {
+      const r = rng(SEED + 40)
+      schedule(sch, SEED)
+      const n = 2 * 150
+      const att = { type: 'float32' as const, dims: [1, 1, 2, 150], data: Float32Array.from({ length: n }, () => Math.fround(r())) }
+      const hostA = layerUncertaintySync([{ attention: att }], { threshold: 0.9 })
+      const devA = await layerUncertainty([{ attention: toDevice(att) }], { threshold: 0.9 })
+      expect(Array.from(devA.counts[0])).toEqual(Array.from(hostA.counts[0]))
+      const queries = randomTensor(r, 'float16', [1, 2, 2, 16]), keys = randomTensor(r, 'float16', [1, 1, 60, 16])
+      const hostW = layerUncertaintySync([{ queries, keys }], { causal: true, threshold: 0.9 })
+      const devW = await layerUncertainty([{ queries: toDevice(queries), keys: toDevice(keys) }], { causal: true, threshold: 0.9 })
+      expect(Array.from(devW.counts[0])).toEqual(Array.from(hostW.counts[0]))
+    })
+  }
+})
