@@ -80,7 +80,7 @@ if want kernels; then
   # (ignore_noninstrumented_modules), which is the kernels' translation units.
   LD_PRELOAD="$libtsan" TSAN_OPTIONS="$base_opts:ignore_noninstrumented_modules=1:log_path=$out/kernels.log" \
     KVTRIM_EMU_TSAN_SUITE=1 KVTRIM_EMU_DIR=build-emu-tsan KVTRIM_EMULATE_CUDA=1 KVTRIM_REQUIRE_CUDA=1 \
-    npx vitest run test/emu/tsan.test.ts --no-file-parallelism
+    node node_modules/vitest/vitest.mjs run test/emu/tsan.test.ts --no-file-parallelism
   if [ "$(reports "$out"/kernels.log*)" != 0 ]; then
     echo "FAIL: TSan reports in kvtrim's kernels:"; cat "$out"/kernels.log*; exit 1
   fi
