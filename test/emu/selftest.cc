@@ -78,7 +78,7 @@ static int ref_idx(int lane, int src, int w) { return (lane & ~(w - 1)) + (src %
 static int ref_up(int lane, int d, int w) { return (lane % w) >= d ? lane - d : lane; }
 static int ref_down(int lane, int d, int w) { return (lane % w) + d < w ? lane + d : lane; }
 
-static void test_shuffles() {
+[[maybe_unused]] static void test_shuffles() {
   const int n = 64;
   int* out = dalloc<int>(kShflVariants * n);
   float* fout = dalloc<float>(n);
@@ -151,7 +151,7 @@ __global__ void vote_kernel(unsigned* out) {
   out[k++ * n + t] = unsigned(pred);
 }
 
-static void test_votes() {
+[[maybe_unused]] static void test_votes() {
   const unsigned n = 64, nv = 19;
   unsigned* out = dalloc<unsigned>(nv * n);
   for (Schedule s : kSchedules) {
@@ -673,7 +673,7 @@ static void test_races() {
   std::printf("races caught (wrong result) out of 20 seeds:\n");
   int caught1[3] = {}, caught2[3] = {};
   for (int si = 0; si < 3; ++si) {
-    for (uint64_t seed = 0; seed < 20; ++seed) {
+    for (uint64_t seed = 0; seed < (KVTRIM_EMU_TSAN ? 1 : 20); ++seed) {  // TSan: one is enough
       kvtrim::emu::set_schedule(kSchedules[si], seed);
       CHECK_EQ(kvtrim::emu::launch(racy_histogram_kernel, dim3(1), dim3(T), T * 4, nullptr, false, data, hist),
                cudaSuccess);
@@ -700,8 +700,10 @@ static void test_races() {
   //   gets its single step in long before a whole warp finishes five shuffle rounds); the
   //   priority schedule lets one warp run far ahead and catches it whenever that warp is not
   //   thread 0's (about 7 seeds in 8).
+#if !KVTRIM_EMU_TSAN
   CHECK(caught1[2] >= 11);
   CHECK(caught2[2] >= 11);
+#endif
   cudaFree(data);
   cudaFree(hist);
   cudaFree(in);
