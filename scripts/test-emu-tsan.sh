@@ -4,8 +4,10 @@
 # schedule. Three parts, all required:
 #   1. the emulator's self-test, TSan build: clean; its two intentionally racy kernels reported;
 #   2. the race zoo: every classic bug kernel reported, every fixed twin clean (one process each);
-#   3. kvtrim's kernels (test/emu/tsan.test.ts, every kernel and path, three schedules): no report.
-# Usage: scripts/test-emu-tsan.sh [selftest|zoo|kernels]... (default: all three)
+#   3. kvtrim's kernels (test/emu/tsan.test.ts, every kernel and path, three schedules): no report;
+#   4. where nvcc exists: the emulator's register table (native/cuda/emu/ptxas_sm90.inc) is
+#      what ptxas says today (the occupancy test, test/cuda/occupancy.test.ts, relies on it).
+# Usage: scripts/test-emu-tsan.sh [selftest|zoo|kernels|ptxas]... (default: all four)
 # Env: EMU_TSAN_OUT (work dir, default build/emu-tsan), KVTRIM_EMU_TSAN_FIBERS (TSan fibers kept
 # alive before exited ones are destroyed, default 2048).
 set -euo pipefail
@@ -14,13 +16,32 @@ cd "$root"
 out="${EMU_TSAN_OUT:-$root/build/emu-tsan}"
 mkdir -p "$out"
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(selftest zoo kernels)
+[ ${#parts[@]} -eq 0 ] && parts=(selftest zoo kernels ptxas)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 libtsan="$(gcc -print-file-name=libtsan.so)"
 # exitcode=0: a report is found in the logs, not through exit codes (vitest's workers would die).
 base_opts="exitcode=0:halt_on_error=0:io_sync=0:clear_shadow_mmap_threshold=1048576"
 reports() { cat "$@" 2>/dev/null | grep -c "WARNING: ThreadSanitizer" || true; }
 start=$(date +%s)
+
+# In the background, on the second core while the single-threaded self-test runs: the addon's
+# TSan build, then the register table check.
+bg_log="$out/background.log"
+: >"$bg_log"
+(
+  if want kernels; then
+    CMAKE_BUILD_PARALLEL_LEVEL=1 KVTRIM_EMU_OUT=build-emu-tsan KVTRIM_CMAKE_ARGS=--CDKVTRIM_EMU_TSAN=ON \
+      node scripts/build-native.js --emulate >"$out/build.log" 2>&1 || { echo "build failed" >>"$bg_log"; exit 1; }
+  fi
+  if want ptxas; then
+    if command -v nvcc >/dev/null; then
+      node scripts/ptxas-report.js --emu-table --check >>"$bg_log" 2>&1 || exit 1
+    else
+      echo "nvcc not found: the register table is not re-checked against ptxas" >>"$bg_log"
+    fi
+  fi
+) &
+bg=$!
 
 if want selftest || want zoo; then
   cxx="${CXX:-g++}"
@@ -73,8 +94,8 @@ fi
 
 if want kernels; then
   echo "== kvtrim's kernels under TSan (build-emu-tsan)"
-  KVTRIM_EMU_OUT=build-emu-tsan KVTRIM_CMAKE_ARGS=--CDKVTRIM_EMU_TSAN=ON node scripts/build-native.js --emulate >"$out/build.log" 2>&1 \
-    || { tail -30 "$out/build.log"; exit 1; }
+  wait $bg || { cat "$bg_log"; tail -30 "$out/build.log"; exit 1; }
+  bg=
   rm -f "$out"/kernels.log*
   # Node is not instrumented: TSan is preloaded, and reports only come from instrumented code
   # (ignore_noninstrumented_modules), which is the kernels' translation units.
@@ -85,5 +106,10 @@ if want kernels; then
     echo "FAIL: TSan reports in kvtrim's kernels:"; cat "$out"/kernels.log*; exit 1
   fi
   echo "kvtrim's kernels: no TSan report"
+fi
+if [ -n "$bg" ]; then wait $bg || { cat "$bg_log"; exit 1; }; fi
+if want ptxas; then
+  echo "== the emulator's sm_90 register table against ptxas"
+  cat "$bg_log"
 fi
 echo "== emulator TSan checks passed in $(( $(date +%s) - start )) s"
