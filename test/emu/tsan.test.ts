@@ -28,8 +28,9 @@ type Case = { type: oracle.DType; dims: number[]; o: CompressOptions; split?: nu
 const COMPRESS: Case[] = [
   { path: '16-byte copies, vector norms, sink + recent', type: 'float16', dims: [1, 1, 200, 64], o: { keepRatio: 0.5, sink: 2, recent: 8 } },
   { path: 'order norm (bitonic sort), 4-byte copies, ragged lengths + padding, high norm', type: 'bfloat16', dims: [2, 1, 100, 60], o: { keepRatio: 0.4, order: 'norm', score: 'high-norm', lengths: [100, 50] } },
+  { path: 'order norm with more kept tokens than threads (two gather tiles)', type: 'float16', dims: [1, 1, 1100, 8], o: { keepRatio: 0.55, order: 'norm' } },
   { path: 'fp32, scalar norms', type: 'float32', dims: [1, 1, 100, 13], o: { keepRatio: 0.3 } },
-  { path: '2-byte copies, every middle token kept', type: 'float16', dims: [1, 1, 60, 13], o: { keep: 55, sink: 4, recent: 4 } },
+  { path: '2-byte copies, order norm, every middle token kept (no selection)', type: 'float16', dims: [1, 1, 60, 13], o: { keep: 55, sink: 4, recent: 4, order: 'norm' } },
   { path: 'no middle token kept', type: 'float16', dims: [1, 1, 60, 13], o: { keep: 10, sink: 4, recent: 6 } },
   { path: 'split rows x2 (cooperative, row barrier)', type: 'float16', dims: [1, 1, 260, 64], o: { keepRatio: 0.5, sink: 1, recent: 8 }, split: 2 },
   { path: 'split rows x3, ragged length', type: 'bfloat16', dims: [1, 1, 300, 8], o: { keepRatio: 0.3, lengths: [280] }, split: 3 },
