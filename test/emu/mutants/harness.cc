@@ -97,7 +97,7 @@ static void compress_case(const char* name, int rows, int S, int D, int k, int G
   std::printf("%s %016llx\n", name, (unsigned long long)h);
 }
 
-static void lmba_case(const char* name, bool window, bool bad_input) {
+static void lmba_case(const char* name, bool window, bool bad_input, unsigned grid = 0) {
   uint64_t s = 777;
   LmbaArgs a{};
   const int rows = 3, n = 200, W = 2, S = 60, D = 16;
@@ -106,7 +106,7 @@ static void lmba_case(const char* name, bool window, bool bad_input) {
   if (!window) {
     float* att = dev<float>(size_t(rows) * n);
     for (int i = 0; i < rows * n; ++i) att[i] = float(rnd(s) % 1000) / 997.0f;
-    if (bad_input) att[n + 17] = -1.0f;
+    if (bad_input) att[n + 17] = att[n + 90] = att[2 * n + 5] = -1.0f;  // several threads and rows
     a.att = reinterpret_cast<const unsigned char*>(att);
     a.att_kind = kF32;
     a.rows = rows;
@@ -130,7 +130,7 @@ static void lmba_case(const char* name, bool window, bool bad_input) {
   const int longest = window ? S : n;
   a.sort_n = 1;
   while (a.sort_n < longest) a.sort_n <<= 1;
-  const unsigned blocks = unsigned(a.rows);
+  const unsigned blocks = grid ? grid : unsigned(a.rows);  // grid < rows: the grid-stride loop
   a.scratch = dev<double>(size_t(blocks) * a.sort_n);
   a.counts = dev<int>(size_t(a.rows));
   a.bad = dev<unsigned long long>(1, window ? 0 : 0xFF);
@@ -159,6 +159,8 @@ int main(int argc, char** argv) {
     compress_case("position", 1, 300, 64, 150, 1, false, false);
     compress_case("norm-order", 1, 150, 64, 60, 1, false, true);
     compress_case("in-place", 1, 300, 64, 150, 1, true, false);
+    compress_case("norm-2-tiles", 1, 1100, 16, 600, 1, false, true);  // k > blockDim
+    compress_case("all-middle", 1, 100, 16, 95, 1, false, false);     // no selection needed
   }
   if (all || !std::strcmp(only, "compress") || !std::strcmp(only, "split"))
     compress_case("split2", 1, 1100, 64, 500, 2, false, false);
@@ -166,6 +168,7 @@ int main(int argc, char** argv) {
     lmba_case("lmba-weights", false, false);
     lmba_case("lmba-bad-weight", false, true);
     lmba_case("lmba-window", true, false);
+    lmba_case("lmba-stride", false, false, 1);  // one block, three rows
   }
   return 0;
 }

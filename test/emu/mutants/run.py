@@ -75,7 +75,11 @@ def main():
     assert ok, err
     golden = {s: digests(os.path.join(work, 'h-orig'), 'deterministic', 1, s)[0] for s in ('compress', 'lmba', 'split')}
     rows = []
+    first = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # resume from mutant number `first`
+    only = [x for x in os.environ.get('MUTANT_SITES', '').split(',') if x]  # e.g. compress.cuh:190
     for n, (fname, i, new, what) in enumerate(mutants()):
+        if n < first or (only and f'{fname}:{i + 1}' not in only):
+            continue
         subset = 'lmba' if fname == 'lmba.cuh' else 'compress'
         d = os.path.join(work, f'm{n}')
         copy_tree(d)
@@ -93,13 +97,13 @@ def main():
                 for seed in (1, 2):
                     out, rc = digests(os.path.join(d, 'h'), sch, seed, subset)
                     if rc != 0 or out != golden[subset]:
-                        bad = [l.split()[0] for l, g in zip(out.split('\n'), golden[subset].split('\n')) if l != g]
+                        bad = [(l.split() or ['?'])[0] for l, g in zip(out.split('\n'), golden[subset].split('\n')) if l != g]
                         how.append(f"{sch}: {', '.join(bad) if bad else 'crash'}" + (' (error)' if 'error' in out else ''))
                         break
             plain = 'caught (' + '; '.join(how) + ')' if how else 'not caught'
             ok, err = build('tsan', d, os.path.join(d, 'ht'))
             reports = 0
-            for sch in ('deterministic',):
+            for sch in os.environ.get('TSAN_SCHEDULES', 'deterministic').split(','):
                 for f in glob.glob(os.path.join(d, 'tsan.log*')):
                     os.remove(f)
                 env = dict(os.environ, TSAN_OPTIONS=f'halt_on_error=1:exitcode=0:clear_shadow_mmap_threshold=1048576:log_path={d}/tsan.log')
