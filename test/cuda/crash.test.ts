@@ -11,6 +11,9 @@ describeCuda('crash suite on device tensors (child processes)', () => {
   it('a worker ending with device compress() pending (process.exit and terminate)', async () => {
     expectSurvived(await runScenario('device-worker-exit'), 'ok')
   })
+  it('getters and Proxies that dispose a device input during a sync call (raw binding): an error, never a use after free', async () => {
+    expectSurvived(await runScenario('device-getter-dispose'), /^(INVALID_ARGUMENT|ok)(,(INVALID_ARGUMENT|ok))*$/)
+  })
   it('the scenarios really ran on a device', () => {
     expect(process.env.KVTRIM_EMULATE_CUDA === '1' || process.env.KVTRIM_REQUIRE_CUDA === '1').toBe(true)
   })
