@@ -73,16 +73,44 @@ void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out, Use
   }
 }
 
-void bind_host(Napi::Env env, HostArg* a, Use use) {
-  // napi_get_typedarray_info runs no JS and works for SharedArrayBuffers too.
-  napi_value arr = a->array.Value();
-  napi_value buffer = nullptr;
-  size_t length = 0, offset = 0;
+namespace {
+
+size_t element_bytes(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: return 1;
+    case napi_int16_array: case napi_uint16_array: return 2;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
+    default: return 8;  // Float64Array, BigInt64Array, BigUint64Array
+  }
+}
+
+// A typed array's data, byte length and buffer. napi_get_typedarray_info runs no JS and works
+// for SharedArrayBuffers too.
+struct ArrayInfo {
   void* data = nullptr;
+  size_t length = 0, bytes = 0;
+  napi_value buffer = nullptr;
+};
+
+bool array_info(Napi::Env env, napi_value arr, ArrayInfo* out) {
   napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, arr, &type, &length, &data, &buffer, &offset) != napi_ok) {
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, arr, &type, &out->length, &out->data, &out->buffer, &offset) != napi_ok) {
+    return false;
+  }
+  out->bytes = out->length * element_bytes(type);
+  return true;
+}
+
+}  // namespace
+
+void bind_host(Napi::Env env, HostArg* a, Use use) {
+  ArrayInfo info;
+  if (!array_info(env, a->array.Value(), &info)) {
     throw_error(env, Code::InvalidArgument, "Expected " + a->name + ".data to be a typed array");
   }
+  const napi_value buffer = info.buffer;
+  void* const data = info.data;
   bool is_ab = false, detached = false;
   napi_is_arraybuffer(env, buffer, &is_ab);  // false for a SharedArrayBuffer, never detached
   if (is_ab) napi_is_detached_arraybuffer(env, buffer, &detached);
@@ -91,9 +119,8 @@ void bind_host(Napi::Env env, HostArg* a, Use use) {
         ".data to be readable but its ArrayBuffer is detached (transferred or structuredClone'd "
         "with transfer); pass a live copy");
   }
-  const size_t esize = type == napi_float32_array ? 4 : 2;
-  a->bytes = length * esize;
-  a->view.length = int64_t(length);
+  a->bytes = info.bytes;
+  a->view.length = int64_t(info.length);
   a->view.data = data;
   if (use == Use::Now || !(a->resizable || a->must_copy)) return;
   if (use == Use::WriteLater) {
@@ -115,15 +142,11 @@ void bind_host(Napi::Env env, HostArg* a, Use use) {
 
 Status check_unchanged(Napi::Env env, const HostArg& a, const char* op) {
   if (a.snapshot) return Status::success();
-  size_t length = 0, offset = 0;
-  void* data = nullptr;
-  napi_value buffer = nullptr;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, a.array.Value(), &type, &length, &data, &buffer, &offset) != napi_ok) {
+  ArrayInfo info;
+  if (!array_info(env, a.array.Value(), &info)) {
     return Status::error(Code::Internal, "could not inspect " + a.name + ".data");
   }
-  const size_t esize = type == napi_float32_array ? 4 : 2;
-  if (data == a.view.data && length * esize == a.bytes) return Status::success();
+  if (info.data == a.view.data && info.bytes == a.bytes) return Status::success();
   return Status::error(Code::InputChanged, a.name + ".data was detached or resized while " + op +
       "() was pending, so its result cannot be trusted and was dropped. Keep an input's buffer "
       "alive and unchanged until the Promise settles (transfer or resize it afterwards)");

@@ -76,13 +76,22 @@ void DeviceBuffer::unpin() {
   if (--pins_ == 0 && disposed_) free_now();
 }
 
+namespace {
+
+// upload()'s and download()'s host array, bound (any typed array; its byte length counts).
+void bind_array(Napi::Env env, Napi::Value v, const char* call, const char* name, HostArg* a) {
+  if (!v.IsTypedArray()) throw_error(env, Code::InvalidArgument, std::string("Expected ") + call + " to get a typed array");
+  a->name = name;
+  a->array = Napi::Persistent(v);
+  bind_host(env, a, Use::Now);
+}
+
+}  // namespace
+
 Napi::Value DeviceBuffer::Upload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostArg a;
-  if (!info[0].IsTypedArray()) throw_error(env, Code::InvalidArgument, "Expected upload(data) to get a typed array");
-  a.name = "data";
-  a.array = Napi::Persistent(info[0]);
-  bind_host(env, &a, Use::Now);
+  bind_array(env, info[0], "upload(data)", "data", &a);
   if (a.bytes != bytes_) throw_error(env, Code::DataLength, "upload: " + std::to_string(a.bytes) +
       " bytes into a device tensor of " + std::to_string(bytes_));
   throw_if(env, cuda::copy_to_device(device_, data(env, "tensor"), a.view.data, a.bytes, nullptr));
@@ -92,10 +101,7 @@ Napi::Value DeviceBuffer::Upload(const Napi::CallbackInfo& info) {
 Napi::Value DeviceBuffer::Download(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostArg a;
-  if (!info[0].IsTypedArray()) throw_error(env, Code::InvalidArgument, "Expected download(into) to get a typed array");
-  a.name = "into";
-  a.array = Napi::Persistent(info[0]);
-  bind_host(env, &a, Use::Now);
+  bind_array(env, info[0], "download(into)", "into", &a);
   if (a.bytes != bytes_) throw_error(env, Code::DataLength, "download: " + std::to_string(bytes_) +
       " bytes into a host array of " + std::to_string(a.bytes));
   throw_if(env, cuda::copy_to_host(device_, const_cast<void*>(a.view.data), data(env, "tensor"), a.bytes, nullptr));

@@ -43,23 +43,34 @@ Napi::Function guarded(Napi::Env env, const char* name, Callback fn) {
   }, name);
 }
 
+namespace {
+
+// The ArrayBuffer under a typed array; *shared when it is a SharedArrayBuffer.
+bool buffer_of(Napi::Env env, Napi::TypedArray arr, napi_value* buffer, bool* shared) {
+  if (napi_get_typedarray_info(env, arr, nullptr, nullptr, nullptr, buffer, nullptr) != napi_ok) return false;
+  bool is_ab = false;
+  napi_is_arraybuffer(env, *buffer, &is_ab);
+  *shared = !is_ab;
+  return true;
+}
+
+}  // namespace
+
 bool is_resizable(Napi::Env env, Napi::TypedArray arr) {
   AddonData* data = env.GetInstanceData<AddonData>();
   napi_value buffer = nullptr;
-  if (napi_get_typedarray_info(env, arr, nullptr, nullptr, nullptr, &buffer, nullptr) != napi_ok) return false;
-  bool is_ab = false;
-  napi_is_arraybuffer(env, buffer, &is_ab);
-  if (!is_ab || data == nullptr || data->resizable_getter.IsEmpty()) return false;
+  bool shared = false;
+  if (!buffer_of(env, arr, &buffer, &shared) || shared) return false;
+  if (data == nullptr || data->resizable_getter.IsEmpty()) return false;
   return data->resizable_getter.Call(buffer, {}).ToBoolean().Value();
 }
 
 bool mark_untransferable(Napi::Env env, Napi::TypedArray arr) {
   AddonData* data = env.GetInstanceData<AddonData>();
   napi_value buffer = nullptr;
-  if (napi_get_typedarray_info(env, arr, nullptr, nullptr, nullptr, &buffer, nullptr) != napi_ok) return false;
-  bool is_ab = false;
-  napi_is_arraybuffer(env, buffer, &is_ab);
-  if (!is_ab) return true;
+  bool shared = false;
+  if (!buffer_of(env, arr, &buffer, &shared)) return false;
+  if (shared) return true;
   if (data == nullptr || data->mark_untransferable.IsEmpty()) return false;
   data->mark_untransferable.Call({buffer});
   return true;

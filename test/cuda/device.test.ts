@@ -5,6 +5,7 @@ import { backend, compress, compressSync, DeviceTensor, fromDevicePointer, Kvtri
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
 import { randomTensor, rng, runSeed } from '../random'
+import { binding } from '../../lib/binding'
 import { describeCuda, emulated, toDevice } from './gpu'
 
 const seed = runSeed()
@@ -83,6 +84,22 @@ describeCuda('device tensors', () => {
     expect(code(() => compressSync(d, d, { keepRatio: 1.5 }))).toBe('INVALID_KEEP_RATIO')
     const v = toDevice(randomTensor(r, 'float16', [1, 2, 9, 8]))
     expect(code(() => compressSync(d, v, { keepRatio: 0.5 }))).toBe('DIMS_MISMATCH')
+  })
+
+  it('the raw DeviceBuffer counts a host array by its bytes, whatever its element type', () => {
+    const b = new (binding().DeviceBuffer)(0, 16)
+    try {
+      const src = Uint8Array.from({ length: 16 }, (_, i) => i + 1)
+      b.upload(src)
+      // 8 bytes into a 16-byte buffer (2 bytes per element was assumed once: an overflow)
+      expect(() => b.download(new Uint8Array(8))).toThrow(expect.objectContaining({ code: 'DATA_LENGTH' }))
+      expect(() => b.upload(new Float64Array(8))).toThrow(expect.objectContaining({ code: 'DATA_LENGTH' }))
+      const back = new Float64Array(2)
+      b.download(back)
+      expect(new Uint8Array(back.buffer)).toEqual(src)
+    } finally {
+      b.free()
+    }
   })
 
   it('an allocation the device cannot hold is OUT_OF_MEMORY, not a crash', () => {
