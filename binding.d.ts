@@ -84,11 +84,11 @@ export interface NativeBackend {
 }
 
 /** layerUncertainty's input: attention weights [B, H, q, S], or window queries and keys. */
-export type NativeLmbaInput =
+export type NativeUncertaintyInput =
   | { attention: NativeTensor | NativeDeviceTensor }
   | { queries: NativeTensor | NativeDeviceTensor; keys: NativeTensor | NativeDeviceTensor }
 
-export interface NativeLmbaOptions {
+export interface NativeUncertaintyOptions {
   /** in (0, 1] */
   threshold: number
   /** window queries see keys up to their own position (ignored for attention weights) */
@@ -100,8 +100,8 @@ export interface Binding {
   setErrorClass(ctor: new (message: string, code: string) => Error): void
   backend(): NativeBackend
   /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]. CPU only. */
-  lmbaCountsSync(input: NativeLmbaInput, options: NativeLmbaOptions): Int32Array
-  lmbaCounts(input: NativeLmbaInput, options: NativeLmbaOptions): Promise<Int32Array>
+  uncertaintyCountsSync(input: NativeUncertaintyInput, options: NativeUncertaintyOptions): Int32Array
+  uncertaintyCounts(input: NativeUncertaintyInput, options: NativeUncertaintyOptions): Promise<Int32Array>
   keyNormsSync(keys: NativeTensor): Float32Array
   keyNorms(keys: NativeTensor): Promise<Float32Array>
   compressSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeCompressResult

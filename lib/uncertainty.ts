@@ -1,7 +1,7 @@
 // layerUncertainty: ZigZagKV's per-layer score (LMBA) from attention weights or from an
 // observation window of queries. The counting runs natively: on the CPU for host tensors, on
-// the GPU for device tensors (same counts; see native/cuda/kernels/lmba.cuh for the window path).
-import type { NativeLmbaInput, NativeLmbaOptions } from '../binding'
+// the GPU for device tensors (same counts; see native/cuda/kernels/uncertainty.cuh for the window path).
+import type { NativeUncertaintyInput, NativeUncertaintyOptions } from '../binding'
 import { binding } from './binding'
 import { KvtrimError, withCallerStack } from './errors'
 import type { TensorLike } from './types'
@@ -35,7 +35,7 @@ export interface UncertaintyResult {
   counts: Int32Array[]
 }
 
-function options(o: unknown): NativeLmbaOptions {
+function options(o: unknown): NativeUncertaintyOptions {
   if (o === undefined) return { threshold: 0.9, causal: true }
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', o)
   for (const key of Object.keys(o)) {
@@ -51,26 +51,26 @@ function options(o: unknown): NativeLmbaOptions {
   return { threshold, causal }
 }
 
-function inputs(layers: unknown): NativeLmbaInput[] {
+function inputs(layers: unknown): NativeUncertaintyInput[] {
   if (!Array.isArray(layers)) {
     throw invalid('INVALID_ARGUMENT', 'an array of per-layer { attention } or { queries, keys }', 'layers', layers)
   }
   // an index loop, not map: a hole in a sparse array is a missing layer (map would skip it)
-  const out: NativeLmbaInput[] = []
+  const out: NativeUncertaintyInput[] = []
   for (let i = 0; i < layers.length; i++) {
     const l: unknown = layers[i]
     const o = l as Record<string, unknown> | null
     // device tensors go to native code as their native form (the GPU runs the counting)
     const arg = (t: unknown, name: string) => (isDeviceTensor(t) ? t.native(`layers[${i}].${name}`) : hostSnapshot(t))
     if (o && typeof o === 'object' && o.attention !== undefined && o.queries === undefined) {
-      out.push({ attention: arg(o.attention, 'attention') } as NativeLmbaInput)
+      out.push({ attention: arg(o.attention, 'attention') } as NativeUncertaintyInput)
       continue
     }
     if (o && typeof o === 'object' && o.queries !== undefined && o.keys !== undefined && o.attention === undefined) {
       if (isDeviceTensor(o.queries) !== isDeviceTensor(o.keys)) {
         throw new KvtrimError(`Expected layers[${i}].queries and .keys both on a GPU or both on the host`, 'DEVICE_MISMATCH')
       }
-      out.push({ queries: arg(o.queries, 'queries'), keys: arg(o.keys, 'keys') } as NativeLmbaInput)
+      out.push({ queries: arg(o.queries, 'queries'), keys: arg(o.keys, 'keys') } as NativeUncertaintyInput)
       continue
     }
     throw invalid('INVALID_ARGUMENT', '{ attention } or { queries, keys }', `layers[${i}]`, l)
@@ -100,7 +100,7 @@ export function layerUncertaintySync(layers: readonly UncertaintyLayer[], o?: Un
   inputs(layers).forEach((input, i) => {
     let c: Int32Array
     try {
-      c = binding().lmbaCountsSync(input, opts)
+      c = binding().uncertaintyCountsSync(input, opts)
     } catch (err) {
       throw prefixed(err, i)
     }
@@ -119,7 +119,7 @@ export function layerUncertainty(layers: readonly UncertaintyLayer[], o?: Uncert
     for (let i = 0; i < ins.length; i++) {
       let c: Int32Array
       try {
-        c = await binding().lmbaCounts(ins[i], opts)
+        c = await binding().uncertaintyCounts(ins[i], opts)
       } catch (err) {
         throw prefixed(err, i)
       }

@@ -52,7 +52,7 @@ TGZ="$TMP/$(tail -1 "$TMP/pack.out")"
 [ -f "$TGZ" ] || die "npm pack produced no tarball"
 tar tzf "$TGZ" | sed 's|^package/||' | sort >"$TMP/files"
 for f in "$PREBUILD" dist/index.js dist/index.mjs dist/index.d.ts dist/index.d.mts binding.d.ts CMakeLists.txt \
-  scripts/build-native.js native/addon/addon.cc native/cuda/probe.cu native/compat/glibc_compat.cc docs/install.md \
+  scripts/build-native.js native/addon/addon.cc native/cuda/probe.cu native/glibc/symbol_versions.cc docs/install.md \
   README.md LICENSE package.json; do
   grep -qxF "$f" "$TMP/files" || die "the tarball lacks $f"
 done

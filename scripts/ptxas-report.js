@@ -20,7 +20,7 @@ const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a
 const { spawnSync } = require('node:child_process')
 // ptxas writes its -v lines to stderr
 let text = ''
-for (const file of ['native/cuda/ops.cu', 'native/cuda/lmba.cu']) {
+for (const file of ['native/cuda/ops.cu', 'native/cuda/uncertainty.cu']) {
   const r = spawnSync('nvcc', ['-std=c++17', '-O3', '--fmad=false', '-Xptxas=-v', '-c', '-o', '/dev/null',
     ...gencode, path.join(root, file)], { encoding: 'utf8', maxBuffer: 1 << 26 })
   if (r.status !== 0) { console.error(r.stderr); process.exit(1) }
@@ -44,8 +44,8 @@ rows.forEach((x, i) => { x.name = names[i].replace(/^void /, '').replace(/kvtrim
 // Occupancy on sm_90: 512 threads for compress (12.5 KiB dynamic smem), 256 for key norms.
 function occupancy(x) {
   const compress = x.name.startsWith('compress_')
-  const threads = compress ? 512 : x.name.startsWith('key_norms') || x.name.startsWith('lmba') ? 256 : 1
-  const dyn = compress ? 4 * (2048 + 40) + 8 * 512 : x.name.startsWith('lmba') ? 64 : 0
+  const threads = compress ? 512 : x.name.startsWith('key_norms') || x.name.startsWith('uncertainty') ? 256 : 1
+  const dyn = compress ? 4 * (2048 + 40) + 8 * 512 : x.name.startsWith('uncertainty') ? 64 : 0
   Object.assign(x, { threads, dyn })
   const warps = Math.ceil(threads / 32)
   const regsPerWarp = Math.ceil((x.regs * 32) / 256) * 256

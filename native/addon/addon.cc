@@ -3,9 +3,9 @@
 // thread-safe process-wide pools, and every function's C++ exceptions become KvtrimErrors.
 #include <napi.h>
 
-#include "device.h"
+#include "device_ops.h"
 #include "errors.h"
-#include "ops.h"
+#include "host_ops.h"
 #include "outputs.h"
 #include "uncertainty.h"
 
@@ -17,8 +17,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_errors(env, data);
   exports.Set("setErrorClass", guarded(env, "setErrorClass", SetErrorClass));
   exports.Set("backend", guarded(env, "backend", Backend));
-  exports.Set("lmbaCountsSync", guarded(env, "lmbaCountsSync", LmbaCountsSync));
-  exports.Set("lmbaCounts", guarded(env, "lmbaCounts", LmbaCounts));
+  exports.Set("uncertaintyCountsSync", guarded(env, "uncertaintyCountsSync", UncertaintyCountsSync));
+  exports.Set("uncertaintyCounts", guarded(env, "uncertaintyCounts", UncertaintyCounts));
   exports.Set("keyNormsSync", guarded(env, "keyNormsSync", KeyNormsSync));
   exports.Set("keyNorms", guarded(env, "keyNorms", KeyNorms));
   exports.Set("compressSync", guarded(env, "compressSync", CompressSync));

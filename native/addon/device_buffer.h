@@ -10,7 +10,7 @@
 #include <string>
 
 #include "../core/tensor.h"
-#include "../cuda/ops.h"
+#include "../cuda/cuda_backend.h"
 #include "errors.h"
 
 namespace kvtrim::addon {
@@ -83,7 +83,7 @@ void read_device(Napi::Env env, Napi::Value v, const char* name, DeviceArg* out)
 void bind_device(Napi::Env env, DeviceArg* a);
 Napi::Object new_buffer(Napi::Env env, int device, size_t bytes);
 
-// Benchmark, geometry and emulator controls (device_tools.cc).
+// Benchmark, geometry and emulator controls (dev_hooks.cc).
 void InitDeviceTools(Napi::Env env, Napi::Object exports);
 
 }  // namespace kvtrim::addon

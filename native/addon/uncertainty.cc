@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "../cpu/uncertainty.h"
-#include "../cuda/ops.h"
+#include "../cuda/cuda_backend.h"
 #include "args.h"
 #include "async_op.h"
 #include "device_buffer.h"
@@ -16,7 +16,7 @@ namespace kvtrim::addon {
 
 namespace {
 
-struct LmbaOp : Operation {
+struct UncertaintyOp : Operation {
   bool window = false;
   bool on_device = false;  // device tensors: the CUDA kernel, counts copied back to the host
   int device = 0;
@@ -25,7 +25,7 @@ struct LmbaOp : Operation {
   TensorView a, q, k;
   AttentionShape as;
   WindowShape ws;
-  LmbaParams params;
+  UncertaintyParams params;
   int32_t* out = nullptr;
   Napi::Reference<Napi::Value> result;
 
@@ -40,7 +40,7 @@ struct LmbaOp : Operation {
     if (!th.IsNumber()) throw_error(env, Code::InvalidOption, "Expected threshold to be a number");
     params.threshold = th.As<Napi::Number>().DoubleValue();
     params.causal = o.Get("causal").ToBoolean().Value();
-    throw_if(env, check_lmba_params(params));
+    throw_if(env, check_uncertainty_params(params));
     Napi::Value attention = in.Get("attention");
     window = attention.IsUndefined();
     Napi::Value queries = window ? in.Get("queries") : Napi::Value();
@@ -101,11 +101,11 @@ struct LmbaOp : Operation {
 
   Status run() override {
     if (on_device) {
-      if (!window) return cuda::lmba_attention(device, a.dtype, a.data, as, params, out, nullptr);
-      return cuda::lmba_window(device, q.dtype, q.data, k.dtype, k.data, ws, params, out, nullptr);
+      if (!window) return cuda::uncertainty_attention(device, a.dtype, a.data, as, params, out, nullptr);
+      return cuda::uncertainty_window(device, q.dtype, q.data, k.dtype, k.data, ws, params, out, nullptr);
     }
-    if (!window) return cpu::lmba_attention(a.dtype, a.data, as, params, out);
-    return cpu::lmba_window(q.dtype, q.data, k.dtype, k.data, ws, params, out);
+    if (!window) return cpu::uncertainty_attention(a.dtype, a.data, as, params, out);
+    return cpu::uncertainty_window(q.dtype, q.data, k.dtype, k.data, ws, params, out);
   }
 
   Status finish(Napi::Env env, Napi::Value* r) override {
@@ -122,14 +122,14 @@ struct LmbaOp : Operation {
 
 }  // namespace
 
-Napi::Value LmbaCountsSync(const Napi::CallbackInfo& info) {
-  LmbaOp op;
+Napi::Value UncertaintyCountsSync(const Napi::CallbackInfo& info) {
+  UncertaintyOp op;
   op.prepare(info, Use::Now);
   return run_now(info.Env(), op);
 }
 
-Napi::Value LmbaCounts(const Napi::CallbackInfo& info) {
-  auto op = std::make_unique<LmbaOp>();
+Napi::Value UncertaintyCounts(const Napi::CallbackInfo& info) {
+  auto op = std::make_unique<UncertaintyOp>();
   op->prepare(info, Use::Later);
   return run_async(info.Env(), std::move(op), "kvtrim.layerUncertainty");
 }

@@ -3,9 +3,9 @@
 
 namespace kvtrim::addon {
 
-// lmbaCountsSync(input, { threshold, causal }) -> Int32Array, and its Promise twin lmbaCounts;
+// uncertaintyCountsSync(input, { threshold, causal }) -> Int32Array, and its Promise twin uncertaintyCounts;
 // input is { attention } or { queries, keys }.
-Napi::Value LmbaCountsSync(const Napi::CallbackInfo& info);
-Napi::Value LmbaCounts(const Napi::CallbackInfo& info);
+Napi::Value UncertaintyCountsSync(const Napi::CallbackInfo& info);
+Napi::Value UncertaintyCounts(const Napi::CallbackInfo& info);
 
 }  // namespace kvtrim::addon

@@ -6,7 +6,7 @@
 
 namespace kvtrim {
 
-Status check_lmba_params(const LmbaParams& p) {
+Status check_uncertainty_params(const UncertaintyParams& p) {
   if (!(p.threshold > 0.0 && p.threshold <= 1.0)) {
     return Status::error(Code::InvalidOption,
         "Expected threshold in (0, 1] but received " + std::to_string(p.threshold));
@@ -48,7 +48,7 @@ Status check_attention(const TensorView& t, AttentionShape* shape) {
   return Status::success();
 }
 
-Status check_window(const TensorView& q, const TensorView& k, const LmbaParams& p, WindowShape* shape) {
+Status check_window(const TensorView& q, const TensorView& k, const UncertaintyParams& p, WindowShape* shape) {
   Status s = check_tensor(q, "queries");
   if (!s.ok()) return s;
   s = check_tensor(k, "keys");

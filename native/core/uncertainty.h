@@ -22,7 +22,7 @@
 
 namespace kvtrim {
 
-struct LmbaParams {
+struct UncertaintyParams {
   double threshold = 0.9;  // in (0, 1]
   bool causal = true;      // window queries see only keys up to their own position
 };
@@ -39,14 +39,14 @@ struct WindowShape {
   int64_t rows() const { return batch * q_heads * window; }
 };
 
-Status check_lmba_params(const LmbaParams& p);
+Status check_uncertainty_params(const UncertaintyParams& p);
 
 // Rank 4, non-negative dims, at most 2^31 - 1 rows, data length the product of dims.
 Status check_attention(const TensorView& attention, AttentionShape* shape);
 
 // Both tensors, their agreement (batch, headDim, qHeads a multiple of kvHeads) and, with
 // `causal`, a window no longer than the keys.
-Status check_window(const TensorView& queries, const TensorView& keys, const LmbaParams& p,
+Status check_window(const TensorView& queries, const TensorView& keys, const UncertaintyParams& p,
                     WindowShape* shape);
 
 // The count of one row of n weights (each finite and >= 0); reorders w (sorts it descending).

@@ -29,7 +29,7 @@ constexpr int64_t kRowsPerTask = 16;
 
 }  // namespace
 
-Status lmba_attention(DType t, const void* att, const AttentionShape& s, const LmbaParams& p,
+Status uncertainty_attention(DType t, const void* att, const AttentionShape& s, const UncertaintyParams& p,
                       int32_t* counts) {
   const int64_t rows = s.rows(), n = s.seq;
   // Checked first, on the calling thread: the first bad weight in memory order is reported.
@@ -62,8 +62,8 @@ Status lmba_attention(DType t, const void* att, const AttentionShape& s, const L
   return Status::success();
 }
 
-Status lmba_window(DType qt, const void* queries, DType kt, const void* keys, const WindowShape& s,
-                   const LmbaParams& p, int32_t* counts) {
+Status uncertainty_window(DType qt, const void* queries, DType kt, const void* keys, const WindowShape& s,
+                   const UncertaintyParams& p, int32_t* counts) {
   const int64_t S = s.seq, D = s.head_dim, W = s.window;
   const int64_t group = s.kv_heads == 0 ? 1 : s.q_heads / s.kv_heads;
   const double scale = std::sqrt(double(D));

@@ -9,12 +9,12 @@ namespace kvtrim::cpu {
 
 // counts[r] for every row r of attention weights [B, H, q, S] (validated by check_attention).
 // Returns InvalidArgument, naming the element, for a negative or non-finite weight.
-Status lmba_attention(DType t, const void* attention, const AttentionShape& s, const LmbaParams& p,
+Status uncertainty_attention(DType t, const void* attention, const AttentionShape& s, const UncertaintyParams& p,
                       int32_t* counts);
 
 // counts[(b * Hq + h) * w + i] for every window query (validated by check_window).
 // Returns InvalidArgument when a logit is not finite (a NaN or infinity in queries or keys).
-Status lmba_window(DType qt, const void* queries, DType kt, const void* keys, const WindowShape& s,
-                   const LmbaParams& p, int32_t* counts);
+Status uncertainty_window(DType qt, const void* queries, DType kt, const void* keys, const WindowShape& s,
+                   const UncertaintyParams& p, int32_t* counts);
 
 }  // namespace kvtrim::cpu

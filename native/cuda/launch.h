@@ -1,7 +1,7 @@
 // The one way kernels are launched (never <<<>>>): through cudaLaunchKernel /
 // cudaLaunchCooperativeKernel on the GPU, through the emulator's launch under g++.
 #pragma once
-#include "compat.h"
+#include "cuda_api.h"
 
 namespace kvtrim::cuda {
 

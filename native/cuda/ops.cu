@@ -9,7 +9,8 @@
 
 #include "kernels/compress.cuh"
 #include "launch.h"
-#include "ops.h"
+#include "cuda_backend.h"
+#include "dev_tools.h"
 #include "runtime.h"
 
 namespace kvtrim::cuda {

@@ -1,5 +1,6 @@
 // The CUDA backend's interface in a build without CUDA: every call says why it cannot run.
-#include "ops.h"
+#include "cuda_backend.h"
+#include "dev_tools.h"
 
 namespace kvtrim::cuda {
 
@@ -24,8 +25,8 @@ Status stream_create(int, void**) { return none(); }
 Status stream_destroy(int, void*) { return none(); }
 Status key_norms(int, DType, const void*, int64_t, int64_t, float*, void*) { return none(); }
 Status compress(int, const CompressJob&, void*) { return none(); }
-Status lmba_attention(int, DType, const void*, const AttentionShape&, const LmbaParams&, int32_t*, void*) { return none(); }
-Status lmba_window(int, DType, const void*, DType, const void*, const WindowShape&, const LmbaParams&, int32_t*, void*) { return none(); }
+Status uncertainty_attention(int, DType, const void*, const AttentionShape&, const UncertaintyParams&, int32_t*, void*) { return none(); }
+Status uncertainty_window(int, DType, const void*, DType, const void*, const WindowShape&, const UncertaintyParams&, int32_t*, void*) { return none(); }
 Status compress_layers(int, const std::vector<CompressJob>&, void*) { return none(); }
 Status compress_geometry(int, const CompressJob&, Geometry*) { return none(); }
 Status configure_emulator(const std::string&, uint64_t, int, uint64_t) { return none(); }

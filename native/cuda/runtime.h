@@ -1,11 +1,11 @@
-// Host-side helpers shared by the CUDA launchers (ops.cu, lmba.cu): CUDA errors as Status
+// Host-side helpers shared by the CUDA launchers (ops.cu, uncertainty.cu): CUDA errors as Status
 // (with the emulator's diagnosis when emulated), device scoping, small arithmetic.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "../core/status.h"
-#include "compat.h"
+#include "cuda_api.h"
 
 namespace kvtrim::cuda {
 

@@ -118,7 +118,7 @@ describeTsan('kvtrim kernels under ThreadSanitizer', () => {
       }
     })
 
-    it(`lmba_kernel: attention weights and a causal GQA query window (${sch})`, async () => {
+    it(`uncertainty_kernel: attention weights and a causal GQA query window (${sch})`, async () => {
       const r = rng(SEED + 40)
       schedule(sch, SEED)
       const n = 2 * 100

@@ -1,7 +1,7 @@
 // kvtrim's CUDA emulator: the subset of CUDA that kvtrim's kernels and launchers use, for g++.
 // Every GPU thread runs as a fiber on the calling OS thread; __syncthreads and the warp
 // collectives are real rendezvous of their participants. See README.md in this directory.
-// Included by native/cuda/compat.h when not compiling with nvcc; link emu.cc with it.
+// Included by native/cuda/cuda_api.h when not compiling with nvcc; link emu.cc with it.
 #pragma once
 
 #include <cmath>

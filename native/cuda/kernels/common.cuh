@@ -1,7 +1,7 @@
 // Device building blocks shared by kvtrim's kernels: exact element conversion, the contract's
 // rank key, block-wide scans and reductions, and the per-row barrier of the split-row path.
 #pragma once
-#include "../compat.h"
+#include "../cuda_api.h"
 
 namespace kvtrim::cuda {
 

@@ -4,7 +4,7 @@
 // schedule (the plain emulator) and looks for ThreadSanitizer reports (the TSan build).
 // Built against a copy of native/cuda whose kernels run.py mutates: -I<copy>.
 #include "kernels/compress.cuh"
-#include "kernels/lmba.cuh"
+#include "kernels/uncertainty.cuh"
 
 #include <cmath>
 #include <cstdio>
@@ -97,9 +97,9 @@ static void compress_case(const char* name, int rows, int S, int D, int k, int G
   std::printf("%s %016llx\n", name, (unsigned long long)h);
 }
 
-static void lmba_case(const char* name, bool window, bool bad_input, unsigned grid = 0) {
+static void uncertainty_case(const char* name, bool window, bool bad_input, unsigned grid = 0) {
   uint64_t s = 777;
-  LmbaArgs a{};
+  UncertaintyArgs a{};
   const int rows = 3, n = 200, W = 2, S = 60, D = 16;
   a.window_mode = window;
   a.threshold = 0.9;
@@ -134,7 +134,7 @@ static void lmba_case(const char* name, bool window, bool bad_input, unsigned gr
   a.scratch = dev<double>(size_t(blocks) * a.sort_n);
   a.counts = dev<int>(size_t(a.rows));
   a.bad = dev<unsigned long long>(1, window ? 0 : 0xFF);
-  const cudaError_t e = kvtrim::emu::launch(&lmba_kernel, dim3(blocks), dim3(kLmbaThreads), sizeof(double) * (kLmbaThreads / 32),
+  const cudaError_t e = kvtrim::emu::launch(&uncertainty_kernel, dim3(blocks), dim3(kUncertaintyThreads), sizeof(double) * (kUncertaintyThreads / 32),
                                             nullptr, false, a);
   if (e != cudaSuccess) {
     std::printf("%s error %s\n", name, cudaGetErrorName(e));
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
                                                             : kvtrim::emu::Schedule::Deterministic,
                             seed);
   kvtrim::emu::set_spin_limit(20000);
-  const char* only = argc > 3 ? argv[3] : "";  // "compress", "split" or "lmba": a subset
+  const char* only = argc > 3 ? argv[3] : "";  // "compress", "split" or "uncertainty": a subset
   const bool all = !*only;
   if (all || !std::strcmp(only, "compress")) {
     compress_case("position", 1, 300, 64, 150, 1, false, false);
@@ -164,11 +164,11 @@ int main(int argc, char** argv) {
   }
   if (all || !std::strcmp(only, "compress") || !std::strcmp(only, "split"))
     compress_case("split2", 1, 1100, 64, 500, 2, false, false);
-  if (all || !std::strcmp(only, "lmba")) {
-    lmba_case("lmba-weights", false, false);
-    lmba_case("lmba-bad-weight", false, true);
-    lmba_case("lmba-window", true, false);
-    lmba_case("lmba-stride", false, false, 1);  // one block, three rows
+  if (all || !std::strcmp(only, "uncertainty")) {
+    uncertainty_case("uncertainty-weights", false, false);
+    uncertainty_case("uncertainty-bad-weight", false, true);
+    uncertainty_case("uncertainty-window", true, false);
+    uncertainty_case("uncertainty-stride", false, false, 1);  // one block, three rows
   }
   return 0;
 }

@@ -37,7 +37,7 @@ MUTATIONS = [
     (r'atomicMin\(a\.bad, (\(unsigned long long\)\(row \* n \+ j\))\)', r'(*a.bad = *a.bad < \1 ? *a.bad : \1)', '`atomicMin` of the bad index -> plain min'),
     (r'atomicOr\(a\.bad, 1ull\)', r'(*a.bad |= 1ull)', '`atomicOr` of the bad flag -> `|=`'),
 ]
-FILES = {'compress.cuh': 'compress', 'common.cuh': 'compress', 'lmba.cuh': 'lmba', 'norms.cuh': 'compress'}
+FILES = {'compress.cuh': 'compress', 'common.cuh': 'compress', 'uncertainty.cuh': 'uncertainty', 'norms.cuh': 'compress'}
 
 def mutants():
     for fname in FILES:
@@ -64,7 +64,7 @@ def copy_tree(dst):
         shutil.rmtree(dst)
     os.makedirs(dst)
     shutil.copytree(os.path.join(root, 'native/cuda/kernels'), os.path.join(dst, 'kernels'))
-    shutil.copy(os.path.join(root, 'native/cuda/compat.h'), dst)
+    shutil.copy(os.path.join(root, 'native/cuda/cuda_api.h'), dst)
     os.symlink(os.path.join(root, 'native/cuda/emu'), os.path.join(dst, 'emu'))
 
 def main():
@@ -73,14 +73,14 @@ def main():
     copy_tree(orig)
     ok, err = build('plain', orig, os.path.join(work, 'h-orig'))
     assert ok, err
-    golden = {s: digests(os.path.join(work, 'h-orig'), 'deterministic', 1, s)[0] for s in ('compress', 'lmba', 'split')}
+    golden = {s: digests(os.path.join(work, 'h-orig'), 'deterministic', 1, s)[0] for s in ('compress', 'uncertainty', 'split')}
     rows = []
     first = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # resume from mutant number `first`
     only = [x for x in os.environ.get('MUTANT_SITES', '').split(',') if x]  # e.g. compress.cuh:190
     for n, (fname, i, new, what) in enumerate(mutants()):
         if n < first or (only and f'{fname}:{i + 1}' not in only):
             continue
-        subset = 'lmba' if fname == 'lmba.cuh' else 'compress'
+        subset = 'uncertainty' if fname == 'uncertainty.cuh' else 'compress'
         d = os.path.join(work, f'm{n}')
         copy_tree(d)
         path = os.path.join(d, 'kernels', fname)

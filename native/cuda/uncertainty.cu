@@ -1,12 +1,12 @@
-// Host launchers of layerUncertainty (LMBA) on device tensors: kernels/lmba.cuh per row, the
+// Host launchers of layerUncertainty (LMBA) on device tensors: kernels/uncertainty.cuh per row, the
 // counts copied back to the host, invalid inputs reported as the CPU path reports them.
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "kernels/lmba.cuh"
+#include "kernels/uncertainty.cuh"
 #include "launch.h"
-#include "ops.h"
+#include "cuda_backend.h"
 #include "runtime.h"
 
 namespace kvtrim::cuda {
@@ -16,7 +16,7 @@ namespace {
 int kind_of(DType t) { return t == DType::F16 ? kF16 : t == DType::BF16 ? kBF16 : kF32; }
 
 // Launches over `rows` rows of at most `longest` weights; fills counts (host) and *bad.
-Status run_lmba(LmbaArgs a, int longest, int32_t* counts, unsigned long long* bad, cudaStream_t stream) {
+Status run_uncertainty(UncertaintyArgs a, int longest, int32_t* counts, unsigned long long* bad, cudaStream_t stream) {
   if (a.rows == 0) return Status::success();
   a.sort_n = pow2_at_least(std::max(longest, 1));
   const long long blocks = std::min<long long>(a.rows, 1024);
@@ -31,8 +31,8 @@ Status run_lmba(LmbaArgs a, int longest, int32_t* counts, unsigned long long* ba
     a.bad = reinterpret_cast<unsigned long long*>(base + o_bad);
     const unsigned long long init = a.window_mode ? 0ull : ~0ull;
     KVTRIM_CUDA_TRY(cudaMemcpyAsync(a.bad, &init, sizeof init, cudaMemcpyHostToDevice, stream));
-    const dim3 grid{unsigned(blocks)}, block{unsigned(kLmbaThreads)};
-    KVTRIM_CUDA_TRY(launch_kernel(&lmba_kernel, grid, block, sizeof(double) * (kLmbaThreads / 32), stream, false, a));
+    const dim3 grid{unsigned(blocks)}, block{unsigned(kUncertaintyThreads)};
+    KVTRIM_CUDA_TRY(launch_kernel(&uncertainty_kernel, grid, block, sizeof(double) * (kUncertaintyThreads / 32), stream, false, a));
     KVTRIM_CUDA_TRY(cudaMemcpyAsync(counts, a.counts, sizeof(int) * size_t(a.rows), cudaMemcpyDeviceToHost, stream));
     KVTRIM_CUDA_TRY(cudaMemcpyAsync(bad, a.bad, sizeof(unsigned long long), cudaMemcpyDeviceToHost, stream));
     return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
@@ -44,18 +44,18 @@ Status run_lmba(LmbaArgs a, int longest, int32_t* counts, unsigned long long* ba
 
 }  // namespace
 
-Status lmba_attention(int device, DType t, const void* att, const AttentionShape& s, const LmbaParams& p,
+Status uncertainty_attention(int device, DType t, const void* att, const AttentionShape& s, const UncertaintyParams& p,
                       int32_t* counts, void* stream) {
   return with_device(device, [&]() -> Status {
     if (s.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
-    LmbaArgs a{};
+    UncertaintyArgs a{};
     a.att = static_cast<const unsigned char*>(att);
     a.att_kind = kind_of(t);
     a.rows = s.rows();
     a.n = int(s.seq);
     a.threshold = p.threshold;
     unsigned long long bad = ~0ull;
-    Status st = run_lmba(a, int(s.seq), counts, &bad, as_stream(stream));
+    Status st = run_uncertainty(a, int(s.seq), counts, &bad, as_stream(stream));
     if (!st.ok() || bad == ~0ull) return st;
     const long long r = (long long)(bad / (unsigned long long)s.seq), j = (long long)(bad % (unsigned long long)s.seq);
     return Status::error(Code::InvalidArgument, "Expected attention weights to be finite and non-negative but attention[" +
@@ -64,11 +64,11 @@ Status lmba_attention(int device, DType t, const void* att, const AttentionShape
   });
 }
 
-Status lmba_window(int device, DType qt, const void* queries, DType kt, const void* keys, const WindowShape& s,
-                   const LmbaParams& p, int32_t* counts, void* stream) {
+Status uncertainty_window(int device, DType qt, const void* queries, DType kt, const void* keys, const WindowShape& s,
+                   const UncertaintyParams& p, int32_t* counts, void* stream) {
   return with_device(device, [&]() -> Status {
     if (s.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
-    LmbaArgs a{};
+    UncertaintyArgs a{};
     a.window_mode = 1;
     a.q = static_cast<const unsigned char*>(queries);
     a.k = static_cast<const unsigned char*>(keys);
@@ -84,7 +84,7 @@ Status lmba_window(int device, DType qt, const void* queries, DType kt, const vo
     a.threshold = p.threshold;
     a.scale = std::sqrt(double(s.head_dim));
     unsigned long long bad = 0;
-    Status st = run_lmba(a, int(s.seq), counts, &bad, as_stream(stream));
+    Status st = run_uncertainty(a, int(s.seq), counts, &bad, as_stream(stream));
     if (!st.ok() || bad == 0) return st;
     return Status::error(Code::InvalidArgument, "Expected finite queries and keys for layerUncertainty but a "
         "logit q . k / sqrt(D) is not finite (a NaN or infinity in the inputs)");

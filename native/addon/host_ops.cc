@@ -2,7 +2,7 @@
 // ...Sync form or on the libuv pool by the Promise form: arguments are read first, then data
 // pointers taken, then outputs allocated in JS, so the work writes straight into the arrays
 // the caller receives.
-#include "ops.h"
+#include "host_ops.h"
 
 #include <memory>
 

@@ -1,4 +1,4 @@
-// Device tensors and the operations on them: N-API glue over native/cuda/ops.h.
+// Device tensors and the operations on them: N-API glue over native/cuda/cuda_backend.h.
 #pragma once
 #include <napi.h>
 

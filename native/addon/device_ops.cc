@@ -1,13 +1,13 @@
 // Operations on device tensors: validated with native/core exactly as host ones are, then run
 // by the CUDA launchers, synchronously or as an Operation on the libuv pool (the promise
 // settles when the GPU is done). Every input buffer is pinned until the operation settles.
-#include "device.h"
+#include "device_ops.h"
 
 #include <memory>
 #include <vector>
 
 #include "../core/plan.h"
-#include "../cuda/ops.h"
+#include "../cuda/cuda_backend.h"
 #include "args.h"
 #include "async_op.h"
 #include "device_buffer.h"

@@ -16,9 +16,9 @@
 
 namespace kvtrim::cuda {
 
-constexpr int kLmbaThreads = 256;
+constexpr int kUncertaintyThreads = 256;
 
-struct LmbaArgs {
+struct UncertaintyArgs {
   int window_mode;            // 0: attention weights, 1: queries against keys
   const unsigned char* att;   // [rows, n]
   int att_kind;
@@ -55,7 +55,7 @@ KVTRIM_DEV double block_max(double v, double* slots) {
   return m;
 }
 
-__global__ void __launch_bounds__(kLmbaThreads) lmba_kernel(const __grid_constant__ LmbaArgs a) {
+__global__ void __launch_bounds__(kUncertaintyThreads) uncertainty_kernel(const __grid_constant__ UncertaintyArgs a) {
   double* slots = reinterpret_cast<double*>(KVTRIM_DYNAMIC_SMEM());  // one per warp
   double* w = a.scratch + (long long)blockIdx.x * a.sort_n;
   for (long long row = blockIdx.x; row < a.rows; row += gridDim.x) {

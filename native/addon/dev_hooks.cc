@@ -2,7 +2,7 @@
 // geometry compress would use, compress timed with CUDA events, and the copy bandwidth.
 #include <memory>
 
-#include "../cuda/ops.h"
+#include "../cuda/dev_tools.h"
 #include "args.h"
 #include "device_buffer.h"
 #include "errors.h"
