@@ -28,7 +28,7 @@ import * as path from 'node:path'
 import * as v8 from 'node:v8'
 import * as vm from 'node:vm'
 import { Worker } from 'node:worker_threads'
-import { backend, compress, compressSync, keyNormsSync, type CompressOptions, type CompressResult } from '../lib/index'
+import { backend, compress, keepCount, compressSync, keyNormsSync, type CompressOptions, type CompressResult } from '../lib/index'
 import * as oracle from '../test/oracle'
 
 const QUICK = process.argv.includes('--quick')
@@ -128,13 +128,12 @@ function randomTensor(type: DType, dims: number[], seed: number): Tensor {
 }
 
 const elemBytes = (type: DType): number => (type === 'float32' ? 4 : 2)
-const keptOf = (len: number, keepRatio: number): number => Math.min(len, Math.ceil(keepRatio * len))
 
 /** Bytes that must move for compress: keys read once + kept key and value rows read and written. */
 function compressBytes(dims: number[], type: DType, keepRatio: number): number {
   const [B, H, S, D] = dims
   const e = elemBytes(type)
-  return B * H * S * D * e + 2 * 2 * B * H * keptOf(S, keepRatio) * D * e
+  return B * H * S * D * e + 2 * 2 * B * H * keepCount(S, { keepRatio }) * D * e
 }
 /** keyNorms: keys read once + one fp32 norm written per row. */
 function normsBytes(dims: number[], type: DType): number {
@@ -145,7 +144,7 @@ function normsBytes(dims: number[], type: DType): number {
 function footprint(dims: number[], type: DType, keepRatio: number): number {
   const [B, H, S, D] = dims
   const e = elemBytes(type)
-  return 2 * B * H * S * D * e + 2 * B * H * keptOf(S, keepRatio) * D * e + B * H * S * 8
+  return 2 * B * H * S * D * e + 2 * B * H * keepCount(S, { keepRatio }) * D * e + B * H * S * 8
 }
 
 // ---- 1. memcpy bandwidth ----------------------------------------------------------------------
@@ -272,7 +271,7 @@ async function benchCompress(keys: Tensor, values: Tensor, keepRatio: number, wa
     shape: keys.dims,
     dtype: keys.type,
     keepRatio,
-    kept: keptOf(keys.dims[2], keepRatio),
+    kept: keepCount(keys.dims[2], { keepRatio }),
     warmups,
     runs,
     timesMs: await timeRuns(() => compressSync(keys, values, options), warmups, runs),
@@ -290,7 +289,7 @@ async function benchCompressAsync(keys: Tensor, values: Tensor, keepRatio: numbe
     shape: keys.dims,
     dtype: keys.type,
     keepRatio,
-    kept: keptOf(keys.dims[2], keepRatio),
+    kept: keepCount(keys.dims[2], { keepRatio }),
     warmups: 0,
     runs: 1,
     timesMs: [ms],
@@ -377,7 +376,7 @@ async function oracleVersusNative(keys: Tensor, values: Tensor, keepRatio: numbe
     shape: keys.dims,
     dtype: keys.type,
     keepRatio,
-    kept: keptOf(keys.dims[2], keepRatio),
+    kept: keepCount(keys.dims[2], { keepRatio }),
     warmups: 0,
     runs: 1,
     timesMs: [oracleMs],
@@ -476,7 +475,7 @@ async function main(): Promise<void> {
   // select runs in full and almost nothing is gathered); fresh output pages faulted in (allocate
   // and fill typed arrays of the outputs' size) versus the same fill on pages already mapped.
   const keepOne = median(await timeRuns(() => compressSync(keys, values, { keep: 1 }), WARMUPS, RUNS))
-  const outElems = (2 * main[0] * main[1] * keptOf(main[2], 0.5) * main[3])
+  const outElems = (2 * main[0] * main[1] * keepCount(main[2], { keepRatio: 0.5 }) * main[3])
   const fresh = median(await timeRuns(() => new Uint16Array(outElems).fill(1), 1, RUNS))
   const reused = new Uint16Array(outElems)
   reused.fill(2)

@@ -5,7 +5,7 @@
 // - the diagnostic: per layer and KV head, Spearman's correlation between a prefill key's L2 norm
 //   and the attention the continuation's queries give it (normAttentionCorrelation).
 import { normAttentionCorrelation } from '../lib/index'
-import { CacheCompressor } from '../lib/transformers'
+import { CacheCompressor } from '../lib/cache/transformers'
 import type { Decoder } from './decoder'
 import { logProb, type KvCache } from './llama2c'
 import { DECODE_POLICIES, POLICIES, compressPrefill, policyOptions, type Policy } from './policies'

@@ -5,7 +5,8 @@ import { binding } from './binding'
 import { KvtrimError, withCallerStack } from './errors'
 import { DeviceTensor, isDeviceTensor } from './tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
-import { checkLengthsCount, checkStream, compressOptions, hostSnapshot, invalid } from './validate'
+import { invalid } from './check'
+import { checkLengthsCount, checkStream, compressOptions, hostSnapshot } from './validate'
 
 // Host tensors go to native code as a snapshot of their fields (never a copy of the data);
 // native code checks them.

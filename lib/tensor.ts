@@ -3,7 +3,7 @@ import type { NativeDeviceBuffer, NativeDeviceTensor } from '../binding'
 import { binding } from './binding'
 import { KvtrimError } from './errors'
 import type { DType, HostTensor } from './types'
-import { describe, invalid, isInt, isU64 } from './validate'
+import { describe, invalid, isInt, isU64 } from './check'
 
 const DISPOSE: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose')
 

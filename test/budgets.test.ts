@@ -1,5 +1,5 @@
 // Per-layer budgets: pyramid (PyramidKV) and zigzag (ZigZagKV) counts against an oracle written
-// here (apportionment by sorting every candidate token, not lib/budgets.ts's greedy), hand-checked
+// here (apportionment by sorting every candidate token, not lib/cache/budgets.ts's greedy), hand-checked
 // schedules, degenerate inputs, and compressCache applying them at model level with sink/recent.
 import { describe, expect, it } from 'vitest'
 import { compressCache, compressCacheSync, layerBudgets, type Budgets, type CacheOptions } from '../lib/index'

@@ -23,7 +23,7 @@ import {
   tensor,
   zigzagBudgets,
 } from '../lib/index'
-import { CacheCompressor, MAX_NEXT_TOKENS, pastFromPresent } from '../lib/transformers'
+import { CacheCompressor, MAX_NEXT_TOKENS, pastFromPresent } from '../lib/cache/transformers'
 import { randomTensor, rng, runSeed } from './random'
 
 const r = rng(runSeed())

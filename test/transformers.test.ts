@@ -10,7 +10,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { argmax, type KvCache, type Llama2Model } from '../eval/llama2c'
 import { compressSync, KvtrimError, type TensorLike } from '../lib/index'
-import { CacheCompressor, pastFromPresent, type CacheCompressorOptions } from '../lib/transformers'
+import { CacheCompressor, pastFromPresent, type CacheCompressorOptions } from '../lib/cache/transformers'
 import { skipReason, suiteName, testModel } from './model'
 
 /** onnxruntime-node / transformers.js's Tensor: new Tensor(type, data, dims). */
@@ -249,18 +249,18 @@ describe('package exports kvtrim/transformers', () => {
   const root = path.join(__dirname, '..')
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'))
 
-  it('maps the subpath to the compiled lib/transformers.ts and keeps main / types', () => {
+  it('maps the subpath to the compiled lib/cache/transformers.ts and keeps main / types', () => {
     expect(pkg.main).toBe('dist/index.js')
     expect(pkg.types).toBe('dist/index.d.ts')
     expect(pkg.exports['.']).toEqual({
       import: { types: './dist/index.d.mts', default: './dist/index.mjs' },
       require: { types: './dist/index.d.ts', default: './dist/index.js' },
     })
-    expect(pkg.exports['./transformers']).toEqual({ types: './dist/transformers.d.ts', default: './dist/transformers.js' })
-    expect(existsSync(path.join(root, 'lib', 'transformers.ts'))).toBe(true)
+    expect(pkg.exports['./transformers']).toEqual({ types: './dist/cache/transformers.d.ts', default: './dist/cache/transformers.js' })
+    expect(existsSync(path.join(root, 'lib', 'cache', 'transformers.ts'))).toBe(true)
   })
 
-  it.skipIf(!existsSync(path.join(root, 'dist', 'transformers.js')))('resolves by package name (dist/ built)', () => {
+  it.skipIf(!existsSync(path.join(root, 'dist', 'cache', 'transformers.js')))('resolves by package name (dist/ built)', () => {
     const out = execFileSync(process.execPath, ['-e', "const t = require('kvtrim/transformers'); console.log(typeof t.CacheCompressor, typeof t.pastFromPresent, typeof require('kvtrim').compress)"], { cwd: root, encoding: 'utf8' })
     expect(out.trim()).toBe('function function function')
     const esm = execFileSync(process.execPath, ['--input-type=module', '-e', "const t = await import('kvtrim/transformers'); const k = await import('kvtrim'); console.log(typeof t.CacheCompressor, typeof k.compress)"], { cwd: root, encoding: 'utf8' })

@@ -3,11 +3,11 @@
 // receives from later queries. Strongly negative means low-norm keys draw the attention, which is
 // what makes keeping the lowest norms work; near zero or positive means the heuristic has no
 // basis on that layer or head. Plain TypeScript over kvtrim's norms (keyNormsSync).
-import { KvtrimError } from './errors'
-import { keyNormsSync } from './ops'
-import type { TensorLike } from './types'
-import { describe, dims4, invalid, isArrayLike } from './validate'
-import { isDeviceTensor } from './tensor'
+import { describe, dims4, invalid, isArrayLike } from '../check'
+import { KvtrimError } from '../errors'
+import { keyNormsSync } from '../ops'
+import { isDeviceTensor } from '../tensor'
+import type { TensorLike } from '../types'
 
 export interface CorrelationResult {
   /** [batch, kvHeads]: Spearman's rho per KV head; NaN where a side is constant or holds a NaN (no ranking). */

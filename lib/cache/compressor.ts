@@ -3,11 +3,14 @@
 // target when it holds more than target + interval tokens. Caches are taken and returned in
 // their own form: an array of { keys, values }, or a transformers.js / onnxruntime
 // `past_key_values` object ({ 'past_key_values.0.key': Tensor, ... }).
-import { KvtrimError } from './errors'
-import { compress, compressInPlace, compressInPlaceSync, compressSync } from './ops'
-import { isDeviceTensor } from './tensor'
-import type { CacheLayer, CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
-import { describe, dims4, intList, invalid, maxOf, readOptions } from './validate'
+import { checkKnown, describe, dims4, intList, invalid, isInt, maxOf, prefixed, readOptions } from '../check'
+import { driveAsync, driveSync, type Steps } from '../drive'
+import { KvtrimError } from '../errors'
+import { keepCount } from '../keep-count'
+import { compress, compressInPlace, compressInPlaceSync, compressSync } from '../ops'
+import { isDeviceTensor } from '../tensor'
+import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from '../types'
+import type { CacheLayer } from './types'
 
 export interface CompressorOptions {
   /** Tokens each layer keeps after a compression: one count, or one per layer. */
@@ -85,7 +88,6 @@ export interface View {
 }
 
 const NAME = /^(.+)\.(\d+)\.(key|value)$/
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
 // A host tensor ({ type, data, dims }) or a device tensor (its layer then runs on the GPU).
 const isTensor = (t: unknown): t is TensorLike =>
   isDeviceTensor(t) ||
@@ -205,9 +207,7 @@ export class Compressor {
   constructor(options: CompressorOptions) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
     const known = ['target', 'keepRatio', 'interval', 'mode', 'sink', 'recent', 'score', 'skipLayers', 'position']
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) throw new KvtrimError(`Unknown option '${key}'; known options: ${known.join(', ')}`, 'INVALID_OPTION')
-    }
+    checkKnown(options, known)
     const o = readOptions<CompressorOptions>(options, known) // each read once: what is checked is what is used
     if ((o.target === undefined) === (o.keepRatio === undefined)) {
       throw new KvtrimError('Expected one of target (tokens per layer) or keepRatio (of the prefill) in options', 'INVALID_OPTION')
@@ -268,19 +268,7 @@ export class Compressor {
 
   /** Compresses the layers that hold more than target + interval tokens back to target. */
   stepSync<C>(cache: C, options?: StepOptions): StepResult<C> {
-    const w = this.#begin(cache, options)
-    const next = w.view.layers.slice()
-    const layers = w.ops.map((o, l): LayerStep => {
-      const layer = w.view.layers[l]
-      if (!o) return { layer: l, before: w.before[l], after: w.before[l], compressed: false }
-      try {
-        if (this.mode === 'static') return this.#inPlaceDone(l, w.before[l], compressInPlaceSync(layer.keys, layer.values, o))
-        return this.#done(l, w.before[l], layer, compressSync(layer.keys, layer.values, o), next)
-      } catch (err) {
-        throw prefixed(err, l)
-      }
-    })
-    return this.#finish(w, layers, next)
+    return driveSync(this.#steps<C>(this.#begin(cache, options)))
   }
 
   /** {@link stepSync}, off the event loop (one layer after another). Do not touch the cache until it settles. */
@@ -288,26 +276,36 @@ export class Compressor {
     const w = this.#begin(cache, options)
     this.#busy = true
     try {
-      const next = w.view.layers.slice()
-      const layers: LayerStep[] = []
-      for (let l = 0; l < w.ops.length; l++) {
-        const o = w.ops[l]
-        const layer = w.view.layers[l]
-        if (!o) {
-          layers.push({ layer: l, before: w.before[l], after: w.before[l], compressed: false })
-          continue
-        }
-        try {
-          if (this.mode === 'static') layers.push(this.#inPlaceDone(l, w.before[l], await compressInPlace(layer.keys, layer.values, o)))
-          else layers.push(this.#done(l, w.before[l], layer, await compress(layer.keys, layer.values, o), next))
-        } catch (err) {
-          throw prefixed(err, l)
-        }
-      }
-      return this.#finish(w, layers, next)
+      return await driveAsync(this.#steps<C>(w))
     } finally {
       this.#busy = false
     }
+  }
+
+  // One step, written once (lib/drive.ts): yields each layer's compress call, in layer order.
+  *#steps<C>(w: Work): Steps<unknown, StepResult<C>> {
+    const next = w.view.layers.slice()
+    const layers: LayerStep[] = []
+    for (let l = 0; l < w.ops.length; l++) {
+      const o = w.ops[l]
+      const { keys, values } = w.view.layers[l]
+      if (!o) {
+        layers.push({ layer: l, before: w.before[l], after: w.before[l], compressed: false })
+        continue
+      }
+      try {
+        if (this.mode === 'static') {
+          const r = yield { sync: () => compressInPlaceSync(keys, values, o), async: () => compressInPlace(keys, values, o) }
+          layers.push(this.#inPlaceDone(l, w.before[l], r as InPlaceResult))
+        } else {
+          const r = yield { sync: () => compressSync(keys, values, o), async: () => compress(keys, values, o) }
+          layers.push(this.#done(l, w.before[l], w.view.layers[l], r as CompressResult, next))
+        }
+      } catch (err) {
+        throw prefixed(err, l)
+      }
+    }
+    return this.#finish(w, layers, next)
   }
 
   #begin(cache: unknown, so: StepOptions | undefined): Work {
@@ -329,7 +327,7 @@ export class Compressor {
       } else if (o.target !== undefined) {
         targets = new Array<number>(L).fill(o.target as number)
       } else {
-        targets = before.map((len) => Math.ceil((o.keepRatio as number) * len))
+        targets = before.map((len) => keepCount(len, { keepRatio: o.keepRatio }))
       }
       const protect = (o.sink ?? 0) + (o.recent ?? 0)
       targets.forEach((t, l) => {
@@ -419,9 +417,4 @@ export class Compressor {
     const cache = this.mode === 'dynamic' && compressed ? w.view.rebuild(next) : w.cache
     return { cache: cache as C, compressed, layers, lengths: lengths.slice(), position: w.position }
   }
-}
-
-function prefixed(err: unknown, index: number): unknown {
-  if (err instanceof KvtrimError && !err.message.startsWith('layers[')) err.message = `layers[${index}]: ${err.message}`
-  return err
 }

@@ -6,9 +6,10 @@
 // w = min(seqLen, sink + recent), the protected tokens. Policies that move tokens between
 // layers keep the total L * C exactly; their real-valued targets become integers by
 // `apportion` (largest remainder with bounds, described there).
-import { KvtrimError } from './errors'
+import { checkKnown, intList, invalid, isArrayLike, isInt } from '../check'
+import { KvtrimError } from '../errors'
+import { keepCount as rowKeepCount } from '../keep-count'
 import type { Budgets } from './types'
-import { intList, invalid, isArrayLike } from './validate'
 
 export interface BudgetContext {
   /** Number of layers L of the model (skipped layers included: the schedule is by layer index). */
@@ -25,7 +26,6 @@ export interface BudgetContext {
   recent?: number
 }
 
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
 
 /** The most layers a budget is computed for (an array of one count per layer is returned). */
@@ -56,10 +56,8 @@ export function protectedTokens(ctx: BudgetContext): number {
 }
 
 /** The count compress keeps on a layer of ctx.seqLen tokens with this ratio or count. */
-function keepCount(ctx: BudgetContext, ratio: number | undefined, keep: number | undefined): number {
-  const len = ctx.seqLen
-  const k = ratio !== undefined ? Math.ceil(ratio * len) : (keep as number)
-  return Math.max(Math.max(0, Math.min(len, k)), protectedTokens(ctx))
+function keepCount(ctx: BudgetContext, keepRatio: number | undefined, keep: number | undefined): number {
+  return rowKeepCount(ctx.seqLen, { keepRatio, keep, sink: ctx.sink, recent: ctx.recent })
 }
 
 /** C: the uniform per-layer budget in tokens, as compress computes it for one layer. */
@@ -295,11 +293,7 @@ export function budgetKind(policy: unknown): BudgetKind {
   if (typeof policy === 'object' && policy !== null) {
     const o = policy as Record<string, unknown>
     const allow = (kind: BudgetKind, keys: string[]): BudgetKind => {
-      for (const key of Object.keys(o)) {
-        if (!keys.includes(key)) {
-          throw new KvtrimError(`Unknown option 'budgets.${key}'; known with ${kind}: ${keys.map((k) => `budgets.${k}`).join(', ')}`, 'INVALID_OPTION')
-        }
-      }
+      checkKnown(o, keys, { prefix: 'budgets.', label: `known with ${kind}` })
       return kind
     }
     if ('pyramid' in o) {

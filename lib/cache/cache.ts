@@ -1,12 +1,15 @@
 // compressCache: every layer of a model's cache, with the reference l2_compress's rules
 // (a layer shorter than pruneAfter, or listed in skipLayers, is returned as is).
-import { binding } from './binding'
-import { compressChecked, deviceResult } from './ops'
-import { KvtrimError, withCallerStack } from './errors'
-import { isDeviceTensor, type DeviceTensor } from './tensor'
-import type { CacheLayer, CacheOptions, CacheResult, CompressResult, LayerReport, TensorLike } from './types'
-import { cacheOptions, describe, dims4, invalid, maxOf, type CachePlan } from './validate'
-import type { NativeCompressOptions, NativeDeviceCompressResult } from '../binding'
+import type { NativeCompressOptions, NativeDeviceCompressResult } from '../../binding'
+import { binding } from '../binding'
+import { describe, dims4, invalid, maxOf, prefixed } from '../check'
+import { driveAsync, driveSync, type Steps } from '../drive'
+import { KvtrimError, withCallerStack } from '../errors'
+import { compressChecked, deviceResult } from '../ops'
+import { isDeviceTensor, type DeviceTensor } from '../tensor'
+import type { CompressResult, TensorLike } from '../types'
+import { cacheOptions, type CachePlan } from './options'
+import type { CacheLayer, CacheOptions, CacheResult, LayerReport } from './types'
 
 type AnyLayer = CacheLayer<TensorLike | DeviceTensor>
 type LayerTask = { index: number; layer: AnyLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
@@ -58,11 +61,6 @@ function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
   return tasks
 }
 
-function prefixed(err: unknown, index: number): unknown {
-  if (err instanceof KvtrimError) err.message = `layers[${index}]: ${err.message}`
-  return err
-}
-
 function finish(task: CompressTask, r: AnyResult, out: AnyCache): void {
   out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths })
   out.report.push({ layer: task.index, before: seqLenOf(task.layer, task.index, task.options.lengths), after: r.kept, compressed: true })
@@ -72,9 +70,8 @@ type CompressTask = Extract<LayerTask, { layer: AnyLayer }>
 type AnyResult = CompressResult<TensorLike | DeviceTensor>
 type AnyCache = CacheResult<TensorLike | DeviceTensor>
 
-// The walk over the layers, written once: it yields each layer to compress and receives its
-// result; the sync and async drivers below only differ in how they compress one layer.
-function* walk(layers: readonly AnyLayer[], tasks: LayerTask[]): Generator<CompressTask, AnyCache, AnyResult> {
+// The walk over the layers: it yields each layer's compress call and receives its result.
+function* walk(layers: readonly AnyLayer[], tasks: LayerTask[]): Steps<unknown, AnyCache> {
   const out: AnyCache = { layers: [], report: [] }
   for (const task of tasks) {
     if ('skipped' in task) {
@@ -82,7 +79,14 @@ function* walk(layers: readonly AnyLayer[], tasks: LayerTask[]): Generator<Compr
       out.report.push(task.skipped)
       continue
     }
-    finish(task, yield task, out)
+    const { keys, values } = task.layer
+    let r: AnyResult
+    try {
+      r = (yield { sync: () => compressChecked(keys, values, task.options, true), async: () => compressChecked(keys, values, task.options, false) }) as AnyResult
+    } catch (err) {
+      throw prefixed(err, task.index)
+    }
+    finish(task, r, out)
   }
   return out
 }
@@ -115,23 +119,20 @@ function fromBatch(layers: readonly AnyLayer[], tasks: LayerTask[], todo: Compre
   return s.value
 }
 
-/** Compresses every layer of a cache; see {@link CacheOptions}. */
-export function compressCacheSync<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult<T> {
+// compressCache written once (lib/drive.ts): device layers in one native call, host layers one
+// after another.
+function* cache(layers: readonly AnyLayer[], options: CacheOptions): Steps<unknown, AnyCache> {
   const tasks = plan(layers, options)
   const todo = onGpu(tasks)
-  if (todo) return fromBatch(layers, tasks, todo, binding().cudaCompressLayersSync(...batchArgs(todo))) as CacheResult<T>
-  const steps = walk(layers, tasks)
-  for (let s = steps.next(); ; ) {
-    if (s.done) return s.value as CacheResult<T>
-    const task = s.value
-    let r: AnyResult
-    try {
-      r = compressChecked(task.layer.keys, task.layer.values, task.options, true)
-    } catch (err) {
-      throw prefixed(err, task.index)
-    }
-    s = steps.next(r)
-  }
+  if (!todo) return yield* walk(layers, tasks)
+  const args = batchArgs(todo)
+  const rs = yield { sync: () => binding().cudaCompressLayersSync(...args), async: () => binding().cudaCompressLayers(...args) }
+  return fromBatch(layers, tasks, todo, rs as NativeDeviceCompressResult[])
+}
+
+/** Compresses every layer of a cache; see {@link CacheOptions}. */
+export function compressCacheSync<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): CacheResult<T> {
+  return driveSync(cache(layers, options)) as CacheResult<T>
 }
 
 /**
@@ -139,21 +140,5 @@ export function compressCacheSync<T extends TensorLike | DeviceTensor>(layers: r
  * in one launch.
  */
 export function compressCache<T extends TensorLike | DeviceTensor>(layers: readonly CacheLayer<T>[], options: CacheOptions): Promise<CacheResult<T>> {
-  return withCallerStack(async () => {
-    const tasks = plan(layers, options)
-    const todo = onGpu(tasks)
-    if (todo) return fromBatch(layers, tasks, todo, await binding().cudaCompressLayers(...batchArgs(todo))) as CacheResult<T>
-    const steps = walk(layers, tasks)
-    for (let s = steps.next(); ; ) {
-      if (s.done) return s.value as CacheResult<T>
-      const task = s.value
-      let r: AnyResult
-      try {
-        r = await compressChecked(task.layer.keys, task.layer.values, task.options, false)
-      } catch (err) {
-        throw prefixed(err, task.index)
-      }
-      s = steps.next(r)
-    }
-  }, compressCache)
+  return withCallerStack(() => driveAsync(cache(layers, options)), compressCache) as Promise<CacheResult<T>>
 }

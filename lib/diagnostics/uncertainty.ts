@@ -1,12 +1,14 @@
 // layerUncertainty: ZigZagKV's per-layer score (LMBA) from attention weights or from an
 // observation window of queries. The counting runs natively: on the CPU for host tensors, on
 // the GPU for device tensors (same counts; see native/cuda/kernels/uncertainty.cuh for the window path).
-import type { NativeUncertaintyInput, NativeUncertaintyOptions } from '../binding'
-import { binding } from './binding'
-import { KvtrimError, withCallerStack } from './errors'
-import type { TensorLike } from './types'
-import { hostSnapshot, invalid } from './validate'
-import { isDeviceTensor, type DeviceTensor } from './tensor'
+import type { NativeUncertaintyInput, NativeUncertaintyOptions } from '../../binding'
+import { binding } from '../binding'
+import { checkKnown, checkObject, invalid, prefixed } from '../check'
+import { driveAsync, driveSync, type Steps } from '../drive'
+import { KvtrimError, withCallerStack } from '../errors'
+import { isDeviceTensor, type DeviceTensor } from '../tensor'
+import type { TensorLike } from '../types'
+import { hostSnapshot } from '../validate'
 
 /** One layer's evidence: its attention weights, or its window queries and its keys. */
 export type UncertaintyLayer =
@@ -37,12 +39,8 @@ export interface UncertaintyResult {
 
 function options(o: unknown): NativeUncertaintyOptions {
   if (o === undefined) return { threshold: 0.9, causal: true }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', o)
-  for (const key of Object.keys(o)) {
-    if (key !== 'threshold' && key !== 'causal') {
-      throw new KvtrimError(`Unknown option '${key}'; known options: threshold, causal`, 'INVALID_OPTION')
-    }
-  }
+  checkObject(o)
+  checkKnown(o, ['threshold', 'causal'])
   const { threshold = 0.9, causal = true } = o as UncertaintyOptions
   if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
     throw invalid('INVALID_OPTION', 'a number in (0, 1]', 'threshold', threshold)
@@ -84,49 +82,34 @@ const mean = (c: Int32Array): number => {
   return c.length === 0 ? 0 : s / c.length
 }
 
-function prefixed(err: unknown, index: number): unknown {
-  if (err instanceof KvtrimError) err.message = `layers[${index}]: ${err.message}`
-  return err
-}
-
 /**
  * ZigZagKV's layer uncertainty (LMBA): per layer, the number of top-attended tokens whose
  * attention reaches `threshold` of the row's mass, averaged over batch, heads and queries.
  * Feed `scores` to compressCache's `budgets: { zigzag: scores }`.
  */
 export function layerUncertaintySync(layers: readonly UncertaintyLayer[], o?: UncertaintyOptions): UncertaintyResult {
+  return driveSync(counts(layers, o))
+}
+
+/** {@link layerUncertaintySync}, off the event loop (one layer after another). */
+export function layerUncertainty(layers: readonly UncertaintyLayer[], o?: UncertaintyOptions): Promise<UncertaintyResult> {
+  return withCallerStack(() => driveAsync(counts(layers, o)), layerUncertainty)
+}
+
+// Both forms, written once (lib/drive.ts): one native call per layer.
+function* counts(layers: readonly UncertaintyLayer[], o: UncertaintyOptions | undefined): Steps<Int32Array, UncertaintyResult> {
   const opts = options(o)
   const out: UncertaintyResult = { scores: [], counts: [] }
-  inputs(layers).forEach((input, i) => {
+  const ins = inputs(layers)
+  for (let i = 0; i < ins.length; i++) {
     let c: Int32Array
     try {
-      c = binding().uncertaintyCountsSync(input, opts)
+      c = yield { sync: () => binding().uncertaintyCountsSync(ins[i], opts), async: () => binding().uncertaintyCounts(ins[i], opts) }
     } catch (err) {
       throw prefixed(err, i)
     }
     out.counts.push(c)
     out.scores.push(mean(c))
-  })
+  }
   return out
 }
-
-/** {@link layerUncertaintySync}, off the event loop (one layer after another). */
-export function layerUncertainty(layers: readonly UncertaintyLayer[], o?: UncertaintyOptions): Promise<UncertaintyResult> {
-  return withCallerStack(async () => {
-    const opts = options(o)
-    const out: UncertaintyResult = { scores: [], counts: [] }
-    const ins = inputs(layers)
-    for (let i = 0; i < ins.length; i++) {
-      let c: Int32Array
-      try {
-        c = await binding().uncertaintyCounts(ins[i], opts)
-      } catch (err) {
-        throw prefixed(err, i)
-      }
-      out.counts.push(c)
-      out.scores.push(mean(c))
-    }
-    return out
-  }, layerUncertainty)
-}
-

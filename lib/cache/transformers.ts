@@ -8,9 +8,10 @@
 // is then wrong). It needs neither package: their tensors are used through their fields.
 import { compressCache, compressCacheSync } from './cache'
 import { Compressor, sameKind, view, type StepResult } from './compressor'
-import { KvtrimError } from './errors'
-import type { Budgets, CacheOptions, LayerReport, TensorLike } from './types'
-import { intList, invalid, isArrayLike, maxOf, readOptions } from './validate'
+import { checkKnown, intList, invalid, isArrayLike, isInt, maxOf, readOptions } from '../check'
+import { KvtrimError } from '../errors'
+import type { TensorLike } from '../types'
+import type { Budgets, CacheOptions, LayerReport } from './types'
 
 export interface CacheCompressorOptions {
   /** After the prefill (compressCache): keep ceil(keepRatio * len) tokens per layer and head; or `keep`, or `budgets`. Omit all three to leave the prefill as is. */
@@ -63,7 +64,6 @@ export interface Int64Tensor {
 
 export type TensorClass<T> = new (type: 'int64', data: BigInt64Array, dims: number[]) => T
 
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
 /** The most tokens {@link CacheCompressor.nextInputs} makes inputs for in one call: 2^24. */
 export const MAX_NEXT_TOKENS = 2 ** 24
 const PRESENT = /^present\.(\d+)\.(key|value)$/
@@ -136,9 +136,7 @@ export class CacheCompressor {
   constructor(options: CacheCompressorOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
     const known = ['keepRatio', 'keep', 'budgets', 'pruneAfter', 'skipLayers', 'sink', 'recent', 'score', 'decode', 'sharedMask']
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) throw new KvtrimError(`Unknown option '${key}'; known options: ${known.join(', ')}`, 'INVALID_OPTION')
-    }
+    checkKnown(options, known)
     const o = readOptions<CacheCompressorOptions>(options, known) // each read once: what is checked is what is used
     if (o.skipLayers !== undefined) {
       const skip = Array.isArray(o.skipLayers) ? intList(o.skipLayers) : undefined
@@ -153,9 +151,7 @@ export class CacheCompressor {
       if (o.decode.target !== undefined && (!isInt(o.decode.target) || o.decode.target < 0)) {
         throw invalid('INVALID_OPTION', 'a non-negative integer (one count: every layer keeps the same)', 'decode.target', o.decode.target)
       }
-      for (const key of Object.keys(o.decode)) {
-        if (key !== 'every' && key !== 'target') throw new KvtrimError(`Unknown option 'decode.${key}'; known: decode.every, decode.target`, 'INVALID_OPTION')
-      }
+      checkKnown(o.decode, ['every', 'target'], { prefix: 'decode.', label: 'known' })
       o.decode = { every: o.decode.every, ...(o.decode.target !== undefined && { target: o.decode.target }) }
     }
     if (o.sharedMask !== false) {
