@@ -2,7 +2,7 @@
 // case, valid or not; the core validates and plans it exactly as the addon does
 // (native/addon/args.cc plan_compress: check_pair, check_in_place for compressInPlace, make_plan),
 // then the CPU path runs (key_norms, compress, compress in place) and the result is checked
-// against the numeric contract (README.md, DESIGN.md) by code written here, independently:
+// against the numeric contract (docs/contract.md) by code written here, independently:
 //   - validation: a case is rejected iff it breaks a documented rule, with that rule's code;
 //   - norms: the contract's order in double arithmetic rounded to float (exact: double has more
 //     than 2 * 24 + 2 bits), bit-identical to key_norms, to the AVX2 and to the portable path;

@@ -1,3 +1,4 @@
+// The public types of the facade: tensors as the caller holds them, compress options and results.
 
 /** Element types: float16 and bfloat16 as raw bits in a Uint16Array (or Float16Array). */
 export type DType = 'float16' | 'bfloat16' | 'float32'

@@ -1,4 +1,4 @@
-// The numeric contract of DESIGN.md in plain TypeScript: the independent oracle the native
+// The numeric contract of docs/contract.md in plain TypeScript: the independent oracle the native
 // paths are checked against. Written for clarity, not speed, and sharing nothing with native/:
 // fp16 is decoded arithmetically (not by bit surgery), every fp32 operation is a double
 // operation rounded with Math.fround (exact for +, *, sqrt: double has more than 2 * 24 + 2 bits),
