@@ -264,19 +264,15 @@ function record(r: Omit<Row, 'medianMs' | 'minMs' | 'gbPerSec' | 'floorMs' | 'ra
   return row
 }
 
+// A compress row's fields (before record() adds the statistics).
+function compressRow(op: Row['op'], keys: Tensor, keepRatio: number, warmups: number, runs: number, timesMs: number[]) {
+  const kept = keepCount(keys.dims[2], { keepRatio })
+  return { op, shape: keys.dims, dtype: keys.type, keepRatio, kept, warmups, runs, timesMs, bytesToMove: compressBytes(keys.dims, keys.type, keepRatio) }
+}
+
 async function benchCompress(keys: Tensor, values: Tensor, keepRatio: number, warmups = WARMUPS, runs = RUNS): Promise<Row> {
   const options: CompressOptions = { keepRatio }
-  return record({
-    op: 'compressSync',
-    shape: keys.dims,
-    dtype: keys.type,
-    keepRatio,
-    kept: keepCount(keys.dims[2], { keepRatio }),
-    warmups,
-    runs,
-    timesMs: await timeRuns(() => compressSync(keys, values, options), warmups, runs),
-    bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
-  })
+  return record(compressRow('compressSync', keys, keepRatio, warmups, runs, await timeRuns(() => compressSync(keys, values, options), warmups, runs)))
 }
 
 async function benchCompressAsync(keys: Tensor, values: Tensor, keepRatio: number): Promise<Row> {
@@ -284,17 +280,7 @@ async function benchCompressAsync(keys: Tensor, values: Tensor, keepRatio: numbe
   const t0 = now()
   await compress(keys, values, { keepRatio })
   const ms = now() - t0
-  return record({
-    op: 'compress (async)',
-    shape: keys.dims,
-    dtype: keys.type,
-    keepRatio,
-    kept: keepCount(keys.dims[2], { keepRatio }),
-    warmups: 0,
-    runs: 1,
-    timesMs: [ms],
-    bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
-  })
+  return record(compressRow('compress (async)', keys, keepRatio, 0, 1, [ms]))
 }
 
 async function benchNorms(keys: Tensor, warmups = WARMUPS, runs = RUNS): Promise<Row> {
@@ -371,17 +357,7 @@ async function oracleVersusNative(keys: Tensor, values: Tensor, keepRatio: numbe
     if (i >= 0) fail(`${label}: keyNorms differ at row ${i}`)
     checked.push('keyNorms')
   }
-  record({
-    op: 'oracle compress (TS)',
-    shape: keys.dims,
-    dtype: keys.type,
-    keepRatio,
-    kept: keepCount(keys.dims[2], { keepRatio }),
-    warmups: 0,
-    runs: 1,
-    timesMs: [oracleMs],
-    bytesToMove: compressBytes(keys.dims, keys.type, keepRatio),
-  })
+  record(compressRow('oracle compress (TS)', keys, keepRatio, 0, 1, [oracleMs]))
   const nativeRow = rows.find(
     (r) => r.op === 'compressSync' && r.keepRatio === keepRatio && r.dtype === keys.type && r.shape.join() === keys.dims.join(),
   )

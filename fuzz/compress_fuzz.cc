@@ -85,25 +85,18 @@ uint32_t special_bits(DType t, SplitMix& r) {
       default: return sign16 | 0x0001u;
     }
   }
-  if (t == DType::BF16) {
-    switch (pick) {
-      case 0: case 1: return sign16 | 0x7F80u | (1 + r.below(0x7F));
-      case 2: return sign16 | 0x7F80u;
-      case 3: return sign16;
-      case 4: return sign16 | (1 + r.below(0x7F));
-      case 5: return sign16 | 0x7F7Fu;
-      case 6: return sign16 | (uint32_t(1 + r.below(60)) << 7) | r.below(0x80);  // < 1e-20
-      default: return sign16 | (uint32_t(190 + r.below(64)) << 7) | r.below(0x80);  // square -> Inf
-    }
-  }
+  // bfloat16 and float32 share fp32's exponent: only the mantissa width differs.
+  const bool bf = t == DType::BF16;
+  const int mant = bf ? 7 : 23;
+  const uint32_t sign = bf ? sign16 : sign32, inf = 0xFFu << mant, mmask = (1u << mant) - 1;
   switch (pick) {
-    case 0: case 1: return sign32 | 0x7F800000u | (1 + r.below(0x7FFFFF));
-    case 2: return sign32 | 0x7F800000u;
-    case 3: return sign32;
-    case 4: return sign32 | (1 + r.below(0x7FFFFF));
-    case 5: return sign32 | 0x7F7FFFFFu;
-    case 6: return sign32 | (uint32_t(1 + r.below(60)) << 23) | r.below(0x800000);
-    default: return sign32 | (uint32_t(190 + r.below(64)) << 23) | r.below(0x800000);
+    case 0: case 1: return sign | inf | (1 + r.below(mmask));                               // NaN
+    case 2: return sign | inf;                                                               // Inf
+    case 3: return sign;                                                                     // +-0
+    case 4: return sign | (1 + r.below(mmask));                                              // subnormal
+    case 5: return sign | (inf - 1);                                                         // largest finite
+    case 6: return sign | (uint32_t(1 + r.below(60)) << mant) | r.below(mmask + 1);          // square underflows (< 1e-20)
+    default: return sign | (uint32_t(190 + r.below(64)) << mant) | r.below(mmask + 1);       // square -> Inf
   }
 }
 

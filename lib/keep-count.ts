@@ -4,13 +4,13 @@
 
 /** What decides a row's kept count. */
 export interface KeepRule {
-  /** k = ceil(keepRatio * len), in double (as Python computes it). */
+  /** Keep k = ceil(keepRatio * len) tokens per head, computed in double as Python does. In (0, 1]. */
   keepRatio?: number
-  /** Or k = keep, clamped to [0, len]. */
+  /** Keep this many tokens per head (an integer in [0, seqLen]); clamped to each entry's length. */
   keep?: number
-  /** Always-kept first tokens: they count toward k, which is at least min(len, sink + recent). */
+  /** The first `sink` tokens are always kept; they count toward k (k >= min(len, sink + recent)). */
   sink?: number
-  /** Always-kept last tokens. */
+  /** The last `recent` valid tokens are always kept; they count toward k. */
   recent?: number
 }
 

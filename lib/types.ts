@@ -1,4 +1,5 @@
 // The public types of the facade: tensors as the caller holds them, compress options and results.
+import type { KeepRule } from './keep-count'
 
 /** Element types: float16 and bfloat16 as raw bits in a Uint16Array (or Float16Array). */
 export type DType = 'float16' | 'bfloat16' | 'float32'
@@ -23,19 +24,12 @@ export interface HostTensor {
   dims: number[]
 }
 
-export interface CompressOptions {
-  /** Keep k = ceil(keepRatio * len) tokens per head, computed in double as Python does. In (0, 1]. */
-  keepRatio?: number
-  /** Keep this many tokens per head (an integer in [0, seqLen]); clamped to each entry's length. */
-  keep?: number
+/** compress's options: how many tokens to keep (keepRatio or keep, with sink and recent), and how. */
+export interface CompressOptions extends KeepRule {
   /** Order of the kept tokens: 'position' (default, ascending) or 'norm' (ascending rank, as the reference). */
   order?: 'position' | 'norm'
   /** 'low-norm' (default, the paper) keeps the lowest norms; 'high-norm' is the paper's ablation. */
   score?: 'low-norm' | 'high-norm'
-  /** The first `sink` tokens are always kept; they count toward k. */
-  sink?: number
-  /** The last `recent` valid tokens are always kept; they count toward k. */
-  recent?: number
   /** Valid length per batch entry (ragged batches); each at most dims[2]. Default: all dims[2]. */
   lengths?: ArrayLike<number>
   /**

@@ -8,22 +8,15 @@
 // `apportion` (largest remainder with bounds, described there).
 import { checkKnown, intList, invalid, isArrayLike, isInt } from '../check'
 import { KvtrimError } from '../errors'
-import { keepCount as rowKeepCount } from '../keep-count'
+import { keepCount as rowKeepCount, type KeepRule } from '../keep-count'
 import type { Budgets } from './types'
 
-export interface BudgetContext {
+/** A model's shape and the uniform budget's rule (keepRatio or keep, with sink and recent). */
+export interface BudgetContext extends KeepRule {
   /** Number of layers L of the model (skipped layers included: the schedule is by layer index). */
   layers: number
   /** Tokens per layer (the longest valid length). */
   seqLen: number
-  /** The uniform budget: C = ceil(keepRatio * seqLen). Needed by 'uniform', 'pyramid' and zigzag. */
-  keepRatio?: number
-  /** Or the uniform budget as a count. */
-  keep?: number
-  /** Protected first tokens (compress's sink); they count toward each layer's budget. */
-  sink?: number
-  /** Protected last tokens (compress's recent, PyramidKV's window w). */
-  recent?: number
 }
 
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)

@@ -10,20 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "../core/norm.h"
 #include "parallel.h"
 
 namespace kvtrim::cpu {
 
 namespace {
-
-inline float load(DType t, const void* p, int64_t i) {
-  switch (t) {
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::F32: return static_cast<const float*>(p)[i];
-  }
-  return 0.0f;
-}
 
 constexpr int64_t kRowsPerTask = 16;
 
@@ -34,7 +26,7 @@ Status uncertainty_attention(DType t, const void* att, const AttentionShape& s, 
   const int64_t rows = s.rows(), n = s.seq;
   // Checked first, on the calling thread: the first bad weight in memory order is reported.
   for (int64_t i = 0; i < rows * n; ++i) {
-    const float x = load(t, att, i);
+    const float x = load_f32(t, att, i);
     if (!(x >= 0.0f) || std::isinf(x)) {
       const int64_t r = i / n, b = r / (s.heads * s.queries), h = (r / s.queries) % s.heads;
       return Status::error(Code::InvalidArgument, "Expected attention weights to be finite and "
@@ -54,7 +46,7 @@ Status uncertainty_attention(DType t, const void* att, const AttentionShape& s, 
     }
     const int64_t r1 = std::min(rows, (task + 1) * kRowsPerTask);
     for (int64_t r = task * kRowsPerTask; r < r1; ++r) {
-      for (int64_t j = 0; j < n; ++j) w[size_t(j)] = double(load(t, att, r * n + j));
+      for (int64_t j = 0; j < n; ++j) w[size_t(j)] = double(load_f32(t, att, r * n + j));
       counts[r] = int32_t(mass_count(w.data(), n, p.threshold));
     }
   });
@@ -81,11 +73,11 @@ Status uncertainty_window(DType qt, const void* queries, DType kt, const void* k
       return;
     }
     const int64_t k0 = (b * s.kv_heads + kvh) * S * D;
-    for (int64_t i = 0; i < S * D; ++i) k[size_t(i)] = load(kt, keys, k0 + i);
+    for (int64_t i = 0; i < S * D; ++i) k[size_t(i)] = load_f32(kt, keys, k0 + i);
     for (int64_t i = 0; i < W; ++i) {
       const int64_t row = task * W + i;
       const int64_t q0 = row * D;
-      for (int64_t d = 0; d < D; ++d) q[size_t(d)] = double(load(qt, queries, q0 + d));
+      for (int64_t d = 0; d < D; ++d) q[size_t(d)] = double(load_f32(qt, queries, q0 + d));
       const int64_t visible = p.causal ? S - W + i + 1 : S;
       double m = -INFINITY;
       for (int64_t j = 0; j < visible; ++j) {
