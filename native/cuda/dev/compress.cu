@@ -69,6 +69,7 @@ struct Case {
   bool in_place = false;
   int layers = 0;           // > 0: cuda::compress_layers over this many layers
   bool nans = false;        // NaN elements in ~1/16 of the key rows
+  int emu_sms = 0;          // emulator only: the SM count for this case (0: the run's)
 };
 
 static const char* order_name(const Case& c) {
@@ -83,39 +84,50 @@ static Case with(Case c, DType t, Order o) {
   return c;
 }
 
-// The default set: small enough for the emulator (~1 min on one core), and every path.
+static const char* short_kind(DType t) { return t == DType::F16 ? "f16" : t == DType::BF16 ? "bf16" : "f32"; }
+
+// The default set: small enough for the emulator (a few seconds on one core), and every path.
+// First the grid of <kind, unit, split, order>: kind by dtype; unit 16 with 256/512-byte rows
+// (head_dim 128), the narrow unit with head_dim 66 (132 / 264-byte rows: 2 for 16-bit, 4 for
+// float32); split G = 1 and G = 3 forced (order 'position' only: 'norm' never splits); both
+// orders. Ragged lengths, sink and recent on every grid case. Then the paths the grid misses.
 static std::vector<Case> default_cases() {
   std::vector<Case> v;
   const DType kinds[] = {DType::F16, DType::BF16, DType::F32};
-  const Order orders[] = {Order::Position, Order::Norm};
+  for (DType t : kinds) {
+    for (int64_t d : {int64_t(128), int64_t(66)}) {
+      for (int g : {1, 3, 0}) {  // g = 0 stands for order 'norm' (G = 1 whatever is asked)
+        Case c;
+        c.dtype = t;
+        c.B = 2, c.H = 2, c.S = 1200, c.Dk = c.Dv = d;
+        c.lengths = {1200, 777};
+        c.ratio = 0.4, c.sink = 4, c.recent = 32;
+        c.order = g == 0 ? Order::Norm : Order::Position;
+        c.split = g == 0 ? 2 : g;
+        const int unit = d == 128 ? 16 : kvtrim::dtype_size(t);
+        c.name = std::string("grid-") + short_kind(t) + "-u" + std::to_string(unit) +
+                 (g == 0 ? "-norm(G=2 ignored)" : "-G" + std::to_string(g) + "-pos");
+        v.push_back(c);
+      }
+    }
+  }
   Case a;  // 16-byte rows everywhere: unit 16, vector norm loads
   a.name = "aligned";
   a.B = 1, a.H = 2, a.S = 512, a.Dk = a.Dv = 128;
-  for (DType t : kinds)
-    for (Order o : orders) v.push_back(with(a, t, o));
-  Case n;  // rows of 132 / 264 bytes: unit 2 (16-bit) / 4 (float32), scalar norm loads, ragged
-  n.name = "narrow";
-  n.B = 2, n.H = 3, n.S = 300, n.Dk = n.Dv = 66, n.ratio = 0.3, n.sink = 4, n.recent = 16;
-  n.lengths = {300, 217};
-  for (DType t : kinds)
-    for (Order o : orders) v.push_back(with(n, t, o));
-  Case s;  // one long row: the split-row path (cooperative launch), 130-byte rows
+  Case s;  // one long row: the launcher's own split choice (cooperative launch), 130-byte rows
   s.name = "split";
   s.B = 1, s.H = 1, s.S = 2000, s.Dk = s.Dv = 65;
-  for (int g : {0, 1, 3}) {
-    Case c = with(s, DType::F16, Order::Position);
-    c.split = g;
-    c.name += g == 0 ? "-auto" : "-G" + std::to_string(g);
-    v.push_back(c);
+  for (DType t : kinds) {
+    v.push_back(with(s, t, Order::Position));
+    v.back().name += "-auto";
   }
-  v.push_back(with(s, DType::F32, Order::Position));
-  v.back().name += "-auto";
   {
     Case c = with(s, DType::BF16, Order::Position);
-    c.split = 2, c.ratio = 0.1, c.sink = 2, c.recent = 100, c.name += "-G2-sink-recent";
+    c.split = 7, c.ratio = 0.1, c.sink = 2, c.recent = 100, c.name = "split-bf16-G7-keep0.1-sink-rec";
     v.push_back(c);
-    Case d = with(s, DType::F16, Order::Norm);  // order 'norm' never splits: G = 1 whatever KVTRIM_SPLIT says
-    d.split = 4, d.name += "-G4-ignored";
+    Case d = with(s, DType::F16, Order::Position);
+    d.split = 1000, d.name += "-G1000-capped";  // capped at resident / rows by the launcher
+    d.emu_sms = 4;  // emulated: 4 SMs (8 resident blocks); 264 blocks x 512 fibers exceed the host's maps
     v.push_back(d);
   }
   {
@@ -133,19 +145,26 @@ static std::vector<Case> default_cases() {
     Case d = with(a, DType::F32, Order::Norm);
     d.nans = true, d.name = "nan-float32-norm";
     v.push_back(d);
+    Case e = with(s, DType::F16, Order::Position);  // high-norm on the split path
+    e.score = Score::HighNorm, e.split = 3, e.nans = true, e.name = "nan-high-float16-G3";
+    v.push_back(e);
   }
   {
     Case c;  // ragged with an empty and a full row, absolute keep: padding rows and index -1
     c.name = "ragged-keep-float16", c.B = 3, c.H = 1, c.S = 160, c.Dk = 64, c.Dv = 72;
     c.keep = 40, c.lengths = {0, 160, 25};
     v.push_back(c);
+    Case d = c;  // the same, order 'norm', and all-sink: nothing chosen by rank
+    d.order = Order::Norm, d.sink = 200, d.name = "ragged-allsink-float16-norm";
+    v.push_back(d);
   }
   {
-    Case c = with(n, DType::F16, Order::Position);  // in place, unit 2, ragged
-    c.in_place = true, c.name = "inplace-narrow-float16";
+    Case c = with(a, DType::F16, Order::Position);  // in place, narrow unit, ragged
+    c.Dk = c.Dv = 66, c.B = 2, c.lengths = {512, 301}, c.sink = 4, c.recent = 16;
+    c.in_place = true, c.name = "inplace-u2-float16";
     v.push_back(c);
-    Case d = with(a, DType::BF16, Order::Position);  // in place, unit 16
-    d.in_place = true, d.ratio = 0.25, d.sink = 8, d.name = "inplace-aligned-bfloat16";
+    Case d = with(a, DType::BF16, Order::Position);  // in place, unit 16 (KVTRIM_SPLIT ignored)
+    d.in_place = true, d.ratio = 0.25, d.sink = 8, d.split = 3, d.name = "inplace-u16-bfloat16-G3-ignored";
     v.push_back(d);
   }
   {
@@ -374,6 +393,18 @@ struct SplitEnv {
   ~SplitEnv() { unsetenv("KVTRIM_SPLIT"); }
 };
 
+// The emulated SM count for the duration of one case (configure_emulator also sets the schedule).
+struct EmuSms {
+  const Options& o;
+  bool set;
+  EmuSms(int sms, const Options& opt) : o(opt), set(sms > 0 && cu::emulated()) {
+    if (set) check(cu::configure_emulator(o.schedule.empty() ? "deterministic" : o.schedule, o.seed, sms, 0), "configure_emulator");
+  }
+  ~EmuSms() {
+    if (set) check(cu::configure_emulator(o.schedule.empty() ? "deterministic" : o.schedule, o.seed, o.sms, 0), "configure_emulator");
+  }
+};
+
 // ops.cu's copy-unit rule, restated for the table (Geometry does not report it).
 static int copy_unit(const CompressJob& j) {
   const int esz = kvtrim::dtype_size(j.dtype);
@@ -423,12 +454,13 @@ static Row run(const Case& c, const Options& o) {
   }
   for (Instance& in : inst) setup(c, &in);
   SplitEnv env(c.split);
+  EmuSms sms(c.emu_sms, o);
 
   cu::Geometry g{};
   check(cu::compress_geometry(kDevice, inst[0].job, &g), "compress_geometry");
   char geo[120];
-  std::snprintf(geo, sizeof geo, "%d blk x %d thr, G=%d/row, res %d%s", g.blocks, g.threads, g.blocks_per_row,
-                g.resident_blocks, g.cooperative ? ", coop" : "");
+  std::snprintf(geo, sizeof geo, "%4dx%d G=%-3d res %d%s", g.blocks, g.threads, g.blocks_per_row,
+                g.resident_blocks, g.cooperative ? " coop" : "");
   out.geometry = geo;
   out.unit = copy_unit(inst[0].job);
   out.kmax = inst[0].job.plan.max_kept;
@@ -459,7 +491,7 @@ static Row run(const Case& c, const Options& o) {
     }
     check(cu::stream_destroy(kDevice, stream), "stream_destroy");
     out.ms = median(ms);
-    out.geometry = std::string(copy_unit(jobs[0]) == 16 ? "1 launch, " : "per job, ") + geo + " (host clock)";
+    out.geometry = std::string(geo) + (copy_unit(jobs[0]) == 16 ? " 1 launch*" : " per job*");
     if (out.result.empty()) out.result = "ok";
     return out;
   }
@@ -497,8 +529,8 @@ int main(int argc, char** argv) {
   std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_bps / 1e9);
 
   const std::vector<Case> cases = o.bench ? bench_cases() : default_cases();
-  std::printf("%-32s %-9s %-20s %-9s %-9s %4s %5s %-40s %6s %10s %8s %6s  %s\n", "case", "kind", "shape", "order",
-              "sink/rec", "unit", "split", "geometry (compress_geometry)", "k", "ms", "GB/s", "%copy", "bits");
+  std::printf("%-34s %-9s %-20s %-9s %-9s %4s %5s %-34s %6s %10s %8s %6s  %s\n", "case", "kind", "shape", "order",
+              "sink/rec", "unit", "split", "geometry (blocks x threads)", "k", "ms", "GB/s", "%copy", "bits");
   int failed = 0, ran = 0;
   const auto t_all = std::chrono::steady_clock::now();
   for (const Case& c : cases) {
@@ -510,14 +542,14 @@ int main(int argc, char** argv) {
     const double gbs = row.ms > 0 ? row.bytes / (row.ms * 1e6) : 0;
     char sr[24];
     std::snprintf(sr, sizeof sr, "%" PRId64 "/%" PRId64 "%s", c.sink, c.recent, c.lengths.empty() ? "" : " rag");
-    std::printf("%-32s %-9s %-20s %-9s %-9s %4d %5s %-40s %6" PRId64 " %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
+    std::printf("%-34s %-9s %-20s %-9s %-9s %4d %5s %-34s %6" PRId64 " %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
                 kvtrim::dtype_name(c.dtype), shape_string(c).c_str(), order_name(c), sr, row.unit,
                 c.split > 0 ? ("=" + std::to_string(c.split)).c_str() : "auto", row.geometry.c_str(), row.kmax, row.ms, gbs,
                 copy_bps > 0 ? 100.0 * gbs * 1e9 / copy_bps : 0.0, ok ? "ok" : "MISMATCH ", ok ? "" : row.result.c_str());
     std::fflush(stdout);
   }
   std::printf("\n%d cases, %d mismatched, %.1f s (split: KVTRIM_SPLIT=n, 'auto' = the launcher's choice; unit: ops.cu's "
-              "copy-unit rule; GB/s over the bytes the op must move)\n",
+              "copy-unit rule; GB/s over the bytes the op must move; *: compress_layers, host-clock time)\n",
               ran, failed, host_ms(t_all) / 1e3);
   if (ran == 0) die("no case matches --only " + o.only);
   return failed ? 1 : 0;
