@@ -33,7 +33,7 @@ if [ -z "$mode" ]; then
   if [ -x "$nvcc" ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then mode=nvcc; else mode=emu; fi
 fi
 
-out="${WORKBENCH_OUT:-$root/build-workbench}/$mode"
+out="${WORKBENCH_OUT:-$root/build-workbench}/$([ "$mode" = nvcc ] && echo gpu || echo emu)"
 mkdir -p "$out/obj"
 # The launchers (native/cuda/*.cu: globbed, the file split may change), the CPU reference
 # (native/core/*.cc); the no-CUDA stubs (native/cuda/*_none.cc) are not part of either build.
@@ -41,7 +41,7 @@ lib_srcs=(native/cuda/*.cu native/core/*.cc)
 benches=(compress norms)
 t0=$(date +%s)
 # Rebuild an object only when something under native/ is newer (headers included).
-stale() { [ ! -f "$1" ] || [ -n "$(find native -newer "$1" -type f -print -quit)" ]; }
+stale() { [ ! -f "$1" ] || [ -n "$(find native -path native/cuda/dev -prune -o -newer "$1" -type f -print -quit)" ]; }
 
 if [ "$mode" = nvcc ]; then
   [ -x "$nvcc" ] || { echo "workbench: nvcc not found (set NVCC)"; exit 2; }

@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../../core/job.h"
@@ -70,6 +71,9 @@ struct Case {
   int layers = 0;           // > 0: cuda::compress_layers over this many layers
   bool nans = false;        // NaN elements in ~1/16 of the key rows
   int emu_sms = 0;          // emulator only: the SM count for this case (0: the run's)
+  // Other launcher switches for this case only, e.g. {"KVTRIM_COMPRESS_VERSION", "2"} for a
+  // kernel version the launcher selects by environment (README.md: adding a kernel version).
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 static const char* order_name(const Case& c) {
@@ -384,13 +388,26 @@ static std::string compare(const Case& c, Instance& in) {
 
 // ---- running a case ----------------------------------------------------------------------------
 
-// KVTRIM_SPLIT for the duration of one case (the launcher reads it on every call).
-struct SplitEnv {
-  explicit SplitEnv(int split) {
-    if (split > 0) setenv("KVTRIM_SPLIT", std::to_string(split).c_str(), 1);
-    else unsetenv("KVTRIM_SPLIT");
+// KVTRIM_SPLIT and the case's other variables for the duration of one case (the launcher
+// reads KVTRIM_SPLIT on every call); restored afterwards.
+struct CaseEnv {
+  std::vector<std::pair<std::string, std::string>> saved;  // name, value ("\x01": was unset)
+  void set(const std::string& name, const char* value) {
+    const char* old = std::getenv(name.c_str());
+    saved.emplace_back(name, old ? old : "\x01");
+    if (value) setenv(name.c_str(), value, 1);
+    else unsetenv(name.c_str());
   }
-  ~SplitEnv() { unsetenv("KVTRIM_SPLIT"); }
+  explicit CaseEnv(const Case& c) {
+    set("KVTRIM_SPLIT", c.split > 0 ? std::to_string(c.split).c_str() : nullptr);
+    for (const auto& kv : c.env) set(kv.first, kv.second.c_str());
+  }
+  ~CaseEnv() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->second == "\x01") unsetenv(it->first.c_str());
+      else setenv(it->first.c_str(), it->second.c_str(), 1);
+    }
+  }
 };
 
 // The emulated SM count for the duration of one case (configure_emulator also sets the schedule).
@@ -453,7 +470,7 @@ static Row run(const Case& c, const Options& o) {
     inst[i].hv = inst[0].hv;
   }
   for (Instance& in : inst) setup(c, &in);
-  SplitEnv env(c.split);
+  CaseEnv env(c);
   EmuSms sms(c.emu_sms, o);
 
   cu::Geometry g{};
@@ -522,6 +539,7 @@ static std::string shape_string(const Case& c) {
 int main(int argc, char** argv) {
   const Options o = parse_options(argc, argv, kUsage);
   if (std::getenv("KVTRIM_SPLIT")) std::printf("note: KVTRIM_SPLIT from the environment is ignored (set per case)\n");
+  unsetenv("KVTRIM_SPLIT");
   start(o, "compress (native/cuda, cuda::compress / compress_layers)");
   double copy_bps = 0;
   check(cu::copy_bandwidth(kDevice, cu::emulated() ? (8u << 20) : (512u << 20), cu::emulated() ? 2 : 10, &copy_bps),
