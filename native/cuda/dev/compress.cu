@@ -508,7 +508,14 @@ static Row run(const Case& c, const Options& o) {
     }
     check(cu::stream_destroy(kDevice, stream), "stream_destroy");
     out.ms = median(ms);
-    out.geometry = std::string(geo) + (copy_unit(jobs[0]) == 16 ? " 1 launch*" : " per job*");
+    if (copy_unit(jobs[0]) == 16) {  // cuda_backend.h: one launch, one block per row, no split rows
+      int64_t blocks = 0;
+      for (const CompressJob& jb : jobs) blocks += jb.shape.batch * jb.shape.heads;
+      std::snprintf(geo, sizeof geo, "%4" PRId64 "x%d G=1   1 launch*", blocks, g.threads);
+      out.geometry = geo;
+    } else {
+      out.geometry = std::string(geo) + " per job*";  // compress() per layer: its own geometry
+    }
     if (out.result.empty()) out.result = "ok";
     return out;
   }
