@@ -1,0 +1,592 @@
+// Kernel workbench for the fused compress (llm.c's dev/cuda pattern): no Node, no addon.
+//
+// For each case it generates a random cache (fixed-seed PRNG, never zeros; exact norm ties
+// planted on purpose), computes the expected output with native/core alone (the contract's row
+// norm, select_row, a plain gather, written out below), runs the product launcher
+// (cuda::compress, or cuda::compress_layers) over the <kind, unit, split, order> variants, compares
+// every output bit (keys, values, indices; the padding of ragged rows; in place, the rows left
+// alone), times the call with CUDA events (dev_tools.h: time_compress) and prints one table row
+// with the geometry that ran (dev_tools.h: compress_geometry). Exits 1 on any mismatch, printing
+// the first differing position.
+//
+// The variants are reached through the launcher, never by launching kernels here:
+//   kind   <- dtype (float16, bfloat16, float32)
+//   unit   <- the copy unit ops.cu picks: 16 when keys, values and both outputs are 16-byte
+//             aligned and every row is a multiple of 16 bytes, else the element size (2 for the
+//             16-bit types, 4 for float32); an offset base pointer forces the narrow unit
+//   split  <- KVTRIM_SPLIT=n (read by the launcher on every call; honoured only for order
+//             'position', not in place, on a cooperative device, and capped at resident / rows)
+//   order  <- 'position' / 'norm', plus score, sink / recent, ragged lengths, in place, layers.
+//
+// Build and run: `bash scripts/workbench.sh` (nvcc on a GPU machine, else g++ + the emulator).
+//   build-workbench/compress [--seed N] [--only SUBSTR] [--bench] [--reps N]
+//                            [--schedule deterministic|random|priority] [--sms N]   (emulator)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../../core/job.h"
+#include "../../core/norm.h"
+#include "../../core/plan.h"
+#include "../../core/select.h"
+#include "common.h"
+
+using namespace wb;
+using kvtrim::CompressJob;
+using kvtrim::CompressParams;
+using kvtrim::Order;
+using kvtrim::Plan;
+using kvtrim::Score;
+using kvtrim::Shape;
+
+static const char* kUsage =
+    "usage: compress [--seed N] [--only SUBSTR] [--bench] [--reps N] [--schedule S] [--sms N]\n"
+    "  --bench     large shapes for a real GPU (GB/s and the ratio to cudaMemcpy's bandwidth)\n"
+    "  --only S    run only the cases whose name contains S\n"
+    "  --reps N    timed repetitions per case (default 1 on the emulator, 20 on a GPU)\n"
+    "  --schedule, --sms   the emulator's schedule and SM count (emulator builds only)\n";
+
+// ---- cases ---------------------------------------------------------------------------------
+
+struct Case {
+  std::string name;
+  DType dtype = DType::F16;
+  int64_t B = 1, H = 1, S = 1, Dk = 128, Dv = 128;
+  double ratio = 0.5;       // keepRatio, unless keep >= 0
+  int64_t keep = -1;        // absolute k per row
+  Order order = Order::Position;
+  Score score = Score::LowNorm;
+  int64_t sink = 0, recent = 0;
+  std::vector<int64_t> lengths;  // ragged valid lengths; empty = all S
+  int split = 0;            // 0: the launcher's own choice; n: KVTRIM_SPLIT=n
+  int misalign = 0;         // bytes added to the keys' base pointer (forces the narrow unit)
+  bool in_place = false;
+  int layers = 0;           // > 0: cuda::compress_layers over this many layers
+  bool nans = false;        // NaN elements in ~1/16 of the key rows
+  int emu_sms = 0;          // emulator only: the SM count for this case (0: the run's)
+  int want_unit = 0, want_split = 0;  // the variant the case is meant to reach (0: not checked)
+  // Other launcher switches for this case only, e.g. {"KVTRIM_COMPRESS_VERSION", "2"} for a
+  // kernel version the launcher selects by environment (README.md: adding a kernel version).
+  std::vector<std::pair<std::string, std::string>> env;
+};
+
+static const char* order_name(const Case& c) {
+  if (c.score == Score::HighNorm) return c.order == Order::Norm ? "norm/high" : "pos/high";
+  return c.order == Order::Norm ? "norm" : "pos";
+}
+
+static Case with(Case c, DType t, Order o) {
+  c.dtype = t;
+  c.order = o;
+  c.name += std::string("-") + kvtrim::dtype_name(t) + (o == Order::Norm ? "-norm" : "");
+  return c;
+}
+
+static const char* short_kind(DType t) { return t == DType::F16 ? "f16" : t == DType::BF16 ? "bf16" : "f32"; }
+
+// The default set: small enough for the emulator (a few seconds on one core), and every path.
+// First the grid of <kind, unit, split, order>: kind by dtype; unit 16 with 256/512-byte rows
+// (head_dim 128), the narrow unit with head_dim 66 (132 / 264-byte rows: 2 for 16-bit, 4 for
+// float32); split G = 1 and G = 3 forced (order 'position' only: 'norm' never splits); both
+// orders. Ragged lengths, sink and recent on every grid case. Then the paths the grid misses.
+static std::vector<Case> default_cases() {
+  std::vector<Case> v;
+  const DType kinds[] = {DType::F16, DType::BF16, DType::F32};
+  for (DType t : kinds) {
+    for (int64_t d : {int64_t(128), int64_t(66)}) {
+      for (int g : {1, 3, 0}) {  // g = 0 stands for order 'norm' (G = 1 whatever is asked)
+        Case c;
+        c.dtype = t;
+        c.B = 2, c.H = 2, c.S = 1200, c.Dk = c.Dv = d;
+        c.lengths = {1200, 777};
+        c.ratio = 0.4, c.sink = 4, c.recent = 32;
+        c.order = g == 0 ? Order::Norm : Order::Position;
+        c.split = g == 0 ? 2 : g;
+        const int unit = d == 128 ? 16 : kvtrim::dtype_size(t);
+        c.want_unit = unit, c.want_split = g == 0 ? 1 : g;
+        c.name = std::string("grid-") + short_kind(t) + "-u" + std::to_string(unit) +
+                 (g == 0 ? "-norm(G=2 ignored)" : "-G" + std::to_string(g) + "-pos");
+        v.push_back(c);
+      }
+    }
+  }
+  Case a;  // 16-byte rows everywhere: unit 16, vector norm loads
+  a.name = "aligned";
+  a.B = 1, a.H = 2, a.S = 512, a.Dk = a.Dv = 128;
+  Case s;  // one long row: the launcher's own split choice (cooperative launch), 130-byte rows
+  s.name = "split";
+  s.B = 1, s.H = 1, s.S = 2000, s.Dk = s.Dv = 65;
+  for (DType t : kinds) {
+    v.push_back(with(s, t, Order::Position));
+    v.back().name += "-auto";
+  }
+  {
+    Case c = with(s, DType::BF16, Order::Position);
+    c.split = 7, c.ratio = 0.1, c.sink = 2, c.recent = 100, c.name = "split-bf16-G7-keep0.1-sink-rec";
+    v.push_back(c);
+    Case d = with(s, DType::F16, Order::Position);
+    d.split = 1000, d.name += "-G1000-capped";  // capped at resident / rows by the launcher (8 here)
+    d.emu_sms = 4;  // emulated: 4 SMs (8 resident blocks); 264 blocks x 512 fibers exceed the host's maps
+    if (cu::emulated()) d.want_split = 8;
+    v.push_back(d);
+  }
+  {
+    Case c = with(a, DType::F16, Order::Position);  // offset base: unit 2 despite 256-byte rows
+    c.misalign = 2, c.want_unit = 2, c.name = "unaligned-base-float16";
+    v.push_back(c);
+    Case d = with(a, DType::F32, Order::Norm);  // float32 offset base: unit 4
+    d.misalign = 4, d.want_unit = 4, d.name = "unaligned-base-float32-norm";
+    v.push_back(d);
+  }
+  {
+    Case c = with(a, DType::BF16, Order::Position);  // NaN rows dropped first; high-norm ranking
+    c.nans = true, c.score = Score::HighNorm, c.name = "nan-high-bfloat16";
+    v.push_back(c);
+    Case d = with(a, DType::F32, Order::Norm);
+    d.nans = true, d.name = "nan-float32-norm";
+    v.push_back(d);
+    Case e = with(s, DType::F16, Order::Position);  // high-norm on the split path
+    e.score = Score::HighNorm, e.split = 3, e.nans = true, e.name = "nan-high-float16-G3";
+    v.push_back(e);
+  }
+  {
+    Case c;  // ragged with an empty and a full row, absolute keep: padding rows and index -1
+    c.name = "ragged-keep-float16", c.B = 3, c.H = 1, c.S = 160, c.Dk = 64, c.Dv = 72;
+    c.keep = 40, c.lengths = {0, 160, 25};
+    v.push_back(c);
+    Case d = c;  // the same, order 'norm', and all-sink: nothing chosen by rank
+    d.order = Order::Norm, d.sink = 200, d.name = "ragged-allsink-float16-norm";
+    v.push_back(d);
+  }
+  {
+    Case c = with(a, DType::F16, Order::Position);  // in place, narrow unit, ragged
+    c.Dk = c.Dv = 66, c.B = 2, c.lengths = {512, 301}, c.sink = 4, c.recent = 16;
+    c.in_place = true, c.name = "inplace-u2-float16";
+    v.push_back(c);
+    Case d = with(a, DType::BF16, Order::Position);  // in place, unit 16 (KVTRIM_SPLIT ignored)
+    d.in_place = true, d.ratio = 0.25, d.sink = 8, d.split = 3, d.want_split = 1, d.name = "inplace-u16-bfloat16-G3-ignored";
+    v.push_back(d);
+  }
+  {
+    Case c = with(a, DType::F16, Order::Position);  // one launch for all layers (unit 16)
+    c.S = 256, c.layers = 3, c.name = "layers-1launch-float16";
+    v.push_back(c);
+    Case d = with(s, DType::F32, Order::Norm);  // per-job fallback (unit 4)
+    d.S = 400, d.layers = 2, d.name = "layers-perjob-float32-norm";
+    v.push_back(d);
+  }
+  return v;
+}
+
+// --bench: the shapes of bench/gpu.ts and a few more, for a real GPU.
+static std::vector<Case> bench_cases() {
+  std::vector<Case> v;
+  Case m;
+  m.name = "llama-8kv";
+  m.B = 1, m.H = 8, m.S = 32768, m.Dk = m.Dv = 128;
+  for (DType t : {DType::F16, DType::BF16, DType::F32}) v.push_back(with(m, t, Order::Position));
+  v.push_back(with(m, DType::F16, Order::Norm));
+  {
+    Case c = with(m, DType::F16, Order::Position);
+    c.ratio = 0.1, c.sink = 4, c.recent = 64, c.name += "-keep0.1-sink-recent";
+    v.push_back(c);
+    Case d = with(m, DType::F16, Order::Position);
+    d.in_place = true, d.name += "-inplace";
+    v.push_back(d);
+    Case e = with(m, DType::F16, Order::Position);
+    e.Dk = e.Dv = 64, e.name += "-d64";
+    v.push_back(e);
+  }
+  Case many;  // many rows: one block per row
+  many.name = "many-rows";
+  many.B = 4, many.H = 32, many.S = 4096;
+  v.push_back(with(many, DType::F16, Order::Position));
+  Case lng;  // few long rows: the split path against G = 1
+  lng.name = "long-rows";
+  lng.B = 1, lng.H = 2, lng.S = 131072;
+  for (int g : {0, 1}) {
+    Case c = with(lng, DType::F16, Order::Position);
+    c.split = g, c.name += g == 0 ? "-auto" : "-G1";
+    v.push_back(c);
+  }
+  Case lay;
+  lay.name = "layers8";
+  lay.B = 1, lay.H = 8, lay.S = 8192, lay.layers = 8;
+  v.push_back(with(lay, DType::F16, Order::Position));
+  return v;
+}
+
+// ---- one instance: host data, device buffers, the job ----------------------------------------
+
+struct Instance {
+  std::vector<unsigned char> hk, hv;  // inputs
+  DevBuf dk, dv, ok, ov, di;
+  CompressJob job{};
+};
+
+static uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+static void generate(const Case& c, Rng& r, Instance* in) {
+  const int esz = kvtrim::dtype_size(c.dtype);
+  const int64_t tokens = c.B * c.H * c.S;
+  in->hk.resize(size_t(tokens * c.Dk * esz));
+  in->hv.resize(size_t(tokens * c.Dv * esz));
+  for (int64_t i = 0; i < tokens * c.Dk; ++i) put_bits(c.dtype, in->hk.data(), i, random_bits(c.dtype, r));
+  for (int64_t i = 0; i < tokens * c.Dv; ++i) put_bits(c.dtype, in->hv.data(), i, random_bits(c.dtype, r));
+  const size_t kb = size_t(c.Dk * esz);
+  for (int64_t row = 0; row < c.B * c.H; ++row) {
+    unsigned char* base = in->hk.data() + size_t(row * c.S) * kb;
+    for (int64_t t = 1; t < c.S; ++t) {
+      if (r.below(8) == 0) std::memcpy(base + size_t(t) * kb, base + size_t(r.below(uint32_t(t))) * kb, kb);  // exact tie
+      if (c.nans && r.below(16) == 0) {
+        const uint32_t sign = uint32_t(r.below(2));
+        const uint32_t nan = c.dtype == DType::F16 ? (sign << 15) | 0x7C00u | (1u + r.below(0x3FF))
+                           : c.dtype == DType::BF16 ? (sign << 15) | 0x7F80u | (1u + r.below(0x7F))
+                                                    : (sign << 31) | 0x7F800000u | (1u + r.below(0x7FFFFF));
+        put_bits(c.dtype, base + size_t(t) * kb, r.below(uint32_t(c.Dk)), nan);
+      }
+    }
+  }
+}
+
+static void setup(const Case& c, Instance* in) {
+  const int esz = kvtrim::dtype_size(c.dtype);
+  CompressJob& j = in->job;
+  j.dtype = c.dtype;
+  j.shape = Shape{c.B, c.H, c.S, c.Dk, c.Dv};
+  CompressParams p;
+  p.use_ratio = c.keep < 0;
+  p.keep_ratio = c.ratio;
+  p.keep = c.keep < 0 ? 0 : c.keep;
+  p.order = c.order;
+  p.score = c.score;
+  p.sink = c.sink;
+  p.recent = c.recent;
+  j.params = p;
+  check(kvtrim::make_plan(j.shape, p, c.lengths.empty() ? nullptr : c.lengths.data(), int64_t(c.lengths.size()), &j.plan),
+        "make_plan");
+  const int64_t rows = c.B * c.H, kmax = j.plan.max_kept;
+  in->dk = DevBuf(in->hk.size(), size_t(c.misalign));
+  in->dv = DevBuf(in->hv.size());
+  in->dk.upload(in->hk.data());
+  in->dv.upload(in->hv.data());
+  j.keys = in->dk.ptr();
+  j.values = in->dv.ptr();
+  j.in_place = c.in_place;
+  if (c.in_place) {
+    j.out_keys = in->dk.ptr();
+    j.out_values = in->dv.ptr();
+  } else {
+    in->ok = DevBuf(size_t(rows * kmax * c.Dk * esz));
+    in->ov = DevBuf(size_t(rows * kmax * c.Dv * esz));
+    in->ok.fill(0xA5);  // poison: a row the kernel forgets to write cannot pass as zero padding
+    in->ov.fill(0xA5);
+    j.out_keys = in->ok.ptr();
+    j.out_values = in->ov.ptr();
+  }
+  in->di = DevBuf(size_t(rows * std::max<int64_t>(kmax, 1)) * sizeof(int32_t));
+  in->di.fill(0xA5);
+  j.out_indices = static_cast<int32_t*>(in->di.ptr());
+}
+
+// ---- the CPU reference: native/core only ---------------------------------------------------
+
+struct Expected {
+  std::vector<unsigned char> keys, values;
+  std::vector<int32_t> indices;
+};
+
+// Per (batch, head) row: the contract's norm of every valid token (norm.h: row_norm_scalar),
+// the kept positions (select.h: select_row), and a plain gather. Out of place, slots past the
+// row's k are zero rows with index -1; in place, the first k rows are replaced and the rest stay.
+static Expected reference(const CompressJob& j, const std::vector<unsigned char>& hk, const std::vector<unsigned char>& hv) {
+  const Shape& s = j.shape;
+  const int esz = kvtrim::dtype_size(j.dtype);
+  const size_t kb = size_t(s.key_dim * esz), vb = size_t(s.value_dim * esz);
+  const int64_t kmax = j.plan.max_kept, out_seq = j.in_place ? s.seq : kmax;
+  Expected e;
+  if (j.in_place) {
+    e.keys = hk;
+    e.values = hv;
+  } else {
+    e.keys.assign(size_t(s.batch * s.heads * kmax) * kb, 0);
+    e.values.assign(size_t(s.batch * s.heads * kmax) * vb, 0);
+  }
+  e.indices.assign(size_t(s.batch * s.heads * kmax), -1);
+  std::vector<float> norms(size_t(s.seq) + 1);
+  std::vector<uint32_t> keys32(size_t(s.seq) + 1);
+  std::vector<uint64_t> kept64(size_t(s.seq) + 1);
+  std::vector<int32_t> sel(size_t(s.seq) + 1);
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t len = j.plan.lengths[size_t(b)], k = j.plan.kept[size_t(b)];
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const int64_t row = b * s.heads + h;
+      const unsigned char* krow = hk.data() + size_t(row * s.seq) * kb;
+      const unsigned char* vrow = hv.data() + size_t(row * s.seq) * vb;
+      for (int64_t t = 0; t < len; ++t) norms[size_t(t)] = kvtrim::row_norm_scalar(j.dtype, krow + size_t(t) * kb, s.key_dim);
+      kvtrim::select_row(norms.data(), len, k, j.params.sink, j.params.recent, j.params.score, j.params.order,
+                         kvtrim::SelectScratch{keys32.data(), kept64.data()}, sel.data());
+      for (int64_t q = 0; q < k; ++q) {
+        const int64_t t = sel[size_t(q)];
+        e.indices[size_t(row * kmax + q)] = int32_t(t);
+        std::memcpy(e.keys.data() + size_t(row * out_seq + q) * kb, krow + size_t(t) * kb, kb);
+        std::memcpy(e.values.data() + size_t(row * out_seq + q) * vb, vrow + size_t(t) * vb, vb);
+      }
+    }
+  }
+  return e;
+}
+
+// ---- bit comparison --------------------------------------------------------------------------
+
+// First differing element of a [B, H, slots, D] tensor, or "" when every bit agrees.
+static std::string first_diff(const char* what, DType t, const std::vector<unsigned char>& want,
+                              const std::vector<unsigned char>& got, int64_t H, int64_t slots, int64_t D) {
+  const int esz = kvtrim::dtype_size(t);
+  const int64_t n = int64_t(want.size()) / esz;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t a = get_bits(t, want.data(), i), g = get_bits(t, got.data(), i);
+    if (a == g) continue;
+    const int64_t d = i % D, slot = (i / D) % slots, row = i / D / slots;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "%s[b=%" PRId64 ", h=%" PRId64 ", slot=%" PRId64 ", d=%" PRId64 "]: want 0x%0*x, got 0x%0*x",
+                  what, row / H, row % H, slot, d, esz * 2, a, esz * 2, g);
+    return buf;
+  }
+  return "";
+}
+
+static std::string compare(const Case& c, Instance& in) {
+  const CompressJob& j = in.job;
+  const Expected e = reference(j, in.hk, in.hv);
+  const int64_t kmax = j.plan.max_kept, slots = c.in_place ? c.S : kmax;
+  std::vector<unsigned char> gk(e.keys.size()), gv(e.values.size());
+  std::vector<int32_t> gi(e.indices.size());
+  check(cu::copy_to_host(kDevice, gk.data(), j.out_keys, gk.size(), nullptr), "copy_to_host");
+  check(cu::copy_to_host(kDevice, gv.data(), j.out_values, gv.size(), nullptr), "copy_to_host");
+  check(cu::copy_to_host(kDevice, gi.data(), j.out_indices, gi.size() * sizeof(int32_t), nullptr), "copy_to_host");
+  for (size_t i = 0; i < gi.size(); ++i) {
+    if (gi[i] == e.indices[i]) continue;
+    const int64_t slot = int64_t(i) % std::max<int64_t>(kmax, 1), row = int64_t(i) / std::max<int64_t>(kmax, 1);
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "indices[b=%" PRId64 ", h=%" PRId64 ", slot=%" PRId64 "]: want %d, got %d (row keeps %" PRId64 ")",
+                  row / c.H, row % c.H, slot, e.indices[i], gi[i], j.plan.kept[size_t(row / c.H)]);
+    return buf;
+  }
+  std::string d = first_diff("keys", c.dtype, e.keys, gk, c.H, slots, c.Dk);
+  if (d.empty()) d = first_diff("values", c.dtype, e.values, gv, c.H, slots, c.Dv);
+  return d;
+}
+
+// ---- running a case ----------------------------------------------------------------------------
+
+// KVTRIM_SPLIT and the case's other variables for the duration of one case (the launcher
+// reads KVTRIM_SPLIT on every call); restored afterwards.
+struct CaseEnv {
+  std::vector<std::pair<std::string, std::string>> saved;  // name, value ("\x01": was unset)
+  void set(const std::string& name, const char* value) {
+    const char* old = std::getenv(name.c_str());
+    saved.emplace_back(name, old ? old : "\x01");
+    if (value) setenv(name.c_str(), value, 1);
+    else unsetenv(name.c_str());
+  }
+  explicit CaseEnv(const Case& c) {
+    set("KVTRIM_SPLIT", c.split > 0 ? std::to_string(c.split).c_str() : nullptr);
+    for (const auto& kv : c.env) set(kv.first, kv.second.c_str());
+  }
+  ~CaseEnv() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->second == "\x01") unsetenv(it->first.c_str());
+      else setenv(it->first.c_str(), it->second.c_str(), 1);
+    }
+  }
+};
+
+// The emulated SM count for the duration of one case (configure_emulator also sets the schedule).
+struct EmuSms {
+  const Options& o;
+  bool set;
+  EmuSms(int sms, const Options& opt) : o(opt), set(sms > 0 && cu::emulated()) {
+    if (set) check(cu::configure_emulator(o.schedule.empty() ? "deterministic" : o.schedule, o.seed, sms, 0), "configure_emulator");
+  }
+  ~EmuSms() {
+    if (set) check(cu::configure_emulator(o.schedule.empty() ? "deterministic" : o.schedule, o.seed, o.sms, 0), "configure_emulator");
+  }
+};
+
+// ops.cu's copy-unit rule, restated for the table (Geometry does not report it).
+static int copy_unit(const CompressJob& j) {
+  const int esz = kvtrim::dtype_size(j.dtype);
+  auto ok = [](const void* p, int64_t row_bytes) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && row_bytes % 16 == 0; };
+  const int64_t kb = j.shape.key_dim * esz, vb = j.shape.value_dim * esz;
+  return ok(j.keys, kb) && ok(j.values, vb) && ok(j.out_keys, kb) && ok(j.out_values, vb) ? 16 : esz;
+}
+
+// The bytes the op must move: every valid key row read once (the norms), each kept key and
+// value row read and written once, padding rows written, indices written. Scratch not counted.
+static double bytes_moved(const CompressJob& j) {
+  const Shape& s = j.shape;
+  const double esz = kvtrim::dtype_size(j.dtype), kb = double(s.key_dim) * esz, vb = double(s.value_dim) * esz;
+  double total = 0;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const double len = double(j.plan.lengths[size_t(b)]), k = double(j.plan.kept[size_t(b)]);
+    const double pad = j.in_place ? 0 : double(j.plan.max_kept) - k;
+    total += double(s.heads) * (len * kb + 2 * k * (kb + vb) + pad * (kb + vb) + 4.0 * double(j.plan.max_kept));
+  }
+  return total;
+}
+
+struct Row {
+  std::string result;  // "ok" or the first difference
+  double ms = 0, bytes = 0;
+  std::string geometry;
+  int unit = 0;
+  int64_t kmax = 0;
+};
+
+static double host_ms(const std::chrono::steady_clock::time_point& t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+static Row run(const Case& c, const Options& o) {
+  Row out;
+  Rng r(o.seed ^ name_hash(c.name));
+  const int layers = std::max(1, c.layers);
+  // Timing cycles through copies of the inputs so that they do not stay in L2 (GPU only).
+  const double in_bytes = double(c.B * c.H * c.S * (c.Dk + c.Dv) * kvtrim::dtype_size(c.dtype));
+  const int copies = (cu::emulated() || c.layers > 0) ? 1 : int(std::min(4.0, std::max(1.0, std::ceil(256e6 / in_bytes))));
+  std::vector<Instance> inst(size_t(layers * copies));
+  for (int l = 0; l < layers; ++l) generate(c, r, &inst[size_t(l)]);
+  for (size_t i = size_t(layers); i < inst.size(); ++i) {
+    inst[i].hk = inst[0].hk;
+    inst[i].hv = inst[0].hv;
+  }
+  for (Instance& in : inst) setup(c, &in);
+  CaseEnv env(c);
+  EmuSms sms(c.emu_sms, o);
+
+  cu::Geometry g{};
+  check(cu::compress_geometry(kDevice, inst[0].job, &g), "compress_geometry");
+  char geo[120];
+  std::snprintf(geo, sizeof geo, "%4dx%d G=%-3d res %d%s", g.blocks, g.threads, g.blocks_per_row,
+                g.resident_blocks, g.cooperative ? " coop" : "");
+  out.geometry = geo;
+  out.unit = copy_unit(inst[0].job);
+  out.kmax = inst[0].job.plan.max_kept;
+  // A case that no longer reaches its variant fails: the table must not claim what did not run.
+  std::string missed;
+  if (c.want_unit && out.unit != c.want_unit) missed = "unit " + std::to_string(out.unit) + ", wanted " + std::to_string(c.want_unit);
+  if (c.want_split && g.blocks_per_row != c.want_split)
+    missed = "G " + std::to_string(g.blocks_per_row) + ", wanted " + std::to_string(c.want_split);
+  if (!missed.empty()) missed = "variant not reached: " + missed;
+  for (int l = 0; l < layers; ++l) out.bytes += bytes_moved(inst[size_t(l)].job);
+  const int reps = reps_for(o);
+
+  if (c.layers > 0) {
+    std::vector<CompressJob> jobs;
+    for (int l = 0; l < layers; ++l) jobs.push_back(inst[size_t(l)].job);
+    void* stream = nullptr;  // the layers run on a stream of kvtrim's own
+    check(cu::stream_create(kDevice, &stream), "stream_create");
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = cu::compress_layers(kDevice, jobs, stream);
+    double first = host_ms(t0);
+    if (!st.ok()) die(c.name + ": compress_layers: " + st.message);
+    for (int l = 0; l < layers && out.result.empty(); ++l) {
+      out.result = compare(c, inst[size_t(l)]);
+      if (!out.result.empty()) out.result = "layer " + std::to_string(l) + ": " + out.result;
+    }
+    std::vector<float> ms{float(first)};
+    if (!cu::emulated() || o.reps > 0) {  // compress_layers has no event-timed twin: host clock
+      ms.clear();
+      for (int i = 0; i < reps + 3; ++i) {
+        t0 = std::chrono::steady_clock::now();
+        check(cu::compress_layers(kDevice, jobs, stream), "compress_layers");
+        if (i >= 3) ms.push_back(float(host_ms(t0)));
+      }
+    }
+    check(cu::stream_destroy(kDevice, stream), "stream_destroy");
+    out.ms = median(ms);
+    if (out.result.empty()) out.result = missed;
+    if (copy_unit(jobs[0]) == 16) {  // cuda_backend.h: one launch, one block per row, no split rows
+      int64_t blocks = 0;
+      for (const CompressJob& jb : jobs) blocks += jb.shape.batch * jb.shape.heads;
+      std::snprintf(geo, sizeof geo, "%4" PRId64 "x%d G=1   1 launch*", blocks, g.threads);
+      out.geometry = geo;
+    } else {
+      out.geometry = std::string(geo) + " per job*";  // compress() per layer: its own geometry
+    }
+    if (out.result.empty()) out.result = "ok";
+    return out;
+  }
+
+  // The checked call: the first compress on fresh inputs, with events around it.
+  std::vector<float> ms;
+  Status st = cu::time_compress(kDevice, {inst[0].job}, 0, 1, &ms);
+  if (!st.ok()) die(c.name + ": compress: " + st.message);
+  out.result = compare(c, inst[0]);
+  if (out.result.empty()) out.result = missed;
+  if (out.result.empty()) out.result = "ok";
+  out.ms = median(ms);
+  if (!cu::emulated() || o.reps > 0) {  // steady state (in place: on the already compressed cache)
+    std::vector<CompressJob> jobs;
+    for (const Instance& in : inst) jobs.push_back(in.job);
+    check(cu::time_compress(kDevice, jobs, 3, reps, &ms), "time_compress");
+    out.ms = median(ms);
+  }
+  return out;
+}
+
+static std::string shape_string(const Case& c) {
+  std::string s = "[" + std::to_string(c.B) + "," + std::to_string(c.H) + "," + std::to_string(c.S) + "," + std::to_string(c.Dk) + "]";
+  if (c.Dv != c.Dk) s += " Dv " + std::to_string(c.Dv);
+  if (c.layers > 0) s += " x" + std::to_string(c.layers);
+  return s;
+}
+
+int main(int argc, char** argv) {
+  const Options o = parse_options(argc, argv, kUsage);
+  if (std::getenv("KVTRIM_SPLIT")) std::printf("note: KVTRIM_SPLIT from the environment is ignored (set per case)\n");
+  unsetenv("KVTRIM_SPLIT");
+  start(o, "compress (native/cuda, cuda::compress / compress_layers)");
+  double copy_bps = 0;
+  check(cu::copy_bandwidth(kDevice, cu::emulated() ? (8u << 20) : (512u << 20), cu::emulated() ? 2 : 10, &copy_bps),
+        "copy_bandwidth");
+  std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_bps / 1e9);
+
+  const std::vector<Case> cases = o.bench ? bench_cases() : default_cases();
+  std::printf("%-34s %-9s %-20s %-9s %-9s %4s %5s %-34s %6s %10s %8s %6s  %s\n", "case", "kind", "shape", "order",
+              "sink/rec", "unit", "split", "geometry (blocks x threads)", "k", "ms", "GB/s", "%copy", "bits");
+  int failed = 0, ran = 0;
+  const auto t_all = std::chrono::steady_clock::now();
+  for (const Case& c : cases) {
+    if (!o.only.empty() && c.name.find(o.only) == std::string::npos) continue;
+    const Row row = run(c, o);
+    ++ran;
+    const bool ok = row.result == "ok";
+    failed += !ok;
+    const double gbs = row.ms > 0 ? row.bytes / (row.ms * 1e6) : 0;
+    char sr[24];
+    std::snprintf(sr, sizeof sr, "%" PRId64 "/%" PRId64 "%s", c.sink, c.recent, c.lengths.empty() ? "" : " rag");
+    std::printf("%-34s %-9s %-20s %-9s %-9s %4d %5s %-34s %6" PRId64 " %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
+                kvtrim::dtype_name(c.dtype), shape_string(c).c_str(), order_name(c), sr, row.unit,
+                c.split > 0 ? ("=" + std::to_string(c.split)).c_str() : "auto", row.geometry.c_str(), row.kmax, row.ms, gbs,
+                copy_bps > 0 ? 100.0 * gbs * 1e9 / copy_bps : 0.0, ok ? "ok" : "FAIL: ", ok ? "" : row.result.c_str());
+    std::fflush(stdout);
+  }
+  std::printf("\n%d cases, %d failed, %.1f s (split: KVTRIM_SPLIT=n, 'auto' = the launcher's choice; unit: ops.cu's "
+              "copy-unit rule; GB/s over the bytes the op must move; *: compress_layers, host-clock time)\n",
+              ran, failed, host_ms(t_all) / 1e3);
+  if (ran == 0) die("no case matches --only " + o.only);
+  return failed ? 1 : 0;
+}
