@@ -56,7 +56,7 @@ for f in "$PREBUILD" dist/index.js dist/index.mjs dist/index.d.ts dist/index.d.m
   README.md LICENSE package.json; do
   grep -qxF "$f" "$TMP/files" || die "the tarball lacks $f"
 done
-if grep -E '^(test|bench|examples|lib|\.ci|build|build-emu|node_modules|native/cuda/emu)/|\.map$|\.tgz$' "$TMP/files"; then
+if grep -E '^(test|bench|examples|lib|\.ci|build|build-emu|node_modules|native/cuda/emu|native/cuda/dev)/|\.map$|\.tgz$' "$TMP/files"; then
   die "the tarball holds files users do not need (above)"
 fi
 unpacked=$(mkdir "$TMP/unpacked" && tar xzf "$TGZ" -C "$TMP/unpacked" && du -sb "$TMP/unpacked" | cut -f1)
