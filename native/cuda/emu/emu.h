@@ -1,7 +1,8 @@
 // kvtrim's CUDA emulator: the subset of CUDA that kvtrim's kernels and launchers use, for g++.
 // Every GPU thread runs as a fiber on the calling OS thread; __syncthreads and the warp
 // collectives are real rendezvous of their participants. See README.md in this directory.
-// Included by native/cuda/cuda_api.h when not compiling with nvcc; link emu.cc with it.
+// Included by native/cuda/cuda_api.h when not compiling with nvcc; link native/cuda/emu/*.cc
+// with it.
 #pragma once
 
 #include <cmath>
@@ -81,7 +82,8 @@ struct dim3 {
 #define KVTRIM_ARCH 0
 #define KVTRIM_EMULATED 1
 // KVTRIM_EMU_TSAN=1: the ThreadSanitizer build (GPU threads are TSan fibers; README.md). Set it
-// for emu.cc and for every translation unit that includes this header.
+// for the emulator's own files (native/cuda/emu/*.cc) and for every translation unit that
+// includes this header.
 #ifndef KVTRIM_EMU_TSAN
 #define KVTRIM_EMU_TSAN 0
 #endif
