@@ -60,7 +60,6 @@ cudaError_t cudaGetLastError() {
   kvtrim::emu::detail::t_last_error = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return kvtrim::emu::detail::t_last_error; }
 
 namespace {
 using namespace kvtrim::emu::detail;
@@ -118,27 +117,6 @@ cudaError_t cudaFree(void* ptr) {
   ::operator delete(ptr, std::align_val_t(256));
   return cudaSuccess;
 }
-cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
-  if (!ptr) return set_error(cudaErrorInvalidValue);
-  *ptr = ::operator new(bytes ? bytes : 1, std::align_val_t(256), std::nothrow);
-  return *ptr ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
-}
-cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned) { return cudaMallocHost(ptr, bytes); }
-cudaError_t cudaFreeHost(void* ptr) {
-  if (ptr) ::operator delete(ptr, std::align_val_t(256));
-  return cudaSuccess;
-}
-cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  const cudaDeviceProp p = props();
-  size_t used = 0;
-  {
-    std::lock_guard<std::mutex> lk(g_mu);
-    for (auto& a : g_allocs) used += a.second;
-  }
-  if (total_bytes) *total_bytes = p.totalGlobalMem;
-  if (free_bytes) *free_bytes = p.totalGlobalMem > used ? p.totalGlobalMem - used : 0;
-  return cudaSuccess;
-}
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   const cudaError_t e = check_copy(dst, src, bytes, kind);
   if (e != cudaSuccess) return e;
@@ -161,18 +139,15 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
   return cudaMemset(ptr, value, bytes);
 }
 
-struct CUstream_st {
-  unsigned flags;
-};
+struct CUstream_st {};  // streams are synchronous: a stream is only a handle
 struct CUevent_st {
   std::chrono::steady_clock::time_point t;
   bool recorded;
 };
 
-cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+cudaError_t cudaStreamCreate(cudaStream_t* s) {
   if (!s) return set_error(cudaErrorInvalidValue);
-  *s = new CUstream_st{flags};
+  *s = new CUstream_st{};
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
@@ -180,8 +155,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
   if (!e) return set_error(cudaErrorInvalidValue);
   *e = new CUevent_st{std::chrono::steady_clock::now(), false};
   return cudaSuccess;
@@ -193,9 +167,6 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-  return e ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
-}
-cudaError_t cudaEventQuery(cudaEvent_t e) {
   return e ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
@@ -221,7 +192,6 @@ cudaError_t cudaGetDevice(int* d) {
 }
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : set_error(cudaErrorInvalidDevice); }
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-cudaError_t cudaDeviceReset() { return cudaSuccess; }
 cudaError_t cudaDriverGetVersion(int* v) {
   if (!v) return set_error(cudaErrorInvalidValue);
   *v = 13000;
