@@ -10,7 +10,7 @@ cxx="${CXX:-g++}"
 cuda_inc="${CUDA_INCLUDE:-/usr/local/cuda/include}"
 flags=(-std=c++17 -O1 -g -ffp-contract=off -Wall -Wextra -Werror -pthread)
 [ -f "$cuda_inc/vector_types.h" ] && flags+=(-I"$cuda_inc")
-srcs=("$root/test/emu/selftest.cc" "$root/native/cuda/emu/emu.cc")
+srcs=("$root/test/emu/selftest.cc" "$root"/native/cuda/emu/*.cc)
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 
 echo "== building (plain and asan+ubsan) in $out"

@@ -49,11 +49,15 @@ if want selftest || want zoo; then
   flags=(-std=c++17 -O1 -g -ffp-contract=off -Wall -Wextra -Werror -pthread -DKVTRIM_EMU_TSAN=1)
   [ -f "$cuda_inc/vector_types.h" ] && flags+=(-I"$cuda_inc")
   echo "== building the TSan self-test in $out (the emulator uninstrumented, the kernels instrumented)"
-  "$cxx" "${flags[@]}" -c native/cuda/emu/emu.cc -o "$out/emu.o" &
+  mkdir -p "$out/emu"
+  rm -f "$out"/emu/*.o
+  (for src in native/cuda/emu/*.cc; do
+    "$cxx" "${flags[@]}" -c "$src" -o "$out/emu/$(basename "$src" .cc).o" || exit 1
+  done) &
   p1=$!
   "$cxx" "${flags[@]}" -fsanitize=thread -c test/emu/selftest.cc -o "$out/selftest.o"
   wait $p1
-  "$cxx" -fsanitize=thread "$out/selftest.o" "$out/emu.o" -o "$out/selftest-tsan"
+  "$cxx" -fsanitize=thread "$out/selftest.o" "$out"/emu/*.o -o "$out/selftest-tsan"
 fi
 
 if want selftest; then

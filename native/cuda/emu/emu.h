@@ -1,7 +1,8 @@
 // kvtrim's CUDA emulator: the subset of CUDA that kvtrim's kernels and launchers use, for g++.
 // Every GPU thread runs as a fiber on the calling OS thread; __syncthreads and the warp
 // collectives are real rendezvous of their participants. See README.md in this directory.
-// Included by native/cuda/cuda_api.h when not compiling with nvcc; link emu.cc with it.
+// Included by native/cuda/cuda_api.h when not compiling with nvcc; link native/cuda/emu/*.cc
+// with it.
 #pragma once
 
 #include <cmath>
@@ -81,7 +82,8 @@ struct dim3 {
 #define KVTRIM_ARCH 0
 #define KVTRIM_EMULATED 1
 // KVTRIM_EMU_TSAN=1: the ThreadSanitizer build (GPU threads are TSan fibers; README.md). Set it
-// for emu.cc and for every translation unit that includes this header.
+// for the emulator's own files (native/cuda/emu/*.cc) and for every translation unit that
+// includes this header.
 #ifndef KVTRIM_EMU_TSAN
 #define KVTRIM_EMU_TSAN 0
 #endif
@@ -176,48 +178,33 @@ struct CUstream_st;
 struct CUevent_st;
 typedef CUstream_st* cudaStream_t;
 typedef CUevent_st* cudaEvent_t;
-#define cudaStreamDefault 0x00
-#define cudaStreamNonBlocking 0x01
-#define cudaEventDefault 0x00
-#define cudaEventBlockingSync 0x01
-#define cudaEventDisableTiming 0x02
-#define cudaHostAllocDefault 0x00
 
 const char* cudaGetErrorString(cudaError_t error);
 const char* cudaGetErrorName(cudaError_t error);
 cudaError_t cudaGetLastError();
-cudaError_t cudaPeekAtLastError();
 cudaError_t cudaMalloc(void** ptr, size_t bytes);
 template <class T>
 inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
 }
 cudaError_t cudaFree(void* ptr);
-cudaError_t cudaMallocHost(void** ptr, size_t bytes);
-cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned flags);
-cudaError_t cudaFreeHost(void* ptr);
-cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes);
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream = nullptr);
 cudaError_t cudaStreamCreate(cudaStream_t* stream);
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaEventCreate(cudaEvent_t* event);
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
-cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaGetDeviceCount(int* count);
 cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaDeviceSynchronize();
-cudaError_t cudaDeviceReset();
 cudaError_t cudaDriverGetVersion(int* version);
 cudaError_t cudaRuntimeGetVersion(int* version);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);

@@ -14,17 +14,21 @@ work = sys.argv[1] if len(sys.argv) > 1 else '/tmp/kvtrim-mutants'
 os.makedirs(work, exist_ok=True)
 cuda_inc = '/usr/local/cuda/include'
 flags = ['-std=c++17', '-O1', '-g', '-ffp-contract=off', '-w', '-pthread'] + (['-I' + cuda_inc] if os.path.exists(cuda_inc + '/vector_types.h') else [])
-emu = os.path.join(root, 'native/cuda/emu/emu.cc')
+emu = sorted(glob.glob(os.path.join(root, 'native/cuda/emu/*.cc')))  # the emulator's sources
 
 def sh(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
-def objects():
+def objects(tag):
+    return [os.path.join(work, f'emu-{tag}', os.path.basename(src)[:-3] + '.o') for src in emu]
+
+def build_objects():
     for tag, extra in (('plain', []), ('tsan', ['-DKVTRIM_EMU_TSAN=1'])):
-        o = os.path.join(work, f'emu-{tag}.o')
-        if not os.path.exists(o):
-            r = sh(['g++', *flags, *extra, '-c', emu, '-o', o])
-            assert r.returncode == 0, r.stderr
+        os.makedirs(os.path.join(work, f'emu-{tag}'), exist_ok=True)
+        for src, o in zip(emu, objects(tag)):
+            if not os.path.exists(o):
+                r = sh(['g++', *flags, *extra, '-c', src, '-o', o])
+                assert r.returncode == 0, r.stderr
 
 MUTATIONS = [
     (r'^(\s*)__syncthreads\(\);', r'\1/* MUTANT: __syncthreads removed */;', 'remove `__syncthreads()`'),
@@ -52,7 +56,7 @@ def mutants():
 def build(tag, src_dir, out):
     extra = ['-DKVTRIM_EMU_TSAN=1', '-fsanitize=thread'] if tag == 'tsan' else []
     r = sh(['g++', *flags, *extra, '-I' + src_dir, os.path.join(root, 'test/emu/mutants/harness.cc'),
-            os.path.join(work, f'emu-{tag}.o'), '-o', out])
+            *objects(tag), '-o', out])
     return r.returncode == 0, r.stderr
 
 def digests(binary, sch, seed, subset, env=None):
@@ -68,7 +72,7 @@ def copy_tree(dst):
     os.symlink(os.path.join(root, 'native/cuda/emu'), os.path.join(dst, 'emu'))
 
 def main():
-    objects()
+    build_objects()
     orig = os.path.join(work, 'orig')
     copy_tree(orig)
     ok, err = build('plain', orig, os.path.join(work, 'h-orig'))
