@@ -2,8 +2,8 @@
 // (scalar CPU, SIMD CPU, CUDA) reproduces exactly this sequence of correctly rounded
 // operations, which is what makes their norms, and so their selections, bit-identical:
 //   1. convert each element exactly to fp32 and square it (one rounding, no FMA);
-//   2. split the row into chunks of kChunk = 8 consecutive elements, the last padded with zeros, and
-//      sum each chunk left to right;
+//   2. split the row into chunks of kChunk = 8 consecutive elements, the last padded with
+//      zeros, and sum each chunk left to right;
 //   3. combine the chunk sums with a pairwise tree over a power-of-two count:
 //      sum[i] += sum[i + half] for half = n/2, n/4, ..., 1;
 //   4. norm = sqrtf(sum);

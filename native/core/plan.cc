@@ -41,7 +41,8 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
   plan->kept.resize(size_t(shape.batch));
   plan->max_kept = 0;
   for (int64_t b = 0; b < shape.batch; ++b) {
-    plan->kept[size_t(b)] = keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, plan->lengths[size_t(b)]);
+    plan->kept[size_t(b)] =
+        keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, plan->lengths[size_t(b)]);
     plan->max_kept = std::max(plan->max_kept, plan->kept[size_t(b)]);
   }
   return Status::success();

@@ -1,8 +1,8 @@
 // Key norms on the GPU in the contract's canonical order (native/core/norm.h says it in C++).
 //
 // A token's row is read by a group of L lanes of one warp (L = min(32, chunks rounded up to a
-// power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's 8 squares left
-// (kChunk) to right with separately rounded __fmul_rn / __fadd_rn. The contract's pairwise tree
+// power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's kChunk (8)
+// squares left to right with separately rounded __fmul_rn / __fadd_rn. The contract's pairwise tree
 // (sum[i] += sum[i + half]) first pairs chunks that the same lane owns (half >= L: local adds),
 // then lanes (half < L: __shfl_down_sync within the L-lane segment). Zero pads are skipped, which
 // is exact: x + 0 == x for every sum of squares. So the result is bit-identical to the CPU.
