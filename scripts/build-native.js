@@ -63,7 +63,12 @@ if (!runs('ninja') && !runs('make')) fail('neither `ninja` nor `make` was found;
 
 // --emulate: the CUDA sources built by g++ against kvtrim's emulator, into build-emu/
 // (loaded when KVTRIM_EMULATE_CUDA=1). KVTRIM_SANITIZE=1 adds ASan and UBSan to either build.
+// --dev: the addon exports the development hooks (CMake KVTRIM_DEV_HOOKS: streams, launch
+// geometry, timed launches, copy bandwidth) for benchmarks on a GPU (`npm run build:dev`).
+// Emulator builds always have them; a build without --dev turns them off again (CMake caches
+// options, so it is passed either way).
 const emulate = process.argv.includes('--emulate')
+const dev = process.argv.includes('--dev')
 const cuda = (process.env.KVTRIM_CUDA || 'AUTO').toUpperCase()
 if (!emulate && cuda === 'AUTO' && !process.env.CUDACXX && !runs('nvcc')) {
   console.error('kvtrim: nvcc (the CUDA toolkit) was not found on PATH: building the CPU path only. ' +
@@ -74,7 +79,8 @@ const out = emulate ? process.env.KVTRIM_EMU_OUT || 'build-emu' : process.env.KV
 const sanitize = '--CDKVTRIM_SANITIZE=' + (process.env.KVTRIM_SANITIZE === '1' ? 'ON' : 'OFF')
 const options = emulate
   ? ['--CDKVTRIM_EMULATE=ON', sanitize]
-  : ['--CDKVTRIM_CUDA=' + cuda, '--CDKVTRIM_PORTABLE=OFF', '--CDKVTRIM_EMULATE=OFF', sanitize]
+  : ['--CDKVTRIM_CUDA=' + cuda, '--CDKVTRIM_PORTABLE=OFF', '--CDKVTRIM_EMULATE=OFF', sanitize,
+      '--CDKVTRIM_DEV_HOOKS=' + (dev ? 'ON' : 'OFF')]
 if (process.env.KVTRIM_CMAKE_ARGS) options.push(...process.env.KVTRIM_CMAKE_ARGS.split(' ').filter(Boolean))
 const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2' }
 if (cxx && !process.env.CXX) env.CXX = cxx

@@ -7,7 +7,8 @@
 //
 // Distribution settings: the CUDA path is required (KVTRIM_CUDA=ON: a prebuild without the
 // kernels would be a silent regression), KVTRIM_PORTABLE=ON (static libstdc++, glibc 2.17 symbol
-// versions, stripped; see CMakeLists.txt). The build is incremental: flags are part of
+// versions, stripped; see CMakeLists.txt), KVTRIM_DEV_HOOKS=OFF (no development hooks, even when
+// build/ was last configured by `npm run build:dev`). The build is incremental: flags are part of
 // every compile command, so only what they change is rebuilt (the CUDA objects of an earlier
 // `npm run build` are reused). KVTRIM_PREBUILD_CLEAN=1 starts from an empty build/ instead.
 'use strict'
@@ -34,7 +35,8 @@ if (process.env.KVTRIM_PREBUILD_CLEAN === '1') fs.rmSync(path.join(root, 'build'
 const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || String(require('node:os').availableParallelism()) }
 // `cmake-js build` alone does not re-run CMake on a configured build/ (its -D options would be
 // ignored), hence an explicit configure first.
-for (const cmd of [[cmakeJs, 'configure', '--CDKVTRIM_CUDA=ON', '--CDKVTRIM_PORTABLE=ON', '--CDKVTRIM_EMULATE=OFF'],
+for (const cmd of [[cmakeJs, 'configure', '--CDKVTRIM_CUDA=ON', '--CDKVTRIM_PORTABLE=ON', '--CDKVTRIM_EMULATE=OFF',
+  '--CDKVTRIM_DEV_HOOKS=OFF'],
   [cmakeJs, 'build']]) {
   const r = spawnSync(process.execPath, cmd, { cwd: root, stdio: 'inherit', env })
   if (r.status !== 0) process.exit(r.status ?? 1)

@@ -20,7 +20,8 @@ const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a
 const { spawnSync } = require('node:child_process')
 // ptxas writes its -v lines to stderr
 let text = ''
-for (const file of ['native/cuda/ops.cu', 'native/cuda/uncertainty.cu']) {
+// The launchers that instantiate kvtrim's kernels (probe.cu's one-line probe kernel is left out).
+for (const file of ['native/cuda/compress.cu', 'native/cuda/norms.cu', 'native/cuda/uncertainty.cu']) {
   const r = spawnSync('nvcc', ['-std=c++17', '-O3', '--fmad=false', '-Xptxas=-v', '-c', '-o', '/dev/null',
     ...gencode, path.join(root, file)], { encoding: 'utf8', maxBuffer: 1 << 26 })
   if (r.status !== 0) { console.error(r.stderr); process.exit(1) }

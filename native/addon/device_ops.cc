@@ -201,7 +201,9 @@ void InitDevice(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DeviceBuffer::Define(env);
   env.GetInstanceData<AddonData>()->device_buffer = new Napi::FunctionReference(Napi::Persistent(ctor));
   exports.Set("DeviceBuffer", ctor);
+#if KVTRIM_DEV_HOOKS
   InitDeviceTools(env, exports);
+#endif
   exports.Set("cudaKeyNormsSync", guarded(env, "cudaKeyNormsSync", [](const Napi::CallbackInfo& i) { return key_norms(i, false); }));
   exports.Set("cudaKeyNorms", guarded(env, "cudaKeyNorms", [](const Napi::CallbackInfo& i) { return key_norms(i, true); }));
   exports.Set("cudaCompressSync", guarded(env, "cudaCompressSync", [](const Napi::CallbackInfo& i) { return compress(i, false, false); }));

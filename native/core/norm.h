@@ -1,9 +1,9 @@
-// The canonical fp32 squared-norm order of the numeric contract (DESIGN.md). Every backend
+// The canonical fp32 squared-norm order of the numeric contract (docs/contract.md). Every backend
 // (scalar CPU, SIMD CPU, CUDA) reproduces exactly this sequence of correctly rounded
 // operations, which is what makes their norms, and so their selections, bit-identical:
 //   1. convert each element exactly to fp32 and square it (one rounding, no FMA);
-//   2. split the row into chunks of 8 consecutive elements, the last padded with zeros, and
-//      sum each chunk left to right;
+//   2. split the row into chunks of kChunk = 8 consecutive elements, the last padded with
+//      zeros, and sum each chunk left to right;
 //   3. combine the chunk sums with a pairwise tree over a power-of-two count:
 //      sum[i] += sum[i + half] for half = n/2, n/4, ..., 1;
 //   4. norm = sqrtf(sum);
@@ -16,26 +16,15 @@
 #include <cmath>
 #include <cstdint>
 
+#include "contract.h"
 #include "dtype.h"
 
 namespace kvtrim {
 
-constexpr int kChunk = 8;
-constexpr int64_t kMaxHeadDim = 1024;
-constexpr int kMaxChunks = int(kMaxHeadDim / kChunk);
+// kChunk, kMaxHeadDim, kMaxChunks, num_chunks, pow2_ceil and kCanonicalNaN: contract.h.
 
-// Step 5: the bits of every NaN norm, on every backend (CPU SIMD and portable, CUDA, the oracle).
-constexpr uint32_t kCanonicalNaN = 0x7FC00000u;
-
+// Step 5: every NaN norm as kCanonicalNaN (CPU SIMD and portable, CUDA, the oracle).
 inline float canonical_norm(float n) { return n != n ? bits_to_f32(kCanonicalNaN) : n; }
-
-inline int64_t num_chunks(int64_t head_dim) { return (head_dim + kChunk - 1) / kChunk; }
-
-inline int64_t pow2_ceil(int64_t n) {
-  int64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
 
 // Step 3 on an array of chunk sums (any element type with +=): in place, result in sums[0].
 template <class T>

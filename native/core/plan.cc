@@ -1,22 +1,9 @@
 #include "plan.h"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 
 namespace kvtrim {
-
-int64_t keep_count(const CompressParams& p, int64_t len) {
-  int64_t k;
-  if (p.use_ratio) {
-    const double c = std::ceil(p.keep_ratio * double(len));
-    k = c <= 0 ? 0 : (c >= double(len) ? len : int64_t(c));
-  } else {
-    k = std::min(std::max<int64_t>(p.keep, 0), len);
-  }
-  // sink + recent cannot overflow: both are validated below 2^31.
-  return std::max(k, std::min(len, p.sink + p.recent));
-}
 
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
                  int64_t n_lengths, Plan* plan) {
@@ -54,7 +41,8 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
   plan->kept.resize(size_t(shape.batch));
   plan->max_kept = 0;
   for (int64_t b = 0; b < shape.batch; ++b) {
-    plan->kept[size_t(b)] = keep_count(p, plan->lengths[size_t(b)]);
+    plan->kept[size_t(b)] =
+        keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, plan->lengths[size_t(b)]);
     plan->max_kept = std::max(plan->max_kept, plan->kept[size_t(b)]);
   }
   return Status::success();

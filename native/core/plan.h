@@ -1,4 +1,4 @@
-// How many tokens each batch entry keeps, from the options, exactly as the contract says.
+// How many tokens each batch entry keeps, from the options, by contract.h's keep_count.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -23,10 +23,6 @@ struct Plan {
   std::vector<int64_t> kept;     // tokens kept per batch entry
   int64_t max_kept = 0;          // the output's seqLen
 };
-
-// k for one row of `len` valid tokens: ceil(keepRatio * len) in double (as Python computes it)
-// or `keep`, clamped to [0, len], then at least min(len, sink + recent).
-int64_t keep_count(const CompressParams& p, int64_t len);
 
 // Validates the options against the shape; `lengths` (may be null) are per-batch valid lengths.
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,

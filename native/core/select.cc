@@ -7,17 +7,16 @@
 
 namespace kvtrim {
 
-// Three digit rounds of 11, 11 and 10 bits, most significant first. Each round histograms
-// the keys that share the prefix found so far and picks the digit holding the m-th key.
+// The contract's digit rounds (contract.h: 11, 11 and 10 bits), most significant first. Each
+// round histograms the keys that share the prefix found so far and picks the digit holding the
+// m-th key.
 Threshold radix_threshold(const uint32_t* keys, int64_t n, int64_t m) {
-  static constexpr int kShift[3] = {21, 10, 0};
-  static constexpr int kBits[3] = {11, 11, 10};
   uint32_t prefix = 0, prefix_mask = 0;
   int64_t below = 0;  // keys known to be smaller than every candidate
-  int64_t hist[1 << 11];
-  for (int round = 0; round < 3; ++round) {
-    const int shift = kShift[round];
-    const uint32_t digit_mask = (1u << kBits[round]) - 1u;
+  int64_t hist[kRadixBins];
+  for (int round = 0; round < kRadixRounds; ++round) {
+    const int shift = radix_shift(round);
+    const uint32_t digit_mask = (1u << radix_bits(round)) - 1u;
     std::memset(hist, 0, sizeof(int64_t) * (size_t(digit_mask) + 1));
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t key = keys[i];
@@ -42,7 +41,7 @@ void select_row(const float* norms, int64_t len, int64_t k, int64_t sink, int64_
   const int64_t m = k - n_sink - n_recent;  // chosen from the middle by rank
 
   uint32_t* keys = scratch.keys;
-  for (int64_t i = 0; i < len; ++i) keys[i] = rank_key(f32_to_bits(norms[i]), score);
+  for (int64_t i = 0; i < len; ++i) keys[i] = rank_key(f32_to_bits(norms[i]), score == Score::HighNorm);
 
   // Which middle tokens are kept: every key below the threshold, and the first `ties` equal.
   Threshold th{0xFFFFFFFFu, mid_end - mid_begin};

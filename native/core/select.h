@@ -4,18 +4,14 @@
 #pragma once
 #include <cstdint>
 
+#include "contract.h"
+
 namespace kvtrim {
 
 enum class Score { LowNorm = 0, HighNorm = 1 };
 enum class Order { Position = 0, Norm = 1 };
 
-// A 32-bit key whose unsigned order is the contract's ranking of norms (ties then go to the
-// lower position). NaN maps to the largest key, so NaN rows are the first dropped.
-inline uint32_t rank_key(uint32_t norm_bits, Score score) {
-  const uint32_t mag = norm_bits & 0x7FFFFFFFu;
-  if (mag > 0x7F800000u) return 0xFFFFFFFFu;  // NaN
-  return score == Score::LowNorm ? mag : 0x7F800000u - mag;
-}
+// The rank of a norm is contract.h's rank_key(norm_bits, score == Score::HighNorm).
 
 // Reusable per-thread scratch for select_row (sized by the caller to the row's length).
 struct SelectScratch {

@@ -36,5 +36,5 @@ __device__ __forceinline__ unsigned char* kvtrim_dynamic_smem() {
 
 #endif
 
-#define KVTRIM_HD __host__ __device__ __forceinline__
 #define KVTRIM_DEV __device__ __forceinline__
+// KVTRIM_HD (host and device) comes with the contract: native/core/contract.h.

@@ -4,7 +4,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "../core/job.h"
@@ -12,22 +11,20 @@
 
 namespace kvtrim::cuda {
 
-// Whether this build has the CUDA backend (real or emulated) and it can be used now.
-bool available(std::string* why_not);
-bool emulated();
+// Whether this build has CUDA code and a usable device: probe.h (backend()).
 
-// Device memory for device tensors (device = ordinal). Streams are opaque: nullptr = default.
+// Device memory for device tensors (device = ordinal), memory.cu. Streams are opaque: nullptr =
+// the default stream.
 Status device_alloc(int device, size_t bytes, void** ptr);
 Status device_free(int device, void* ptr);
 Status copy_to_device(int device, void* dst, const void* src, size_t bytes, void* stream);
 Status copy_to_host(int device, void* dst, const void* src, size_t bytes, void* stream);
-Status synchronize(int device, void* stream);
-// keys and out are device pointers.
+// keyNorms (norms.cu); keys and out are device pointers.
 Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t head_dim, float* out,
                  void* stream);
 
-// Every pointer of the job (keys, values, outputs, out_indices) is a device pointer; the plan
-// is on the host. Blocks until the work is done (the addon calls it off the event loop).
+// compress.cu. Every pointer of the job (keys, values, outputs, out_indices) is a device pointer;
+// the plan is on the host. Blocks until the work is done (the addon calls it off the event loop).
 Status compress(int device, const CompressJob& job, void* stream);
 
 // Every job (one per layer of a model) in ONE launch where they share the element type and

@@ -1,5 +1,5 @@
 // What the CUDA side of this build can do on this machine. Plain C++ interface: the addon
-// reports it from backend(); builds without CUDA link probe_none.cc instead of probe.cu.
+// reports it from backend(); builds without CUDA link none.cc instead of probe.cu.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,9 +1,11 @@
-// Host-side helpers shared by the CUDA launchers (ops.cu, uncertainty.cu): CUDA errors as Status
-// (with the emulator's diagnosis when emulated), device scoping, small arithmetic.
+// Host-side helpers shared by the CUDA launchers (compress.cu, norms.cu, memory.cu, uncertainty.cu,
+// bench.cu, dev_tools.cu): CUDA errors as Status (with the emulator's diagnosis when emulated),
+// device scoping, scratch alignment. Powers of two: contract.h's pow2_ceil.
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include "../core/contract.h"
 #include "../core/status.h"
 #include "cuda_api.h"
 
@@ -27,12 +29,6 @@ inline Status cuda_status(cudaError_t e, const char* what) {
   } while (0)
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
-
-inline int pow2_at_least(int64_t n) {
-  int p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
 
 inline size_t align_up(size_t n) { return (n + 255) & ~size_t(255); }
 

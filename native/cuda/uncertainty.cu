@@ -18,7 +18,7 @@ int kind_of(DType t) { return t == DType::F16 ? kF16 : t == DType::BF16 ? kBF16 
 // Launches over `rows` rows of at most `longest` weights; fills counts (host) and *bad.
 Status run_uncertainty(UncertaintyArgs a, int longest, int32_t* counts, unsigned long long* bad, cudaStream_t stream) {
   if (a.rows == 0) return Status::success();
-  a.sort_n = pow2_at_least(std::max(longest, 1));
+  a.sort_n = int(pow2_ceil(std::max(longest, 1)));
   const long long blocks = std::min<long long>(a.rows, 1024);
   const size_t o_counts = align_up(sizeof(double) * size_t(blocks) * size_t(a.sort_n));
   const size_t o_bad = o_counts + align_up(sizeof(int) * size_t(a.rows));

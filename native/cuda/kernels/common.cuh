@@ -1,6 +1,8 @@
-// Device building blocks shared by kvtrim's kernels: exact element conversion, the contract's
-// rank key, block-wide scans and reductions, and the per-row barrier of the split-row path.
+// Device building blocks shared by kvtrim's kernels: exact element conversion, block-wide scans
+// and reductions, and the per-row barrier of the split-row path. The contract itself (rank key,
+// radix digits, norm chunk) is native/core/contract.h, shared with the CPU path.
 #pragma once
+#include "../../core/contract.h"
 #include "../cuda_api.h"
 
 namespace kvtrim::cuda {
@@ -34,13 +36,6 @@ KVTRIM_DEV float to_f32(unsigned raw) {
   if (KIND == kF16) return f16_bits_to_f32(raw);
   if (KIND == kBF16) return __uint_as_float(raw << 16);
   return __uint_as_float(raw);
-}
-
-// The contract's ranking as an unsigned key (NaN largest); ties then go to the lower position.
-KVTRIM_DEV unsigned rank_key(float norm, bool high) {
-  const unsigned mag = __float_as_uint(norm) & 0x7FFFFFFFu;
-  if (mag > 0x7F800000u) return 0xFFFFFFFFu;
-  return high ? 0x7F800000u - mag : mag;
 }
 
 // Exclusive prefix sum over the block of one unsigned per thread; `total` gets the sum.

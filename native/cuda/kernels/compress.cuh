@@ -6,10 +6,10 @@
 //      (NaN largest; ties then by position) is written to a scratch array (4 bytes per token,
 //      1.6% of a 256-byte fp16 row, and L2-resident: it is read again at once).
 //   B. radix select of the m-th smallest key among the unprotected middle tokens [sink, len -
-//      recent): three digit rounds (11, 11, 10 bits) over the scratch keys, each a shared-memory
-//      histogram of the keys matching the prefix so far and a block scan to find the digit. The
-//      result is a threshold key T and `ties`: keys below T are kept, and of the keys equal to T
-//      the first `ties` by position.
+//      recent): the contract's three digit rounds (11, 11, 10 bits: native/core/contract.h) over
+//      the scratch keys, each a shared-memory histogram of the keys matching the prefix so far
+//      and a block scan to find the digit. The result is a threshold key T and `ties`: keys
+//      below T are kept, and of the keys equal to T the first `ties` by position.
 //   C. compaction in position order: tiles of blockDim tokens; one packed block scan counts,
 //      for each token, the kept-below (lt) and equal-to-T (eq) tokens before it; a kept token's
 //      output slot follows from those counts (sink and recent tokens from their positions). Its
@@ -40,7 +40,7 @@
 
 namespace kvtrim::cuda {
 
-constexpr int kRadixBins = 2048;  // 11-bit digits
+// kRadixBins (2048: 11-bit digits), radix_bits and radix_shift: native/core/contract.h.
 constexpr int kCompressThreads = 512;
 
 struct CompressArgs {
@@ -62,7 +62,7 @@ struct CompressArgs {
   int copy_unit;              // 16 when every row and base is 16-byte aligned, else 4 or 2
   NormGeometry norm;
   unsigned* keys32;           // [rows, seq] rank keys
-  unsigned* hist;             // [rows, 3, kRadixBins] (split only; zeroed)
+  unsigned* hist;             // [rows, kRadixRounds, kRadixBins] (split only; zeroed)
   unsigned* counts;           // [rows, split, 2] (split only)
   unsigned* barrier;          // [rows] (split only; zeroed)
   unsigned long long* sortbuf;  // [rows, sort_n] (order 'norm' only)
@@ -184,7 +184,7 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
       const int tok = t + group;
       const bool valid = tok < t1;
       const float n = group_row_norm<KIND>(base + (long long)(valid ? tok : t0) * a.key_row_bytes, valid, a.norm);
-      if (valid && (threadIdx.x & unsigned(a.norm.lanes - 1)) == 0) keys32[tok] = rank_key(n, a.high != 0);
+      if (valid && (threadIdx.x & unsigned(a.norm.lanes - 1)) == 0) keys32[tok] = rank_key(__float_as_uint(n), a.high != 0);
     }
   }
   __syncthreads();
@@ -200,9 +200,10 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
   unsigned threshold = 0, ties = 0;
   if (select) {  // uniform across the row's blocks
     unsigned prefix = 0, pmask = 0, below = 0;
-    const int shifts[3] = {21, 10, 0}, widths[3] = {11, 11, 10};
+    const int shifts[kRadixRounds] = {radix_shift(0), radix_shift(1), radix_shift(2)};
+    const int widths[kRadixRounds] = {radix_bits(0), radix_bits(1), radix_bits(2)};
     const int s0 = max_i(t0, mb), s1 = min_i(t1, me);
-    for (int round = 0; round < 3; ++round) {
+    for (int round = 0; round < kRadixRounds; ++round) {
       const int shift = shifts[round];
       const unsigned dmask = (1u << widths[round]) - 1u;
       for (int i = threadIdx.x; i < kRadixBins; i += blockDim.x) sm.hist[i] = 0;
@@ -213,7 +214,7 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
       }
       __syncthreads();
       if (G > 1) {
-        unsigned* gh = a.hist + (row * 3 + round) * kRadixBins;
+        unsigned* gh = a.hist + (row * kRadixRounds + round) * kRadixBins;
         for (int i = threadIdx.x; i <= int(dmask); i += blockDim.x) {
           if (sm.hist[i]) atomicAdd(&gh[i], sm.hist[i]);
         }

@@ -1,8 +1,8 @@
 // Key norms on the GPU in the contract's canonical order (native/core/norm.h says it in C++).
 //
 // A token's row is read by a group of L lanes of one warp (L = min(32, chunks rounded up to a
-// power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's 8 squares left
-// to right with separately rounded __fmul_rn / __fadd_rn. The contract's pairwise tree
+// power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's kChunk (8)
+// squares left to right with separately rounded __fmul_rn / __fadd_rn. The contract's pairwise tree
 // (sum[i] += sum[i + half]) first pairs chunks that the same lane owns (half >= L: local adds),
 // then lanes (half < L: __shfl_down_sync within the L-lane segment). Zero pads are skipped, which
 // is exact: x + 0 == x for every sum of squares. So the result is bit-identical to the CPU.
@@ -13,15 +13,32 @@
 
 namespace kvtrim::cuda {
 
-constexpr int kMaxLocalChunks = 4;  // head_dim <= 1024: 128 chunks over 32 lanes
+constexpr int kMaxLocalChunks = kMaxChunks / 32;  // head_dim <= 1024: 128 chunks over 32 lanes
+static_assert(kMaxLocalChunks == 4, "group_row_norm's local tree is written for 4 chunks per lane");
+// The vector path loads one chunk as one 16-byte load (16-bit elements) or two (fp32).
+static_assert(kChunk == 8, "chunk_sum's vector path is written for chunks of 8 elements");
 
 struct NormGeometry {
   int head_dim;  // elements per row
-  int chunks;    // ceil(head_dim / 8)
+  int chunks;    // num_chunks(head_dim): ceil(head_dim / kChunk)
   int lanes;     // L: lanes per token, a power of two <= 32
   int local;     // J = pow2(chunks) / L: chunks per lane, 1, 2 or 4
   int vec;       // 1: rows are 16-byte aligned multiples of 8 elements (vector loads)
 };
+
+// The geometry of a row of head_dim elements at `base` (host side; kernels receive it): L lanes
+// per token (the chunk count rounded up to a power of two, at most 32), J chunks per lane, and
+// vector loads where every row is 16-byte aligned and a whole number of chunks.
+inline NormGeometry norm_geometry(int64_t head_dim, const void* base) {
+  NormGeometry g;
+  g.head_dim = int(head_dim);
+  g.chunks = int(num_chunks(head_dim));
+  const int p2 = int(pow2_ceil(g.chunks));
+  g.lanes = p2 < 32 ? p2 : 32;
+  g.local = p2 / g.lanes;
+  g.vec = (head_dim % kChunk == 0) && (reinterpret_cast<uintptr_t>(base) % 16 == 0) ? 1 : 0;
+  return g;
+}
 
 template <int KIND>
 KVTRIM_DEV float square_add(float s, unsigned raw, bool first) {
@@ -49,7 +66,7 @@ KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& 
     }
     return s;
   }
-  const int begin = c * 8, end = begin + 8 < g.head_dim ? begin + 8 : g.head_dim;
+  const int begin = c * kChunk, end = begin + kChunk < g.head_dim ? begin + kChunk : g.head_dim;
   for (int i = begin; i < end; ++i) {
     const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(row)[i]
                                       : unsigned(reinterpret_cast<const unsigned short*>(row)[i]);
@@ -82,7 +99,7 @@ KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const Norm
   const float total = __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
   const float norm = __fsqrt_rn(total);
   // The contract's canonical NaN (native/core/norm.h, step 5): a GPU's own NaN is 0x7FFFFFFF.
-  return norm != norm ? __uint_as_float(0x7FC00000u) : norm;
+  return norm != norm ? __uint_as_float(kCanonicalNaN) : norm;
 }
 
 // keyNorms: out[r] = norm of key row r, for n_rows rows. Grid-stride over groups of tokens.

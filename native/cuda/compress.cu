@@ -1,5 +1,6 @@
-// Host launchers of the CUDA backend: validate against device limits, size scratch, choose the
-// launch geometry (one function, with a KVTRIM_SPLIT override for tests and benchmarks), launch
+// Host launchers of the fused compress (kernels/compress.cuh): validate against device limits,
+// pick the kernel variant (element type x copy unit) and the launch geometry (one function each,
+// with a KVTRIM_SPLIT override for tests and benchmarks), size and upload the scratch, launch
 // through launch.h, and turn every CUDA error into a Status with CUDA's message.
 #include <algorithm>
 #include <cstdlib>
@@ -7,27 +8,52 @@
 #include <string>
 #include <vector>
 
-#include "kernels/compress.cuh"
-#include "launch.h"
 #include "cuda_backend.h"
 #include "dev_tools.h"
+#include "kernels/compress.cuh"
+#include "launch.h"
 #include "runtime.h"
 
 namespace kvtrim::cuda {
 
 namespace {
 
+// The copy unit of a job: 16 bytes when every row and base is 16-byte aligned, else the element.
+int copy_unit(const CompressJob& job) {
+  const int esz = dtype_size(job.dtype);
+  auto aligned = [](const void* p, int64_t row_bytes) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && row_bytes % 16 == 0;
+  };
+  const int64_t kb = job.shape.key_dim * esz, vb = job.shape.value_dim * esz;
+  if (aligned(job.keys, kb) && aligned(job.values, vb) && aligned(job.out_keys, kb) && aligned(job.out_values, vb)) return 16;
+  return esz;
+}
 
-NormGeometry norm_geometry(int64_t head_dim, int esz, const void* base) {
-  NormGeometry g;
-  g.head_dim = int(head_dim);
-  g.chunks = int((head_dim + 7) / 8);
-  const int p2 = pow2_at_least(g.chunks);
-  g.lanes = std::min(32, p2);
-  g.local = p2 / g.lanes;
-  g.vec = (head_dim % 8 == 0) && (reinterpret_cast<uintptr_t>(base) % 16 == 0) ? 1 : 0;
-  (void)esz;
-  return g;
+// The kernel variants compress_kernel<KIND, UNIT> share one signature: the variant of a job is
+// chosen here, once, at run time.
+using CompressKernel = void (*)(CompressArgs);
+struct Variant {
+  CompressKernel kernel;  // nullptr: unknown dtype
+  int unit;
+};
+
+template <int KIND>
+Variant variant_of_unit(int unit) {
+  switch (unit) {
+    case 16: return Variant{&compress_kernel<KIND, 16>, 16};
+    case 4: return Variant{&compress_kernel<KIND, 4>, 4};
+    default: return Variant{&compress_kernel<KIND, 2>, 2};
+  }
+}
+
+Variant variant_for(const CompressJob& job) {
+  const int unit = copy_unit(job);
+  switch (job.dtype) {
+    case DType::F16: return variant_of_unit<kF16>(unit);
+    case DType::BF16: return variant_of_unit<kBF16>(unit);
+    case DType::F32: return variant_of_unit<kF32>(unit);
+  }
+  return Variant{nullptr, 0};
 }
 
 // Scratch device memory, one growing buffer per device, held for the duration of one op.
@@ -41,13 +67,6 @@ Scratch& scratch_for(int device) {
   return pool[device & 63];
 }
 
-
-
-template <int KIND, int UNIT>
-void* compress_fn() {
-  return reinterpret_cast<void*>(&compress_kernel<KIND, UNIT>);
-}
-
 // Occupancy-aware split of rows over blocks: the one place this is decided.
 struct Choice {
   int split;
@@ -56,14 +75,12 @@ struct Choice {
   bool cooperative;
 };
 
-template <int KIND, int UNIT>
-Status choose_geometry(const CompressJob& job, size_t smem, Choice* c) {
+Status choose_geometry(const CompressJob& job, CompressKernel kernel, size_t smem, Choice* c) {
   int dev = 0, sms = 0, coop = 0, blocks_per_sm = 0;
   KVTRIM_CUDA_TRY(cudaGetDevice(&dev));
   KVTRIM_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   KVTRIM_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
-  KVTRIM_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, &compress_kernel<KIND, UNIT>,
-                                                                kCompressThreads, smem));
+  KVTRIM_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, kCompressThreads, smem));
   const int64_t rows = job.shape.batch * job.shape.heads;
   const int resident = std::max(1, sms * blocks_per_sm);
   int64_t longest = 0;
@@ -95,12 +112,12 @@ Layout layout_for(const CompressJob& job, int split) {
   const size_t rows = size_t(s.batch * s.heads);
   Layout L{};
   L.split = split;
-  L.sort_n = job.params.order == Order::Norm ? pow2_at_least(std::max<int64_t>(job.plan.max_kept, 1)) : 0;
+  L.sort_n = job.params.order == Order::Norm ? int(pow2_ceil(std::max<int64_t>(job.plan.max_kept, 1))) : 0;
   L.len = 0;
   L.kept = L.len + align_up(sizeof(int) * size_t(s.batch));
   L.keys = L.kept + align_up(sizeof(int) * size_t(s.batch));
   L.hist = L.keys + align_up(sizeof(unsigned) * rows * size_t(s.seq));
-  L.counts = L.hist + align_up(sizeof(unsigned) * (split > 1 ? rows * 3 * kRadixBins : 0));
+  L.counts = L.hist + align_up(sizeof(unsigned) * (split > 1 ? rows * kRadixRounds * kRadixBins : 0));
   L.barrier = L.counts + align_up(sizeof(unsigned) * (split > 1 ? rows * size_t(split) * 2 : 0));
   L.sort = L.barrier + align_up(sizeof(unsigned) * (split > 1 ? rows : 0));
   L.total = L.sort + align_up(sizeof(unsigned long long) * rows * size_t(L.sort_n));
@@ -132,7 +149,7 @@ CompressArgs args_for(const CompressJob& job, const Layout& L, int unit, unsigne
   a.in_place = job.in_place;
   a.split = L.split;
   a.copy_unit = unit;
-  a.norm = norm_geometry(s.key_dim, esz, job.keys);
+  a.norm = norm_geometry(s.key_dim, job.keys);
   a.keys32 = reinterpret_cast<unsigned*>(base + L.keys);
   a.hist = reinterpret_cast<unsigned*>(base + L.hist);
   a.counts = reinterpret_cast<unsigned*>(base + L.counts);
@@ -180,17 +197,30 @@ Status check_seq(const CompressJob& job) {
   return Status::success();
 }
 
-template <int KIND, int UNIT>
+// The launch of one job: the kernel variant and its geometry. compress launches exactly this and
+// compress_geometry reports exactly this (so the geometry a test sees is the launch's own).
+struct Launch {
+  Variant variant;
+  size_t smem;
+  Choice choice;
+};
+
+Status plan_launch(const CompressJob& job, Launch* l) {
+  l->variant = variant_for(job);
+  if (l->variant.kernel == nullptr) return Status::error(Code::Internal, "compress: unknown dtype");
+  l->smem = compress_smem_bytes(kCompressThreads);
+  return choose_geometry(job, l->variant.kernel, l->smem, &l->choice);
+}
+
 Status run_compress(const CompressJob& job, cudaStream_t stream) {
   const int64_t rows = job.shape.batch * job.shape.heads;
-  const size_t smem = compress_smem_bytes(kCompressThreads);
   if (rows == 0) return Status::success();
   Status st = check_seq(job);
   if (!st.ok()) return st;
-  Choice ch;
-  st = choose_geometry<KIND, UNIT>(job, smem, &ch);
+  Launch ln;
+  st = plan_launch(job, &ln);
   if (!st.ok()) return st;
-  const Layout L = layout_for(job, ch.split);
+  const Layout L = layout_for(job, ln.choice.split);
   std::unique_lock<std::mutex> lock;
   unsigned char* base = nullptr;
   st = scratch(L.total, &lock, &base);
@@ -198,9 +228,9 @@ Status run_compress(const CompressJob& job, cudaStream_t stream) {
   std::vector<int> host;
   st = upload_plan(job, L, base, &host, stream);
   if (!st.ok()) return st;
-  const CompressArgs a = args_for(job, L, UNIT, base);
-  const dim3 grid{unsigned(rows * ch.split)}, block{unsigned(kCompressThreads)};
-  KVTRIM_CUDA_TRY(launch_kernel(&compress_kernel<KIND, UNIT>, grid, block, smem, stream, ch.split > 1, a));
+  const CompressArgs a = args_for(job, L, ln.variant.unit, base);
+  const dim3 grid{unsigned(rows * ln.choice.split)}, block{unsigned(kCompressThreads)};
+  KVTRIM_CUDA_TRY(launch_kernel(ln.variant.kernel, grid, block, ln.smem, stream, ln.choice.split > 1, a));
   return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
@@ -247,114 +277,10 @@ Status run_compress_layers(const std::vector<CompressJob>& jobs, cudaStream_t st
   return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
-int copy_unit(const CompressJob& job) {
-  const int esz = dtype_size(job.dtype);
-  auto aligned = [](const void* p, int64_t row_bytes) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && row_bytes % 16 == 0;
-  };
-  const int64_t kb = job.shape.key_dim * esz, vb = job.shape.value_dim * esz;
-  if (aligned(job.keys, kb) && aligned(job.values, vb) && aligned(job.out_keys, kb) && aligned(job.out_values, vb)) return 16;
-  return esz;
-}
-
-template <int KIND>
-Status dispatch_unit(const CompressJob& job, cudaStream_t stream) {
-  switch (copy_unit(job)) {
-    case 16: return run_compress<KIND, 16>(job, stream);
-    case 4: return run_compress<KIND, 4>(job, stream);
-    default: return run_compress<KIND, 2>(job, stream);
-  }
-}
-
 }  // namespace
 
-bool emulated() { return KVTRIM_EMULATED != 0; }
-
-bool available(std::string* why_not) {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess || n == 0) {
-    if (why_not) *why_not = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device";
-    cudaGetLastError();
-    return false;
-  }
-  return true;
-}
-
-Status device_alloc(int device, size_t bytes, void** ptr) {
-  return with_device(device, [&] {
-    *ptr = nullptr;
-    if (bytes == 0) return Status::success();
-    return cuda_status(cudaMalloc(ptr, bytes), "cudaMalloc");
-  });
-}
-
-Status device_free(int device, void* ptr) {
-  return with_device(device, [&] { return cuda_status(cudaFree(ptr), "cudaFree"); });
-}
-
-Status copy_to_device(int device, void* dst, const void* src, size_t bytes, void* stream) {
-  return with_device(device, [&] {
-    if (bytes == 0) return Status::success();
-    KVTRIM_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, as_stream(stream)));
-    return cuda_status(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize");
-  });
-}
-
-Status copy_to_host(int device, void* dst, const void* src, size_t bytes, void* stream) {
-  return with_device(device, [&] {
-    if (bytes == 0) return Status::success();
-    KVTRIM_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, as_stream(stream)));
-    return cuda_status(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize");
-  });
-}
-
-Status synchronize(int device, void* stream) {
-  return with_device(device, [&] { return cuda_status(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize"); });
-}
-
-Status stream_create(int device, void** stream) {
-  return with_device(device, [&] {
-    cudaStream_t s = nullptr;
-    Status st = cuda_status(cudaStreamCreate(&s), "cudaStreamCreate");
-    *stream = s;
-    return st;
-  });
-}
-
-Status stream_destroy(int device, void* stream) {
-  return with_device(device, [&] { return cuda_status(cudaStreamDestroy(as_stream(stream)), "cudaStreamDestroy"); });
-}
-
-Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t head_dim, float* out, void* stream) {
-  return with_device(device, [&]() -> Status {
-    if (n_rows == 0) return Status::success();
-    const NormGeometry g = norm_geometry(head_dim, dtype_size(t), keys);
-    const int threads = 256;
-    const int64_t groups = (n_rows + (32 / g.lanes) - 1) / (32 / g.lanes);
-    const int64_t blocks = std::min<int64_t>((groups + (threads / 32) - 1) / (threads / 32), 65535);
-    const dim3 grid{unsigned(blocks)}, block{unsigned(threads)};
-    const auto* k = static_cast<const unsigned char*>(keys);
-    cudaError_t e;
-    switch (t) {
-      case DType::F16: e = launch_kernel(&key_norms_kernel<kF16>, grid, block, 0, as_stream(stream), false, k, (long long)n_rows, g, out); break;
-      case DType::BF16: e = launch_kernel(&key_norms_kernel<kBF16>, grid, block, 0, as_stream(stream), false, k, (long long)n_rows, g, out); break;
-      default: e = launch_kernel(&key_norms_kernel<kF32>, grid, block, 0, as_stream(stream), false, k, (long long)n_rows, g, out); break;
-    }
-    KVTRIM_CUDA_TRY(e);
-    return cuda_status(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize");
-  });
-}
-
 Status compress(int device, const CompressJob& job, void* stream) {
-  return with_device(device, [&]() -> Status {
-    switch (job.dtype) {
-      case DType::F16: return dispatch_unit<kF16>(job, as_stream(stream));
-      case DType::BF16: return dispatch_unit<kBF16>(job, as_stream(stream));
-      case DType::F32: return dispatch_unit<kF32>(job, as_stream(stream));
-    }
-    return Status::error(Code::Internal, "compress: unknown dtype");
-  });
+  return with_device(device, [&]() -> Status { return run_compress(job, as_stream(stream)); });
 }
 
 Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* stream) {
@@ -380,89 +306,17 @@ Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* s
   });
 }
 
+// A development hook (dev_tools.h), here because it reports plan_launch's own choice.
 Status compress_geometry(int device, const CompressJob& job, Geometry* out) {
   return with_device(device, [&]() -> Status {
-    Choice c;
-    Status s = choose_geometry<kF16, 16>(job, compress_smem_bytes(kCompressThreads), &c);
+    Launch ln;
+    Status s = plan_launch(job, &ln);
     if (!s.ok()) return s;
+    const Choice& c = ln.choice;
     const int64_t rows = job.shape.batch * job.shape.heads;
     *out = Geometry{kCompressThreads, c.split, int(rows * c.split), c.resident, c.sms, c.cooperative};
     return Status::success();
   });
-}
-
-Status time_compress(int device, const std::vector<CompressJob>& jobs, int warmup, int reps,
-                     std::vector<float>* ms) {
-  return with_device(device, [&]() -> Status {
-    if (jobs.empty()) return Status::error(Code::InvalidArgument, "time_compress: no jobs");
-    cudaEvent_t start, stop;
-    KVTRIM_CUDA_TRY(cudaEventCreate(&start));
-    KVTRIM_CUDA_TRY(cudaEventCreate(&stop));
-    Status st = Status::success();
-    for (int i = 0; i < warmup && st.ok(); ++i) st = compress(device, jobs[size_t(i) % jobs.size()], nullptr);
-    ms->clear();
-    for (int i = 0; i < reps && st.ok(); ++i) {
-      cudaEventRecord(start, nullptr);
-      st = compress(device, jobs[size_t(i) % jobs.size()], nullptr);
-      cudaEventRecord(stop, nullptr);
-      cudaEventSynchronize(stop);
-      float t = 0;
-      cudaEventElapsedTime(&t, start, stop);
-      ms->push_back(t);
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return st;
-  });
-}
-
-Status copy_bandwidth(int device, size_t bytes, int reps, double* bytes_per_second) {
-  return with_device(device, [&]() -> Status {
-    void *a = nullptr, *b = nullptr;
-    KVTRIM_CUDA_TRY(cudaMalloc(&a, bytes));
-    Status st = cuda_status(cudaMalloc(&b, bytes), "cudaMalloc");
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    std::vector<float> t;
-    for (int i = 0; i < reps + 2 && st.ok(); ++i) {
-      cudaEventRecord(start, nullptr);
-      st = cuda_status(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr), "cudaMemcpyAsync");
-      cudaEventRecord(stop, nullptr);
-      cudaEventSynchronize(stop);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      if (i >= 2) t.push_back(ms);
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaFree(a);
-    if (b) cudaFree(b);
-    if (!st.ok()) return st;
-    std::sort(t.begin(), t.end());
-    const double med = t.empty() ? 0.0 : t[t.size() / 2];
-    *bytes_per_second = med > 0 ? 2.0 * double(bytes) / (med * 1e-3) : 0.0;
-    return Status::success();
-  });
-}
-
-Status configure_emulator(const std::string& schedule, uint64_t seed, int sms, uint64_t spin_limit) {
-#if KVTRIM_EMULATED
-  namespace emu = ::kvtrim::emu;
-  emu::Schedule sch;
-  if (schedule == "deterministic") sch = emu::Schedule::Deterministic;
-  else if (schedule == "random") sch = emu::Schedule::Random;
-  else if (schedule == "priority") sch = emu::Schedule::Priority;
-  else return Status::error(Code::InvalidOption, "Expected schedule 'deterministic', 'random' or 'priority'");
-  emu::set_schedule(sch, seed);
-  if (sms > 0) emu::set_sm_count(sms);
-  else emu::reset_device_properties();
-  emu::set_spin_limit(spin_limit > 0 ? spin_limit : 1000000);
-  return Status::success();
-#else
-  (void)schedule, (void)seed, (void)sms, (void)spin_limit;
-  return Status::error(Code::InvalidOption, "configure_emulator: this is a GPU build, not the emulator build");
-#endif
 }
 
 }  // namespace kvtrim::cuda
