@@ -314,7 +314,7 @@ Status compress_geometry(int device, const CompressJob& job, Geometry* out) {
     if (!s.ok()) return s;
     const Choice& c = ln.choice;
     const int64_t rows = job.shape.batch * job.shape.heads;
-    *out = Geometry{kCompressThreads, c.split, int(rows * c.split), c.resident, c.sms, c.cooperative};
+    *out = Geometry{kCompressThreads, c.split, int(rows * c.split), c.resident, c.sms, c.cooperative, ln.variant.unit};
     return Status::success();
   });
 }

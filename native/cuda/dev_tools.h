@@ -18,6 +18,7 @@ Status stream_destroy(int device, void* stream);
 struct Geometry {
   int threads, blocks_per_row, blocks, resident_blocks, sms;
   bool cooperative;
+  int copy_unit;  // bytes per copy step of the gather: 16, or the element size
 };
 Status compress_geometry(int device, const CompressJob& job, Geometry* g);
 

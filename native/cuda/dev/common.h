@@ -16,12 +16,19 @@
 #include "../../core/status.h"
 #include "../cuda_backend.h"
 #include "../dev_tools.h"
+#include "../probe.h"
 
 namespace wb {
 
 using kvtrim::DType;
 using kvtrim::Status;
 namespace cu = kvtrim::cuda;
+
+// Whether the kernels run on kvtrim's emulator (probe.h), asked once: it scales the work.
+inline bool emulated() {
+  static const bool emu = cu::probe().emulated;
+  return emu;
+}
 
 constexpr int kDevice = 0;
 
@@ -142,19 +149,19 @@ inline Options parse_options(int argc, char** argv, const char* usage) {
 
 // Device checks and the emulator's controls; prints one header line.
 inline void start(const Options& o, const char* what) {
-  std::string why;
-  if (!cu::available(&why)) die("no CUDA device: " + why);
-  if (cu::emulated() && (!o.schedule.empty() || o.sms > 0)) {
+  const cu::Probe p = cu::probe();
+  if (!p.usable) die("no CUDA device: " + p.reason);
+  if (emulated() && (!o.schedule.empty() || o.sms > 0)) {
     check(cu::configure_emulator(o.schedule.empty() ? "deterministic" : o.schedule, o.seed, o.sms, 0),
           "configure_emulator");
-  } else if (!cu::emulated() && (!o.schedule.empty() || o.sms > 0)) {
+  } else if (!emulated() && (!o.schedule.empty() || o.sms > 0)) {
     die("--schedule and --sms are emulator options");
   }
   std::printf("kvtrim workbench: %s, seed %llu, %s%s\n", what, (unsigned long long)o.seed,
-              cu::emulated() ? "EMULATED device (times are host-clock, not GPU speed)" : "GPU",
+              emulated() ? "EMULATED device (times are host-clock, not GPU speed)" : "GPU",
               o.bench ? ", --bench shapes" : "");
 }
 
-inline int reps_for(const Options& o) { return o.reps > 0 ? o.reps : (cu::emulated() ? 1 : 20); }
+inline int reps_for(const Options& o) { return o.reps > 0 ? o.reps : (emulated() ? 1 : 20); }
 
 }  // namespace wb

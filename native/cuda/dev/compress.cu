@@ -11,7 +11,7 @@
 //
 // The variants are reached through the launcher, never by launching kernels here:
 //   kind   <- dtype (float16, bfloat16, float32)
-//   unit   <- the copy unit ops.cu picks: 16 when keys, values and both outputs are 16-byte
+//   unit   <- the copy unit the launcher (compress.cu) picks: 16 when keys, values and both outputs are 16-byte
 //             aligned and every row is a multiple of 16 bytes, else the element size (2 for the
 //             16-bit types, 4 for float32); an offset base pointer forces the narrow unit
 //   split  <- KVTRIM_SPLIT=n (read by the launcher on every call; honoured only for order
@@ -134,7 +134,7 @@ static std::vector<Case> default_cases() {
     Case d = with(s, DType::F16, Order::Position);
     d.split = 1000, d.name += "-G1000-capped";  // capped at resident / rows by the launcher (8 here)
     d.emu_sms = 4;  // emulated: 4 SMs (8 resident blocks); 264 blocks x 512 fibers exceed the host's maps
-    if (cu::emulated()) d.want_split = 8;
+    if (emulated()) d.want_split = 8;
     v.push_back(d);
   }
   {
@@ -417,7 +417,7 @@ struct CaseEnv {
 struct EmuSms {
   const Options& o;
   bool set;
-  EmuSms(int sms, const Options& opt) : o(opt), set(sms > 0 && cu::emulated()) {
+  EmuSms(int sms, const Options& opt) : o(opt), set(sms > 0 && emulated()) {
     if (set) check(cu::configure_emulator(o.schedule.empty() ? "deterministic" : o.schedule, o.seed, sms, 0), "configure_emulator");
   }
   ~EmuSms() {
@@ -425,13 +425,6 @@ struct EmuSms {
   }
 };
 
-// ops.cu's copy-unit rule, restated for the table (Geometry does not report it).
-static int copy_unit(const CompressJob& j) {
-  const int esz = kvtrim::dtype_size(j.dtype);
-  auto ok = [](const void* p, int64_t row_bytes) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && row_bytes % 16 == 0; };
-  const int64_t kb = j.shape.key_dim * esz, vb = j.shape.value_dim * esz;
-  return ok(j.keys, kb) && ok(j.values, vb) && ok(j.out_keys, kb) && ok(j.out_values, vb) ? 16 : esz;
-}
 
 // The bytes the op must move: every valid key row read once (the norms), each kept key and
 // value row read and written once, padding rows written, indices written. Scratch not counted.
@@ -465,7 +458,7 @@ static Row run(const Case& c, const Options& o) {
   const int layers = std::max(1, c.layers);
   // Timing cycles through copies of the inputs so that they do not stay in L2 (GPU only).
   const double in_bytes = double(c.B * c.H * c.S * (c.Dk + c.Dv) * kvtrim::dtype_size(c.dtype));
-  const int copies = (cu::emulated() || c.layers > 0) ? 1 : int(std::min(4.0, std::max(1.0, std::ceil(256e6 / in_bytes))));
+  const int copies = (emulated() || c.layers > 0) ? 1 : int(std::min(4.0, std::max(1.0, std::ceil(256e6 / in_bytes))));
   std::vector<Instance> inst(size_t(layers * copies));
   for (int l = 0; l < layers; ++l) generate(c, r, &inst[size_t(l)]);
   for (size_t i = size_t(layers); i < inst.size(); ++i) {
@@ -482,7 +475,7 @@ static Row run(const Case& c, const Options& o) {
   std::snprintf(geo, sizeof geo, "%4dx%d G=%-3d res %d%s", g.blocks, g.threads, g.blocks_per_row,
                 g.resident_blocks, g.cooperative ? " coop" : "");
   out.geometry = geo;
-  out.unit = copy_unit(inst[0].job);
+  out.unit = g.copy_unit;  // the launcher's own choice (compress_geometry reports plan_launch's)
   out.kmax = inst[0].job.plan.max_kept;
   // A case that no longer reaches its variant fails: the table must not claim what did not run.
   std::string missed;
@@ -507,7 +500,7 @@ static Row run(const Case& c, const Options& o) {
       if (!out.result.empty()) out.result = "layer " + std::to_string(l) + ": " + out.result;
     }
     std::vector<float> ms{float(first)};
-    if (!cu::emulated() || o.reps > 0) {  // compress_layers has no event-timed twin: host clock
+    if (!emulated() || o.reps > 0) {  // compress_layers has no event-timed twin: host clock
       ms.clear();
       for (int i = 0; i < reps + 3; ++i) {
         t0 = std::chrono::steady_clock::now();
@@ -518,7 +511,7 @@ static Row run(const Case& c, const Options& o) {
     check(cu::stream_destroy(kDevice, stream), "stream_destroy");
     out.ms = median(ms);
     if (out.result.empty()) out.result = missed;
-    if (copy_unit(jobs[0]) == 16) {  // cuda_backend.h: one launch, one block per row, no split rows
+    if (g.copy_unit == 16) {  // cuda_backend.h: one launch, one block per row, no split rows
       int64_t blocks = 0;
       for (const CompressJob& jb : jobs) blocks += jb.shape.batch * jb.shape.heads;
       std::snprintf(geo, sizeof geo, "%4" PRId64 "x%d G=1   1 launch*", blocks, g.threads);
@@ -538,7 +531,7 @@ static Row run(const Case& c, const Options& o) {
   if (out.result.empty()) out.result = missed;
   if (out.result.empty()) out.result = "ok";
   out.ms = median(ms);
-  if (!cu::emulated() || o.reps > 0) {  // steady state (in place: on the already compressed cache)
+  if (!emulated() || o.reps > 0) {  // steady state (in place: on the already compressed cache)
     std::vector<CompressJob> jobs;
     for (const Instance& in : inst) jobs.push_back(in.job);
     check(cu::time_compress(kDevice, jobs, 3, reps, &ms), "time_compress");
@@ -560,7 +553,7 @@ int main(int argc, char** argv) {
   unsetenv("KVTRIM_SPLIT");
   start(o, "compress (native/cuda, cuda::compress / compress_layers)");
   double copy_bps = 0;
-  check(cu::copy_bandwidth(kDevice, cu::emulated() ? (8u << 20) : (512u << 20), cu::emulated() ? 2 : 10, &copy_bps),
+  check(cu::copy_bandwidth(kDevice, emulated() ? (8u << 20) : (512u << 20), emulated() ? 2 : 10, &copy_bps),
         "copy_bandwidth");
   std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_bps / 1e9);
 
@@ -584,7 +577,7 @@ int main(int argc, char** argv) {
                 copy_bps > 0 ? 100.0 * gbs * 1e9 / copy_bps : 0.0, ok ? "ok" : "FAIL: ", ok ? "" : row.result.c_str());
     std::fflush(stdout);
   }
-  std::printf("\n%d cases, %d failed, %.1f s (split: KVTRIM_SPLIT=n, 'auto' = the launcher's choice; unit: ops.cu's "
+  std::printf("\n%d cases, %d failed, %.1f s (split: KVTRIM_SPLIT=n, 'auto' = the launcher's choice; unit: compress.cu's "
               "copy-unit rule; GB/s over the bytes the op must move; *: compress_layers, host-clock time)\n",
               ran, failed, host_ms(t_all) / 1e3);
   if (ran == 0) die("no case matches --only " + o.only);

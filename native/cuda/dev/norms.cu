@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../../core/norm.h"
+#include "../kernels/norms.cuh"
 #include "common.h"
 
 using namespace wb;
@@ -138,7 +139,7 @@ int main(int argc, char** argv) {
   const Options o = parse_options(argc, argv, kUsage);
   start(o, "key norms (native/cuda, cuda::key_norms)");
   double copy_bps = 0;
-  check(cu::copy_bandwidth(kDevice, cu::emulated() ? (8u << 20) : (512u << 20), cu::emulated() ? 2 : 10, &copy_bps),
+  check(cu::copy_bandwidth(kDevice, emulated() ? (8u << 20) : (512u << 20), emulated() ? 2 : 10, &copy_bps),
         "copy_bandwidth");
   std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_bps / 1e9);
   std::printf("%-16s %-9s %8s %6s %-7s %-22s %10s %8s %6s  %s\n", "case", "kind", "rows", "D", "base", "lanes x local, loads",
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
                     double(want), got[size_t(row)], double(kvtrim::bits_to_f32(got[size_t(row)])));
       diff = buf;
     }
-    if (!cu::emulated() || o.reps > 0) {
+    if (!emulated() || o.reps > 0) {
       ms.clear();
       for (int i = 0; i < reps + 3; ++i) {
         t0 = std::chrono::steady_clock::now();
@@ -182,13 +183,10 @@ int main(int argc, char** argv) {
         if (i >= 3) ms.push_back(float(host_ms(t0)));
       }
     }
-    // The launch geometry as norms.cuh's header describes it (lanes per token, chunks per lane,
-    // 16-byte vector loads when rows are whole chunks and the base is aligned).
-    const int64_t chunks = kvtrim::num_chunks(c.head_dim), p2 = kvtrim::pow2_ceil(chunks);
-    const int64_t lanes = std::min<int64_t>(32, p2), local = p2 / lanes;
-    const bool vec = c.head_dim % 8 == 0 && reinterpret_cast<uintptr_t>(keys.ptr()) % 16 == 0;
+    // The launch geometry: norms.cuh's own norm_geometry (what the launcher passes the kernel).
+    const cu::NormGeometry ng = cu::norm_geometry(c.head_dim, keys.ptr());
     char geo[40];
-    std::snprintf(geo, sizeof geo, "%2" PRId64 " x %" PRId64 ", %s", lanes, local, vec ? "16-byte" : "scalar");
+    std::snprintf(geo, sizeof geo, "%2d x %d, %s", ng.lanes, ng.local, ng.vec ? "16-byte" : "scalar");
     const double t = median(ms), bytes = double(in_bytes) + 4.0 * double(c.rows);
     const double gbs = t > 0 ? bytes / (t * 1e6) : 0;
     const bool ok = diff.empty();
