@@ -70,6 +70,10 @@ def copy_tree(dst):
     shutil.copytree(os.path.join(root, 'native/cuda/kernels'), os.path.join(dst, 'kernels'))
     shutil.copy(os.path.join(root, 'native/cuda/cuda_api.h'), dst)
     os.symlink(os.path.join(root, 'native/cuda/emu'), os.path.join(dst, 'emu'))
+    # the kernels include ../../core/contract.h: beside the copies, one link to native/core
+    core = os.path.join(os.path.dirname(dst), 'core')
+    if not os.path.exists(core):
+        os.symlink(os.path.join(root, 'native/core'), core)
 
 def main():
     build_objects()
