@@ -1,0 +1,251 @@
+/**
+ * kvtrim's fixed cost per call (issue 16):  npx tsx bench/overhead.ts [--quick] [--profile]
+ *
+ * A tiny fp16 compress, keys and values [1, 1, 16, 64] keep 8, is almost all fixed cost: option
+ * decoding and validation in TypeScript, the tensor snapshot, the native argument reads and
+ * checks, the output allocation and, for the Promise form, the hop to a worker thread and back.
+ * Rows (each: the median over REPEATS batches of the batch's mean per call; before each batch a
+ * full GC and 20 ms of event loop, as in bench/cpu.ts):
+ *   - compressSync                     BATCH calls in a loop
+ *   - compress, awaited one at a time  BATCH_ASYNC calls, each awaited before the next
+ *   - compress, 5,000 in flight        Promise.all of 5,000 calls, total time / 5,000
+ *   - keyNormsSync (keys only)
+ *   - compressCacheSync / compressCache of 32 such layers, per layer
+ *   - for scale: an empty JS function, and the raw native binding (lib/binding's compressSync
+ *     with a pre-decoded options object: the facade's share is the difference; skipped where
+ *     lib/binding cannot be loaded)
+ * Goals (issue 16): at most 10 us per sync call, 30 us per async call. They are a benchmark row,
+ * not a timed test: a loaded machine misses them.
+ *
+ * --profile: also runs the sync loop and the awaited loop in child processes under
+ * `node --cpu-prof` and prints the top frames by self time (and the inclusive time of kvtrim's
+ * own functions), so the next change can aim at what costs. Writes bench/results/overhead.json
+ * (and the .cpuprofile files under bench/results/overhead-profile/ with --profile).
+ * KVTRIM_ADDON_DIR=../main/build (a path relative to the repository root) times another build.
+ */
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import * as v8 from 'node:v8'
+import * as vm from 'node:vm'
+import { backend, compress, compressCache, compressCacheSync, compressSync, keyNormsSync, type CacheLayer } from '../lib/index'
+
+const args = process.argv.slice(2)
+const QUICK = args.includes('--quick')
+const PROFILE = args.includes('--profile')
+const LOOP = args.includes('--loop') ? args[args.indexOf('--loop') + 1] : undefined
+const REPEATS = QUICK ? 5 : 11
+const BATCH = QUICK ? 5_000 : 20_000
+const BATCH_ASYNC = QUICK ? 1_000 : 5_000
+const IN_FLIGHT = 5_000
+const LAYERS = 32
+const SYNC_GOAL_US = 10
+const ASYNC_GOAL_US = 30
+const root = path.join(__dirname, '..')
+
+v8.setFlagsFromString('--expose-gc')
+const gcNow = vm.runInNewContext('gc') as () => void
+async function settle(): Promise<void> {
+  gcNow()
+  await new Promise((r) => setTimeout(r, 20))
+}
+
+// ---- the tiny tensors -------------------------------------------------------------------------
+const DIMS = [1, 1, 16, 64]
+let seed = 0x9e3779b9
+const rand = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296)
+/** fp16 bits of values of magnitude ~0.5..4, random sign. */
+function half(n: number): Uint16Array {
+  const a = new Uint16Array(n)
+  for (let i = 0; i < n; i++) a[i] = (rand() < 0.5 ? 0x8000 : 0) | ((14 + Math.floor(rand() * 3)) << 10) | Math.floor(rand() * 1024)
+  return a
+}
+const tensor = () => ({ type: 'float16' as const, data: half(DIMS.reduce((a, b) => a * b)), dims: [...DIMS] })
+const keys = tensor(), values = tensor()
+const OPTIONS = { keep: 8 }
+const layers: CacheLayer[] = Array.from({ length: LAYERS }, () => ({ keys: tensor(), values: tensor() }))
+
+// ---- measuring -----------------------------------------------------------------------------------
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+const now = (): number => Number(process.hrtime.bigint()) / 1000 // microseconds
+
+interface Row {
+  name: string
+  /** calls (or layers) per batch */
+  perBatch: number
+  /** median over the batches of the mean us per call (per layer for the cache rows) */
+  medianUs: number
+  minUs: number
+  maxUs: number
+  goalUs?: number
+  batchesUs: number[]
+}
+
+async function measure(name: string, perBatch: number, batch: () => void | Promise<void>, goalUs?: number): Promise<Row> {
+  await batch() // warm-up (JIT, the output pool, the worker threads)
+  const xs: number[] = []
+  for (let r = 0; r < REPEATS; r++) {
+    await settle()
+    const t0 = now()
+    await batch()
+    xs.push((now() - t0) / perBatch)
+  }
+  const row = { name, perBatch, medianUs: median(xs), minUs: Math.min(...xs), maxUs: Math.max(...xs), goalUs, batchesUs: xs }
+  process.stderr.write(`  ${name}: ${row.medianUs.toFixed(2)} us\n`)
+  return row
+}
+
+let sink = 0 // results are consumed so nothing is optimised away
+const syncLoop = (n: number) => () => {
+  for (let i = 0; i < n; i++) sink += compressSync(keys, values, OPTIONS).kept
+}
+const awaitedLoop = (n: number) => async () => {
+  for (let i = 0; i < n; i++) sink += (await compress(keys, values, OPTIONS)).kept
+}
+
+/** The native binding behind the facade, where this layout has it (lib/binding.ts today). */
+function rawBinding(): { compressSync: (k: unknown, v: unknown, o: unknown) => { kept: number } } | undefined {
+  try {
+    const file = path.join(root, 'lib', 'binding')
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(file) as { binding?: () => { compressSync: (k: unknown, v: unknown, o: unknown) => { kept: number } } }
+    return mod.binding?.()
+  } catch {
+    return undefined
+  }
+}
+
+async function main(): Promise<void> {
+  if (LOOP) return childLoop(LOOP)
+  const b = backend()
+  process.stderr.write(`kvtrim fixed cost per call: fp16 ${JSON.stringify(DIMS)} keep ${OPTIONS.keep}, ${REPEATS} batches per row\n`)
+  const rows: Row[] = []
+  rows.push(await measure('empty JS function (for scale)', BATCH, () => {
+    const f = (k: unknown, v: unknown, o: { keep: number }) => o.keep
+    for (let i = 0; i < BATCH; i++) sink += f(keys, values, OPTIONS)
+  }))
+  const raw = rawBinding()
+  if (raw) {
+    const native = { type: keys.type, data: keys.data, dims: keys.dims }, nativeV = { type: values.type, data: values.data, dims: values.dims }
+    const decoded = { keep: 8, order: 'position', score: 'low-norm', sink: 0, recent: 0 }
+    let ok = true
+    try {
+      raw.compressSync(native, nativeV, decoded)
+    } catch {
+      ok = false // the native options shape changed: no raw row
+    }
+    if (ok) {
+      rows.push(await measure('native binding compressSync (no facade)', BATCH, () => {
+        for (let i = 0; i < BATCH; i++) sink += raw.compressSync(native, nativeV, decoded).kept
+      }))
+    }
+  }
+  rows.push(await measure('compressSync', BATCH, syncLoop(BATCH), SYNC_GOAL_US))
+  rows.push(await measure('keyNormsSync', BATCH, () => {
+    for (let i = 0; i < BATCH; i++) sink += keyNormsSync(keys).length
+  }))
+  rows.push(await measure(`compressCacheSync, ${LAYERS} layers (per layer)`, (BATCH / LAYERS) * LAYERS, () => {
+    for (let i = 0; i < BATCH / LAYERS; i++) sink += compressCacheSync(layers, OPTIONS).layers.length
+  }, SYNC_GOAL_US))
+  rows.push(await measure('compress, awaited one at a time', BATCH_ASYNC, awaitedLoop(BATCH_ASYNC), ASYNC_GOAL_US))
+  rows.push(await measure(`compress, ${IN_FLIGHT.toLocaleString('en')} in flight (Promise.all)`, IN_FLIGHT, async () => {
+    const all = await Promise.all(Array.from({ length: IN_FLIGHT }, () => compress(keys, values, OPTIONS)))
+    sink += all.length
+  }, ASYNC_GOAL_US))
+  rows.push(await measure(`compressCache, ${LAYERS} layers, awaited (per layer)`, (BATCH_ASYNC / LAYERS) * LAYERS, async () => {
+    for (let i = 0; i < BATCH_ASYNC / LAYERS; i++) sink += (await compressCache(layers, OPTIONS)).layers.length
+  }, ASYNC_GOAL_US))
+
+  const w = Math.max(...rows.map((r) => r.name.length))
+  const lines = [
+    `kvtrim fixed cost per call, fp16 [${DIMS.join(',')}] keys and values, keep ${OPTIONS.keep}; ${b.cpu.isa}, ${b.cpu.threads} threads, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}`,
+    `median of ${REPEATS} batches (min .. max of the batch means)`,
+    '',
+    `| ${'row'.padEnd(w)} | us per call |      min ..      max |  goal | met |`,
+    `| ${'-'.repeat(w)} | ----------: | -------------------: | ----: | --- |`,
+    ...rows.map((r) => `| ${r.name.padEnd(w)} | ${r.medianUs.toFixed(2).padStart(11)} | ${r.minUs.toFixed(2).padStart(8)} .. ${r.maxUs.toFixed(2).padStart(8)} | ${r.goalUs ? String(r.goalUs).padStart(5) : '    -'} | ${r.goalUs ? (r.medianUs <= r.goalUs ? 'yes' : 'no ') : '   '} |`),
+  ]
+  console.log(lines.join('\n'))
+  const out = path.join(root, 'bench', 'results')
+  fs.mkdirSync(out, { recursive: true })
+  const result: Record<string, unknown> = {
+    date: new Date().toISOString(), node: process.version, cores: os.cpus().length, load: os.loadavg(), backend: { isa: b.cpu.isa, threads: b.cpu.threads },
+    addonDir: process.env.KVTRIM_ADDON_DIR ?? null, dims: DIMS, options: OPTIONS, repeats: REPEATS, rows,
+  }
+  if (PROFILE) result.profile = profile(out)
+  fs.writeFileSync(path.join(out, 'overhead.json'), JSON.stringify(result, null, 2) + '\n')
+  console.log(`\nwrote ${path.join(out, 'overhead.json')}${sink < 0 ? '' : ''}`)
+}
+
+// ---- --profile: node --cpu-prof on the two loops, summarised --------------------------------------
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+
+async function childLoop(kind: string): Promise<void> {
+  const n = QUICK ? 100_000 : 300_000
+  if (kind === 'sync') syncLoop(n)()
+  else await awaitedLoop(n / 10)()
+}
+
+function frameName(f: ProfileNode['callFrame']): string {
+  const file = f.url ? path.relative(root, f.url.replace(/^file:\/\//, '')) : ''
+  return `${f.functionName || '(anonymous)'}${file ? ` ${file}:${f.lineNumber + 1}` : ''}`
+}
+
+/** Self and inclusive time per frame name, in % of the samples. */
+function summarise(p: CpuProfile): { self: Array<[string, number]>; inclusive: Array<[string, number]> } {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const selfUs = new Map<number, number>()
+  p.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)))
+  const total = [...selfUs.values()].reduce((a, b) => a + b, 0) || 1
+  const self = new Map<string, number>(), incl = new Map<string, number>()
+  for (const [id, us] of selfUs) {
+    const name = frameName(byId.get(id)!.callFrame)
+    self.set(name, (self.get(name) ?? 0) + us)
+    const seen = new Set<string>() // a frame counted once per sample even when recursive
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const nm = frameName(byId.get(at)!.callFrame)
+      if (!seen.has(nm)) incl.set(nm, (incl.get(nm) ?? 0) + us)
+      seen.add(nm)
+    }
+  }
+  const pct = (m: Map<string, number>) => [...m].map(([k, v]): [string, number] => [k, (100 * v) / total]).sort((a, b) => b[1] - a[1])
+  return { self: pct(self), inclusive: pct(incl) }
+}
+
+function profile(out: string): Record<string, unknown> {
+  const dir = path.join(out, 'overhead-profile')
+  fs.rmSync(dir, { recursive: true, force: true })
+  const summary: Record<string, unknown> = {}
+  for (const kind of ['sync', 'awaited']) {
+    const d = path.join(dir, kind)
+    fs.mkdirSync(d, { recursive: true })
+    process.stderr.write(`profiling the ${kind} loop (node --cpu-prof) ...\n`)
+    const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', d, '--import', 'tsx', __filename, '--loop', kind, ...(QUICK ? ['--quick'] : [])], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+    const file = fs.readdirSync(d).find((f) => f.endsWith('.cpuprofile'))
+    if (r.status !== 0 || !file) {
+      console.log(`\n--profile: the ${kind} child failed (status ${r.status})`)
+      continue
+    }
+    const s = summarise(JSON.parse(fs.readFileSync(path.join(d, file), 'utf8')) as CpuProfile)
+    const own = s.inclusive.filter(([n]) => /\blib\/|^(compressSync|compress|keyNormsSync) *$|\(garbage collector\)|\(program\)/.test(n)).slice(0, 14)
+    console.log(`\n--profile, ${kind} loop: top frames by self time (% of samples)`)
+    for (const [n, v] of s.self.slice(0, 14)) console.log(`  ${v.toFixed(1).padStart(5)}%  ${n}`)
+    console.log(`  inclusive time of kvtrim's own functions and native calls:`)
+    for (const [n, v] of own) console.log(`  ${v.toFixed(1).padStart(5)}%  ${n}`)
+    summary[kind] = { profile: path.relative(root, path.join(d, file)), self: s.self.slice(0, 25), inclusive: own }
+  }
+  return summary
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
