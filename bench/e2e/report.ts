@@ -58,8 +58,29 @@ export function table(r: E2eResult): string {
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')
   const out = [...header(r), '', line(cols.map((c) => c.label)), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)]
   for (const s of r.skipped) out.push(`${s.runtime}: skipped: ${s.reason}`)
+  const agree = agreement(r)
+  if (agree) out.push('', agree)
   out.push('', `${f(r.seconds, 0)} s in all (prompt cache ${r.prompt.reused ? 'reused from an earlier run' : `built in ${f(r.prompt.buildSeconds, 1)} s`})`)
   return out.join('\n')
+}
+
+/**
+ * Whether the two runtimes generated the same greedy tokens from the same cache (a check that both
+ * ran the same model over the same cache; a compression can turn on float rounding where norms tie).
+ */
+export function agreement(r: E2eResult): string | undefined {
+  const pairs: string[] = []
+  let same = 0, n = 0
+  for (const a of r.runs.filter((x) => x.runtime === 'typescript')) {
+    const b = r.runs.find((x) => x.runtime === 'onnxruntime-node' && x.config === a.config && x.promptTokens === a.promptTokens)
+    if (!b) continue
+    const k = Math.min(a.generated.length, b.generated.length)
+    n++
+    if (a.generated.slice(0, k).every((t, i) => t === b.generated[i])) same++
+    else pairs.push(`${kTokens(a.promptTokens)} ${a.config}`)
+  }
+  if (!n) return undefined
+  return `greedy tokens, TypeScript vs onnxruntime-node: the same first tokens in ${same} of ${n} configurations${pairs.length ? ` (differ: ${pairs.join(', ')})` : ''}`
 }
 
 export function markdown(r: E2eResult): string {
