@@ -17,10 +17,10 @@
  * Goals (issue 16): at most 10 us per sync call, 30 us per async call. They are a benchmark row,
  * not a timed test: a loaded machine misses them.
  *
- * --profile: also runs the sync loop and the awaited loop in child processes under
- * `node --cpu-prof` and prints the top frames by self time (and the inclusive time of kvtrim's
- * own functions), so the next change can aim at what costs. Writes bench/results/overhead.json
- * (and the .cpuprofile files under bench/results/overhead-profile/ with --profile).
+ * --profile: where the time goes: V8's sampling profiler around the sync and the awaited loops
+ * (top frames by self time, inclusive time of kvtrim's functions; the .cpuprofile files go to
+ * bench/results/overhead-profile/, for Chrome DevTools), and the loops again with
+ * KVTRIM_THREADS=1 in a child process (the thread pool's share). Writes bench/results/overhead.json.
  * KVTRIM_ADDON_DIR=../main/build (a path relative to the repository root) times another build.
  */
 import { spawnSync } from 'node:child_process'
@@ -176,25 +176,34 @@ async function main(): Promise<void> {
     date: new Date().toISOString(), node: process.version, cores: os.cpus().length, load: os.loadavg(), backend: { isa: b.cpu.isa, threads: b.cpu.threads },
     addonDir: process.env.KVTRIM_ADDON_DIR ?? null, dims: DIMS, options: OPTIONS, repeats: REPEATS, rows,
   }
-  if (PROFILE) result.profile = profile(out)
+  if (PROFILE) result.profile = await profile(out)
   fs.writeFileSync(path.join(out, 'overhead.json'), JSON.stringify(result, null, 2) + '\n')
   console.log(`\nwrote ${path.join(out, 'overhead.json')}${sink < 0 ? '' : ''}`)
 }
 
-// ---- --profile: node --cpu-prof on the two loops, summarised --------------------------------------
+// ---- --profile: where the time goes --------------------------------------------------------------
+// 1. V8's sampling profiler (node:inspector, 50 us interval) around the sync loop and around the
+//    awaited loop only (not the start-up): the top frames by self time, and the inclusive time of
+//    kvtrim's functions. A native addon function has no frame of its own: its time is the self
+//    time of the JS function that calls it (compressChecked calls binding.compressSync).
+// 2. The same loops in child processes with KVTRIM_THREADS=1 and with the default threads: the
+//    thread pool's share of a tiny call.
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
 
+/** Child mode: prints the median us per call of the sync and awaited loops. */
 async function childLoop(kind: string): Promise<void> {
-  const n = QUICK ? 100_000 : 300_000
-  if (kind === 'sync') syncLoop(n)()
-  else await awaitedLoop(n / 10)()
+  if (kind !== 'times') throw new Error(`unknown --loop ${kind}`)
+  const sync = await measure('compressSync', BATCH, syncLoop(BATCH))
+  const awaited = await measure('compress, awaited', BATCH_ASYNC, awaitedLoop(BATCH_ASYNC))
+  console.log(JSON.stringify({ sync: sync.medianUs, awaited: awaited.medianUs, threads: backend().cpu.threads }))
 }
 
 function frameName(f: ProfileNode['callFrame']): string {
-  const file = f.url ? path.relative(root, f.url.replace(/^file:\/\//, '')) : ''
-  return `${f.functionName || '(anonymous)'}${file ? ` ${file}:${f.lineNumber + 1}` : ''}`
+  const url = f.url.replace(/^file:\/\//, '')
+  const file = url ? (url.startsWith('node:') ? url : path.relative(root, url)) : ''
+  return `${f.functionName || '(anonymous)'}${file ? ` (${file})` : ''}`
 }
 
 /** Self and inclusive time per frame name, in % of the samples. */
@@ -220,28 +229,60 @@ function summarise(p: CpuProfile): { self: Array<[string, number]>; inclusive: A
   return { self: pct(self), inclusive: pct(incl) }
 }
 
-function profile(out: string): Record<string, unknown> {
+async function sampled(run: () => void | Promise<void>): Promise<CpuProfile> {
+  const { Session } = await import('node:inspector')
+  const session = new Session()
+  session.connect()
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))))
+  await post('Profiler.enable')
+  await post('Profiler.setSamplingInterval', { interval: 50 })
+  await settle()
+  await post('Profiler.start')
+  await run()
+  const { profile } = (await post('Profiler.stop')) as { profile: CpuProfile }
+  session.disconnect()
+  return profile
+}
+
+async function profile(out: string): Promise<Record<string, unknown>> {
   const dir = path.join(out, 'overhead-profile')
-  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
   const summary: Record<string, unknown> = {}
-  for (const kind of ['sync', 'awaited']) {
-    const d = path.join(dir, kind)
-    fs.mkdirSync(d, { recursive: true })
-    process.stderr.write(`profiling the ${kind} loop (node --cpu-prof) ...\n`)
-    const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', d, '--import', 'tsx', __filename, '--loop', kind, ...(QUICK ? ['--quick'] : [])], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
-    const file = fs.readdirSync(d).find((f) => f.endsWith('.cpuprofile'))
-    if (r.status !== 0 || !file) {
-      console.log(`\n--profile: the ${kind} child failed (status ${r.status})`)
-      continue
-    }
-    const s = summarise(JSON.parse(fs.readFileSync(path.join(d, file), 'utf8')) as CpuProfile)
-    const own = s.inclusive.filter(([n]) => /\blib\/|^(compressSync|compress|keyNormsSync) *$|\(garbage collector\)|\(program\)/.test(n)).slice(0, 14)
-    console.log(`\n--profile, ${kind} loop: top frames by self time (% of samples)`)
-    for (const [n, v] of s.self.slice(0, 14)) console.log(`  ${v.toFixed(1).padStart(5)}%  ${n}`)
-    console.log(`  inclusive time of kvtrim's own functions and native calls:`)
+  const loops: Array<[string, () => void | Promise<void>]> = [['sync', syncLoop(QUICK ? 50_000 : 200_000)], ['awaited', awaitedLoop(QUICK ? 10_000 : 40_000)]]
+  for (const [kind, run] of loops) {
+    process.stderr.write(`profiling the ${kind} loop ...\n`)
+    const p = await sampled(run)
+    fs.writeFileSync(path.join(dir, `${kind}.cpuprofile`), JSON.stringify(p))
+    const s = summarise(p)
+    const own = s.inclusive.filter(([n]) => /\(lib\/|\(garbage collector\)|\(program\)|\(idle\)/.test(n)).slice(0, 12)
+    console.log(`\n--profile, ${kind} loop: top frames by self time (% of samples; a native call's time is its JS caller's self time)`)
+    for (const [n, v] of s.self.slice(0, 12)) console.log(`  ${v.toFixed(1).padStart(5)}%  ${n}`)
+    console.log('  inclusive time of kvtrim\'s functions:')
     for (const [n, v] of own) console.log(`  ${v.toFixed(1).padStart(5)}%  ${n}`)
-    summary[kind] = { profile: path.relative(root, path.join(d, file)), self: s.self.slice(0, 25), inclusive: own }
+    summary[kind] = { profile: path.relative(root, path.join(dir, `${kind}.cpuprofile`)), self: s.self.slice(0, 25), inclusive: own }
   }
+  // the thread pool's share: the same loops with one kvtrim thread
+  const threads: Record<string, unknown> = {}
+  for (const t of ['1', '']) {
+    const env = { ...process.env }
+    if (t) env.KVTRIM_THREADS = t
+    else delete env.KVTRIM_THREADS
+    process.stderr.write(`the loops with KVTRIM_THREADS=${t || '(default)'} ...\n`)
+    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--loop', 'times', ...(QUICK ? ['--quick'] : [])], { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    const line = (r.stdout ?? '').trim().split('\n').pop() ?? ''
+    try {
+      threads[t || 'default'] = JSON.parse(line)
+    } catch {
+      threads[t || 'default'] = { error: `status ${r.status}` }
+    }
+  }
+  console.log('\n--profile, kvtrim threads: us per call (child processes)')
+  for (const [k, v] of Object.entries(threads)) {
+    const x = v as { sync?: number; awaited?: number; threads?: number; error?: string }
+    console.log(x.error ? `  KVTRIM_THREADS=${k}: failed (${x.error})` : `  ${k === '1' ? 'KVTRIM_THREADS=1' : `default (${x.threads} threads)`}: compressSync ${x.sync!.toFixed(2)} us, awaited compress ${x.awaited!.toFixed(2)} us`)
+  }
+  summary.threads = threads
   return summary
 }
 

@@ -120,7 +120,7 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, runs
   for (let i = 0; i <= 5; i++) {
     const v = (yMax * i) / 5
     s.push(`<line x1="${left}" x2="${right}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" stroke="#eee"/>`)
-    s.push(`<text x="${left - 5}" y="${(Y(v) + 3).toFixed(1)}" text-anchor="end" font-size="10">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text>`)
+    s.push(`<text x="${left - 5}" y="${(Y(v) + 3).toFixed(1)}" text-anchor="end" font-size="10">${v === 0 ? '0' : v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text>`)
   }
   for (const n of lengths) s.push(`<text x="${X(n).toFixed(1)}" y="${bottom + 14}" text-anchor="middle" font-size="10">${kTokens(n)}</text>`)
   s.push(`<text x="${(left + right) / 2}" y="${bottom + 30}" text-anchor="middle" font-size="11">prompt length (tokens, log scale)</text>`)
