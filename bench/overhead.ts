@@ -194,6 +194,11 @@ interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: numb
 
 /** Child mode: prints the median us per call of the sync and awaited loops. */
 async function childLoop(kind: string): Promise<void> {
+  if (kind === 'sync-seconds') {
+    const t0 = now()
+    while (now() - t0 < 4e6) syncLoop(1000)()
+    return
+  }
   if (kind !== 'times') throw new Error(`unknown --loop ${kind}`)
   const sync = await measure('compressSync', BATCH, syncLoop(BATCH))
   const awaited = await measure('compress, awaited', BATCH_ASYNC, awaitedLoop(BATCH_ASYNC))
@@ -283,7 +288,32 @@ async function profile(out: string): Promise<Record<string, unknown>> {
     console.log(x.error ? `  KVTRIM_THREADS=${k}: failed (${x.error})` : `  ${k === '1' ? 'KVTRIM_THREADS=1' : `default (${x.threads} threads)`}: compressSync ${x.sync!.toFixed(2)} us, awaited compress ${x.awaited!.toFixed(2)} us`)
   }
   summary.threads = threads
+  summary.native = perfProfile(dir)
   return summary
+}
+
+/**
+ * 3. Native code: where perf exists (and may sample this process), 4 s of the sync loop under
+ *    `perf record -g` and the inclusive share of kvtrim's, N-API's and the allocator's functions
+ *    (perf report --children). V8's profiler cannot see inside the addon.
+ */
+function perfProfile(dir: string): unknown {
+  const data = path.join(dir, 'sync.perf.data')
+  const rec = spawnSync('perf', ['record', '-F', '2000', '-g', '-o', data, process.execPath, '--perf-basic-prof', '--import', 'tsx', __filename, '--loop', 'sync-seconds'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
+  if (rec.error || rec.status !== 0) {
+    console.log(`\n--profile, native: perf is not usable here (${rec.error ? rec.error.message : (rec.stderr ?? '').trim().split('\n').pop()}); skipped`)
+    return { skipped: rec.error ? rec.error.message : `perf record status ${rec.status}` }
+  }
+  const rep = spawnSync('perf', ['report', '-i', data, '--children', '--sort', 'symbol', '-g', 'none', '--stdio'], { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 })
+  const rows: Array<[number, number, string]> = []
+  for (const line of (rep.stdout ?? '').split('\n')) {
+    const m = /^\s*([\d.]+)%\s+([\d.]+)%\s+\[[.k]\]\s+(.+?)\s*$/.exec(line)
+    if (m) rows.push([Number(m[1]), Number(m[2]), m[3]])
+  }
+  const interesting = rows.filter(([, , n]) => /kvtrim::|napi_|CallFinalizer|malloc|free|futex|ArrayBufferSweeper|JS:\*?(compress|keyNorms)|lll_lock|GarbageCollect|Scavenge/.test(n)).slice(0, 30)
+  console.log('\n--profile, native (perf, 4 s of compressSync): inclusive % (self %) of the samples, kvtrim / N-API / allocator / GC frames')
+  for (const [inc, self, n] of interesting) console.log(`  ${inc.toFixed(1).padStart(5)}% (${self.toFixed(1).padStart(4)}%)  ${n.slice(0, 110)}`)
+  return { data: path.relative(root, data), rows: interesting }
 }
 
 main().catch((err) => {
