@@ -299,7 +299,7 @@ async function profile(out: string): Promise<Record<string, unknown>> {
  */
 function perfProfile(dir: string): unknown {
   const data = path.join(dir, 'sync.perf.data')
-  const rec = spawnSync('perf', ['record', '-F', '2000', '-g', '-o', data, process.execPath, '--perf-basic-prof', '--import', 'tsx', __filename, '--loop', 'sync-seconds'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
+  const rec = spawnSync('perf', ['record', '-F', '2000', '-g', '-o', data, process.execPath, '--perf-basic-prof', '--import', 'tsx', __filename, '--loop', 'sync-seconds'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] }) // cwd: --perf-basic-prof leaves V8 logs there
   if (rec.error || rec.status !== 0) {
     console.log(`\n--profile, native: perf is not usable here (${rec.error ? rec.error.message : (rec.stderr ?? '').trim().split('\n').pop()}); skipped`)
     return { skipped: rec.error ? rec.error.message : `perf record status ${rec.status}` }
