@@ -312,6 +312,7 @@ function perfProfile(dir: string): unknown {
   }
   const interesting = rows.filter(([, , n]) => /kvtrim::|napi_|CallFinalizer|malloc|free|futex|ArrayBufferSweeper|JS:\*?(compress|keyNorms)|lll_lock|GarbageCollect|Scavenge/.test(n)).slice(0, 30)
   console.log('\n--profile, native (perf, 4 s of compressSync): inclusive % (self %) of the samples, kvtrim / N-API / allocator / GC frames')
+  console.log("  (perf names Node's N-API callback trampoline after the nearest symbol, node_napi_env__::CallFinalizer: CompressOp::prepare sits under it; read that row as 'the native call', not as finalizers)")
   for (const [inc, self, n] of interesting) console.log(`  ${inc.toFixed(1).padStart(5)}% (${self.toFixed(1).padStart(4)}%)  ${n.slice(0, 110)}`)
   return { data: path.relative(root, data), rows: interesting }
 }
