@@ -8,7 +8,8 @@
 #  - KVTRIM_CUDA=OFF: no aarch64 CUDA target libraries here;
 #  - the distribution link of KVTRIM_PORTABLE (which CMakeLists.txt allows on x86-64 only, its
 #    glibc symbol-version file being x86-64 assembly): libstdc++ linked in statically with its
-#    symbols hidden, libgcc_s dynamic, --gc-sections, stripped.
+#    symbols hidden, libgcc_s dynamic, --gc-sections, stripped;
+#  - native/glibc/symbol_versions_aarch64.cc: glibc floor 2.17 (below).
 # Incremental in build-arm64/; KVTRIM_ARM64_CLEAN=1 starts from an empty one.
 # Prints the size, the newest GLIBC_ symbol version it needs and its NEEDED libraries, and
 # fails if it needs anything from the system libstdc++ or if any fused multiply-add made it
@@ -25,6 +26,26 @@ command -v "${PREFIX}g++" >/dev/null || die "${PREFIX}g++ not found (apt-get ins
 command -v cmake >/dev/null || die "cmake not found"
 [ "${KVTRIM_ARM64_CLEAN:-0}" = 1 ] && rm -rf "$OUT"
 
+# glibc floor 2.17 (KVTRIM_ARM64_GLIBC_COMPAT=0: without it, 2.34): native/glibc/
+# symbol_versions_aarch64.cc binds what gcc 12's libstdc++ and the addon take from glibc 2.18-2.36
+# to GLIBC_2.17 versions or replaces it, one -Wl,--wrap per KVTRIM_COMPAT_* line (as
+# CMakeLists.txt does with symbol_versions.cc for x86-64). It is compiled here and handed to the
+# link as an object in the linker flags, so CMakeLists.txt needs no change.
+LDFLAGS="-static-libstdc++ -Wl,--exclude-libs,ALL -Wl,--gc-sections -s"
+GLIBC_MAX=${KVTRIM_ARM64_GLIBC_MAX:-}
+if [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ]; then
+  COMPAT_SRC=native/glibc/symbol_versions_aarch64.cc
+  COMPAT_OBJ=$ROOT/$OUT/symbol_versions_aarch64.o
+  mkdir -p "$OUT"
+  if [ ! -f "$COMPAT_OBJ" ] || [ "$COMPAT_SRC" -nt "$COMPAT_OBJ" ]; then
+    "${PREFIX}g++" -std=c++17 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -DKVTRIM_ARM64_GLIBC_COMPAT \
+      -c "$COMPAT_SRC" -o "$COMPAT_OBJ"
+  fi
+  WRAPS=$(grep -oE '^KVTRIM_COMPAT_(OLD|NEW)\([A-Za-z0-9_]+' "$COMPAT_SRC" | sed -E 's/.*\(/-Wl,--wrap=/' | tr '\n' ' ')
+  LDFLAGS="$LDFLAGS $WRAPS $COMPAT_OBJ -Wl,--push-state,--no-as-needed -l:libpthread.so.0 -l:libdl.so.2 -Wl,--pop-state"
+  GLIBC_MAX=${GLIBC_MAX:-GLIBC_2.17}
+fi
+
 CMAKE_JS=$(node -p "require.resolve('cmake-js/bin/cmake-js', { paths: ['$ROOT'] })")
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 node "$CMAKE_JS" configure --out "$OUT" --arch arm64 \
@@ -32,7 +53,8 @@ node "$CMAKE_JS" configure --out "$OUT" --arch arm64 \
   --CDKVTRIM_CROSS_PREFIX="$PREFIX" \
   --CDKVTRIM_CUDA=OFF --CDKVTRIM_PORTABLE=OFF --CDKVTRIM_EMULATE=OFF --CDKVTRIM_SANITIZE=OFF \
   --CDCMAKE_CXX_FLAGS="-ffunction-sections -fdata-sections" \
-  --CDCMAKE_SHARED_LINKER_FLAGS="-static-libstdc++ -Wl,--exclude-libs,ALL -Wl,--gc-sections -s"
+  --CDCMAKE_SHARED_LINKER_FLAGS="$LDFLAGS"
+rm -f "$OUT/Release/kvtrim.node"  # relink: CMake does not track the compat object in the flags
 node "$CMAKE_JS" build --out "$OUT"
 
 SO=$OUT/Release/kvtrim.node
@@ -54,13 +76,16 @@ syms=$("${PREFIX}objdump" -T "$DEST")
 glibc=$(grep -o 'GLIBC_[0-9.]*' <<<"$syms" | sort -Vu | tail -1)
 glibcxx=$(grep -o 'GLIBCXX_[0-9.]*\|CXXABI_[0-9.]*' <<<"$syms" | sort -Vu | tail -1 || true)
 needed=$("${PREFIX}objdump" -p "$DEST" | awk '/NEEDED/ {print $2}' | tr '\n' ' ')
-echo "build-arm64: $DEST: $(stat -c %s "$DEST") bytes; needs $glibc (by: $(grep "$glibc" <<<"$syms" | awk '{print $NF}' | tr '\n' ' ')), libstdc++ ${glibcxx:-none (linked in)}; NEEDED: $needed"
+echo "build-arm64: $DEST: $(stat -c %s "$DEST") bytes; needs $glibc (e.g. $(grep "$glibc" <<<"$syms" | awk '{print $NF}' | sort | head -4 | tr '\n' ' ')), libstdc++ ${glibcxx:-none (linked in)}; NEEDED: $needed"
 [ -z "$glibcxx" ] || die "the arm64 prebuild needs $glibcxx from the system libstdc++"
 grep -q 'libstdc++' <<<"$needed" && die "the arm64 prebuild links libstdc++ dynamically"
 sections=$("${PREFIX}objdump" -h "$DEST")
 grep -q '\.debug_\|\.symtab' <<<"$sections" && die "the arm64 prebuild is not stripped"
-# KVTRIM_ARM64_GLIBC_MAX (e.g. GLIBC_2.17) turns the floor into a check.
-if [ -n "${KVTRIM_ARM64_GLIBC_MAX:-}" ] && [ "$(printf '%s\n' "$glibc" "$KVTRIM_ARM64_GLIBC_MAX" | sort -V | tail -1)" != "$KVTRIM_ARM64_GLIBC_MAX" ]; then
-  die "the arm64 prebuild needs $glibc (allowed: up to $KVTRIM_ARM64_GLIBC_MAX)"
+# The floor is a check: GLIBC_2.17 with the compat file (KVTRIM_ARM64_GLIBC_MAX overrides).
+if [ -n "$GLIBC_MAX" ] && [ "$(printf '%s\n' "$glibc" "$GLIBC_MAX" | sort -V | tail -1)" != "$GLIBC_MAX" ]; then
+  die "the arm64 prebuild needs $glibc (allowed: up to $GLIBC_MAX)"
 fi
+for lib in libpthread.so.0 libdl.so.2; do
+  [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" != 1 ] || grep -q "$lib" <<<"$needed" || die "the arm64 prebuild does not name $lib (needed before glibc 2.34)"
+done
 exit 0

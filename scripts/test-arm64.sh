@@ -74,13 +74,13 @@ export KVTRIM_ORACLE=$TMP/oracle/oracle.js
 export KVTRIM_SEED=${KVTRIM_SEED:-$((RANDOM * 32768 + RANDOM))}
 export KVTRIM_ADDON_DIR=build-arm64
 for isa in neon portable; do
-  step "node --test test/arm64/*.test.mjs under qemu-aarch64, isa $isa, seed $KVTRIM_SEED"
+  step "node:test suites test/arm64/*.test.mjs under qemu-aarch64, isa $isa, seed $KVTRIM_SEED"
   if [ $isa = portable ]; then export KVTRIM_ISA=portable; else unset KVTRIM_ISA; fi
   for f in test/arm64/parity.test.mjs test/arm64/bad-input.test.mjs; do
     t0=$SECONDS
     KVTRIM_EXPECT_ISA=$isa anode --test-reporter=spec "$f" >"$TMP/test.log" 2>&1 || { cat "$TMP/test.log"; die "$f failed with isa $isa"; }
     grep -q '^ℹ fail 0$' "$TMP/test.log" || { cat "$TMP/test.log"; die "$f failed with isa $isa"; }
-    echo "   $f: $(grep -o '^ℹ pass [0-9]*' "$TMP/test.log" | sed 's/ℹ //') tests passed in $((SECONDS - t0))s$(grep -o '# isa.*' "$TMP/test.log" | sed 's/^#/;/' || true)"
+    echo "   $f: $(grep -o '^ℹ pass [0-9]*' "$TMP/test.log" | sed 's/ℹ pass //') tests passed in $((SECONDS - t0))s$(grep -o '# isa.*' "$TMP/test.log" | sed 's/^#/;/' || true)"
   done
 done
 unset KVTRIM_ISA KVTRIM_ADDON_DIR

@@ -73,11 +73,18 @@ export function randomTensor(r, type, dims, { special = true, dupRows = 0 } = {}
   const plain = type === 'float16' ? () => (int(r, 0, 1) << 15) | (int(r, 10, 17) << 10) | int(r, 0, 0x3ff)
     : type === 'bfloat16' ? () => (int(r, 0, 1) << 15) | (int(r, 118, 132) << 7) | int(r, 0, 0x7f)
     : () => ((int(r, 0, 1) << 31) | (int(r, 110, 140) << 23) | Math.floor(r() * 0x800000)) >>> 0
+  // Tiny rows: every element so small that its square is subnormal (or 0) and so is the row's
+  // sum; only there does a fused multiply-add give other bits than the contract's separately
+  // rounded square and add (bfloat16 below ~1e-20, float32; a float16 square is always exact).
+  const tiny = type === 'float16' ? () => (int(r, 0, 1) << 15) | int(r, 1, 0x3ff)
+    : type === 'bfloat16' ? () => (int(r, 0, 1) << 15) | (int(r, 45, 70) << 7) | int(r, 0, 0x7f)
+    : () => ((int(r, 0, 1) << 31) | (int(r, 40, 75) << 23) | Math.floor(r() * 0x800000)) >>> 0
   const rowSpecial = r() < 0.5  // half the tensors: specials in a few rows only, the rest ordinary
   const d = dims[3]
   for (let row = 0; row < n / d; row++) {
-    const sp = special && (!rowSpecial || r() < 0.1)
-    for (let i = 0; i < d; i++) bits[row * d + i] = sp ? elementBits(r, type) : plain()
+    const u = r()
+    const gen = !special ? plain : u < 0.15 ? tiny : !rowSpecial || u < 0.25 ? () => elementBits(r, type) : plain
+    for (let i = 0; i < d; i++) bits[row * d + i] = gen()
   }
   const S = dims[2]
   if (dupRows > 0 && S > 1) {

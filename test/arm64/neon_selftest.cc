@@ -4,8 +4,8 @@
 //    position of rows of head_dim 1, 3, 8, 9 and 17, so each conversion lands in every lane, every chunk
 //    position and the padded tail;
 //  - random rows of many head_dims (1..1024) and row counts (1..13, the non-multiple-of-4 tail),
-//    for every dtype, including tiny bf16 values whose squares are subnormal (where a fused
-//    multiply-add would round differently) and fp32 values near overflow.
+//    for every dtype, including rows of tiny bf16 and fp32 values whose squares are subnormal
+//    (where a fused multiply-add rounds differently) and fp32 values whose squares overflow.
 // Bit-for-bit: a mismatch prints the dtype, head_dim, row and both bit patterns and exits 1.
 #include <cstdio>
 #include <cstdlib>
@@ -67,11 +67,11 @@ int main() {
             case 0: h[i] = uint16_t(x); break;                                        // any pattern
             case 1: h[i] = uint16_t((x & 0x8000) | (0x3000 + (x >> 20) % 0x1800)); break;  // ordinary
             case 2: h[i] = uint16_t((x & 0x8000) | ((x >> 20) % 0x0600)); break;       // subnormal fp16, tiny bf16
-            case 3: h[i] = uint16_t((x & 0x8000) | (0x0200 + (x >> 20) % 0x0c00)); break;  // bf16 squares near 2^-126
+            case 3: h[i] = uint16_t((x & 0x8000) | ((45 + (x >> 20) % 26) << 7) | ((x >> 40) & 0x7f)); break;  // bf16 2^-82..2^-57: subnormal squares
           }
           uint32_t b = uint32_t(x >> 32);
           if (kind == 1) b = (b & 0x807FFFFFu) | ((100u + (b >> 23) % 60u) << 23);
-          if (kind == 2) b = (b & 0x807FFFFFu) | (((b >> 23) % 40u) << 23);      // squares underflow
+          if (kind == 2) b = (b & 0x807FFFFFu) | ((40u + (b >> 23) % 36u) << 23);  // squares subnormal or 0
           if (kind == 3) b = (b & 0x807FFFFFu) | ((180u + (b >> 23) % 12u) << 23);  // squares overflow
           f[i] = bits_to_f32(b);
         }
