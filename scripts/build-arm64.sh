@@ -31,9 +31,16 @@ command -v cmake >/dev/null || die "cmake not found"
 # to GLIBC_2.17 versions or replaces it, one -Wl,--wrap per KVTRIM_COMPAT_* line (as
 # CMakeLists.txt does with symbol_versions.cc for x86-64). It is compiled here and handed to the
 # link as an object in the linker flags, so CMakeLists.txt needs no change.
+# Once CMakeLists.txt's KVTRIM_PORTABLE knows aarch64 (MERGE-NOTES-arm64.md, item 7), it does all
+# of this itself and the script just turns it on.
 LDFLAGS="-static-libstdc++ -Wl,--exclude-libs,ALL -Wl,--gc-sections -s"
 GLIBC_MAX=${KVTRIM_ARM64_GLIBC_MAX:-}
-if [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ]; then
+PORTABLE=OFF
+if [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ] && grep -q 'symbol_versions_aarch64' CMakeLists.txt; then
+  PORTABLE=ON
+  LDFLAGS=""
+  GLIBC_MAX=${GLIBC_MAX:-GLIBC_2.17}
+elif [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ]; then
   COMPAT_SRC=native/glibc/symbol_versions_aarch64.cc
   COMPAT_OBJ=$ROOT/$OUT/symbol_versions_aarch64.o
   mkdir -p "$OUT"
@@ -51,8 +58,8 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 node "$CMAKE_JS" configure --out "$OUT" --arch arm64 \
   --CDCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/aarch64-linux-gnu.cmake" \
   --CDKVTRIM_CROSS_PREFIX="$PREFIX" \
-  --CDKVTRIM_CUDA=OFF --CDKVTRIM_PORTABLE=OFF --CDKVTRIM_EMULATE=OFF --CDKVTRIM_SANITIZE=OFF \
-  --CDCMAKE_CXX_FLAGS="-ffunction-sections -fdata-sections" \
+  --CDKVTRIM_CUDA=OFF --CDKVTRIM_PORTABLE=$PORTABLE --CDKVTRIM_EMULATE=OFF --CDKVTRIM_SANITIZE=OFF \
+  --CDCMAKE_CXX_FLAGS="$([ $PORTABLE = ON ] || echo -ffunction-sections -fdata-sections)" \
   --CDCMAKE_SHARED_LINKER_FLAGS="$LDFLAGS"
 rm -f "$OUT/Release/kvtrim.node"  # relink: CMake does not track the compat object in the flags
 node "$CMAKE_JS" build --out "$OUT"
