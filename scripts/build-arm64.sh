@@ -53,13 +53,15 @@ elif [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ]; then
   GLIBC_MAX=${GLIBC_MAX:-GLIBC_2.17}
 fi
 
+# (cmake-js sets CMAKE_CXX_FLAGS itself, after any --CD one, hence CMAKE_CXX_FLAGS_RELEASE; -O3
+# -DNDEBUG is CMake's Release default.)
 CMAKE_JS=$(node -p "require.resolve('cmake-js/bin/cmake-js', { paths: ['$ROOT'] })")
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 node "$CMAKE_JS" configure --out "$OUT" --arch arm64 \
   --CDCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/aarch64-linux-gnu.cmake" \
   --CDKVTRIM_CROSS_PREFIX="$PREFIX" \
   --CDKVTRIM_CUDA=OFF --CDKVTRIM_PORTABLE=$PORTABLE --CDKVTRIM_EMULATE=OFF --CDKVTRIM_SANITIZE=OFF \
-  --CDCMAKE_CXX_FLAGS="$([ $PORTABLE = ON ] || echo -ffunction-sections -fdata-sections)" \
+  --CDCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG$([ $PORTABLE = ON ] || echo ' -ffunction-sections -fdata-sections')" \
   --CDCMAKE_SHARED_LINKER_FLAGS="$LDFLAGS"
 rm -f "$OUT/Release/kvtrim.node"  # relink: CMake does not track the compat object in the flags
 node "$CMAKE_JS" build --out "$OUT"

@@ -58,7 +58,7 @@ PREBUILD=prebuilds/linux-arm64/node.napi.glibc.node
 
 # ---- 2. NEON selftest --------------------------------------------------------------------------
 step "NEON selftest (exhaustive fp16/bf16, random rows; no Node)"
-aarch64-linux-gnu-g++ -std=c++17 -O2 -ffp-contract=off -fno-fast-math -static -o "$TMP/neon_selftest" \
+"${KVTRIM_CROSS_PREFIX:-aarch64-linux-gnu-}g++" -std=c++17 -O2 -ffp-contract=off -fno-fast-math -static -o "$TMP/neon_selftest" \
   test/arm64/neon_selftest.cc native/cpu/norms_neon.cc native/cpu/norms.cc native/cpu/norms_avx2.cc
 "$QEMU" "$TMP/neon_selftest"
 

@@ -13,10 +13,12 @@
 //
 // fp16 -> fp32 is FCVTL (vcvt_f32_f16), part of the ARMv8.0 Advanced SIMD baseline: every
 // AArch64 CPU has it, so it needs no run-time check beyond ASIMD itself. It is exact for every
-// binary16 input, subnormals included: FPCR.FZ16 governs half-precision ARITHMETIC (FEAT_FP16),
-// and FPCR.FZ (single precision) does not flush half-precision inputs of a conversion; FPCR.AHP
-// (the alternative half-precision format) is 0 in Linux user space. A signalling-NaN input comes
-// out quiet instead of with its payload, which changes nothing after step 5. FEAT_FP16
+// binary16 input, subnormals included, whatever FPCR's flush bits say: conversions unpack their
+// input with FZ16 cleared (the ARM ARM's FPUnpackCV), FZ applies to single/double inputs only,
+// and every binary16 value is a normal binary32, so the result is never flushed either. Only
+// FPCR.AHP (the alternative half-precision format) would change it, and it is 0 in Linux user
+// space. A signalling-NaN input comes out quiet instead of with its payload, which changes
+// nothing after step 5. FEAT_FP16
 // (HWCAP_FPHP / HWCAP_ASIMDHP: half-precision multiply and add) is deliberately NOT used:
 // squaring in fp16 would round, the contract squares in fp32. bf16 -> fp32 is a 16-bit shift
 // (SHLL). Checked under qemu-aarch64 against the TypeScript oracle (test/arm64/).
