@@ -8,7 +8,8 @@
 #     scalar contract, bit for bit
 #  3. the parity suite (test/arm64/parity.test.mjs: keyNorms and compress against the compiled
 #     TypeScript oracle, every dtype, NaN/Inf/subnormal inputs) and the bad-input subset
-#     (test/arm64/bad-input.test.mjs), node:test files run in process (`node file.test.mjs`; not
+#     (test/arm64/bad-input.test.mjs) and worker threads (test/arm64/worker.test.mjs: norms in a
+#     worker, a worker terminated with async work pending), node:test files run in process (`node file.test.mjs`; not
 #     `node --test`, which spawns process.execPath per file, and an aarch64 executable cannot be
 #     spawned without binfmt_misc; not vitest, whose native dependencies have no arm64 build here),
 #     twice: the NEON path, then KVTRIM_ISA=portable
@@ -76,7 +77,7 @@ export KVTRIM_ADDON_DIR=build-arm64
 for isa in neon portable; do
   step "node:test suites test/arm64/*.test.mjs under qemu-aarch64, isa $isa, seed $KVTRIM_SEED"
   if [ $isa = portable ]; then export KVTRIM_ISA=portable; else unset KVTRIM_ISA; fi
-  for f in test/arm64/parity.test.mjs test/arm64/bad-input.test.mjs; do
+  for f in test/arm64/parity.test.mjs test/arm64/bad-input.test.mjs test/arm64/worker.test.mjs; do
     t0=$SECONDS
     KVTRIM_EXPECT_ISA=$isa anode --test-reporter=spec "$f" >"$TMP/test.log" 2>&1 || { cat "$TMP/test.log"; die "$f failed with isa $isa"; }
     grep -q '^ℹ fail 0$' "$TMP/test.log" || { cat "$TMP/test.log"; die "$f failed with isa $isa"; }
