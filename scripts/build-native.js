@@ -25,7 +25,7 @@ function fail(message) {
   console.error(`kvtrim: cannot build the native addon from source: ${message}`)
   if (ifMissing) {
     console.error(`kvtrim: no prebuilt binary matches ${process.platform}-${process.arch} ` +
-      '(prebuilt: linux-x64 with glibc >= 2.17), so it must be built from source; see docs/install.md.')
+      '(prebuilt: linux-x64 and linux-arm64 with glibc >= 2.17), so it must be built from source; see docs/install.md.')
   }
   process.exit(1)
 }

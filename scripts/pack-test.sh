@@ -24,6 +24,7 @@ if [ "${KVTRIM_PACK_KEEP:-0}" != 1 ]; then trap 'rm -rf "$TMP"' EXIT; else echo 
 
 # ---- 1. the prebuild ---------------------------------------------------------------------
 PREBUILD=prebuilds/linux-x64/node.napi.glibc.node
+PREBUILD_ARM64=prebuilds/linux-arm64/node.napi.glibc.node  # cross-built and tested under qemu by npm run test:arm64
 if [ ! -f "$PREBUILD" ] || [ -n "$(find native CMakeLists.txt scripts/prebuild-node-gyp.js -newer "$PREBUILD" -print -quit)" ]; then
   step "npm run prebuildify (no prebuild, or sources newer than it)"
   npm run --silent prebuildify
@@ -51,7 +52,8 @@ npm pack --silent --pack-destination "$TMP" >"$TMP/pack.out"
 TGZ="$TMP/$(tail -1 "$TMP/pack.out")"
 [ -f "$TGZ" ] || die "npm pack produced no tarball"
 tar tzf "$TGZ" | sed 's|^package/||' | sort >"$TMP/files"
-for f in "$PREBUILD" dist/index.js dist/index.mjs dist/index.d.ts dist/index.d.mts binding.d.ts CMakeLists.txt \
+[ -f "$PREBUILD_ARM64" ] || die "$PREBUILD_ARM64 is missing: run npm run test:arm64 (or scripts/build-arm64.sh) first"
+for f in "$PREBUILD" "$PREBUILD_ARM64" dist/index.js dist/index.mjs dist/index.d.ts dist/index.d.mts binding.d.ts CMakeLists.txt \
   scripts/build-native.js native/addon/addon.cc native/cuda/probe.cu native/glibc/symbol_versions.cc docs/install.md \
   README.md LICENSE package.json; do
   grep -qxF "$f" "$TMP/files" || die "the tarball lacks $f"

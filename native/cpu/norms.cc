@@ -6,6 +6,12 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#endif
 
 #include "../core/norm.h"
 
@@ -21,11 +27,31 @@ bool cpu_has_f16c() {
 #endif
 
 // KVTRIM_ISA=portable pins the portable path (tests compare both on one machine).
+bool isa_pinned_portable() {
+  const char* isa = std::getenv("KVTRIM_ISA");
+  return isa && std::string(isa) == "portable";
+}
+
 // F16C through CPUID: clang before 16 rejects __builtin_cpu_supports("f16c").
 bool has_avx2_f16c() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool yes = !(std::getenv("KVTRIM_ISA") && std::string(std::getenv("KVTRIM_ISA")) == "portable") &&
-                          __builtin_cpu_supports("avx2") && cpu_has_f16c();
+  static const bool yes = !isa_pinned_portable() && __builtin_cpu_supports("avx2") && cpu_has_f16c();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Advanced SIMD is architecturally mandatory on AArch64 Linux, but the kernel says so in
+// AT_HWCAP (HWCAP_ASIMD), so it is checked like AVX2 on x86. The fp16 -> fp32 conversion the
+// NEON path uses (FCVTL) is ARMv8.0 baseline ASIMD; FEAT_FP16 (HWCAP_FPHP / HWCAP_ASIMDHP,
+// half-precision arithmetic) is not used, see norms_neon.cc.
+bool has_neon() {
+#if defined(__aarch64__) && defined(__linux__)
+  static const bool yes = !isa_pinned_portable() && (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+  return yes;
+#elif defined(__aarch64__)
+  static const bool yes = !isa_pinned_portable();
   return yes;
 #else
   return false;
@@ -34,7 +60,11 @@ bool has_avx2_f16c() {
 
 }  // namespace
 
-const char* norm_isa() { return has_avx2_f16c() ? "avx2+f16c" : "portable"; }
+const char* norm_isa() {
+  if (has_avx2_f16c()) return "avx2+f16c";
+  if (has_neon()) return "neon";
+  return "portable";
+}
 
 void row_norms_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
   const int64_t row_bytes = head_dim * dtype_size(t);
@@ -44,6 +74,7 @@ void row_norms_portable(DType t, const void* rows, int64_t n_rows, int64_t head_
 
 void row_norms(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
   if (has_avx2_f16c() && row_norms_avx2(t, rows, n_rows, head_dim, out)) return;
+  if (has_neon() && row_norms_neon(t, rows, n_rows, head_dim, out)) return;
   row_norms_portable(t, rows, n_rows, head_dim, out);
 }
 

@@ -6,14 +6,17 @@
 
 namespace kvtrim::cpu {
 
-// Which row-norm implementation this CPU runs: "avx2+f16c" or "portable".
+// Which row-norm implementation this CPU runs: "avx2+f16c" (x86-64), "neon" (AArch64) or
+// "portable"; KVTRIM_ISA=portable pins "portable".
 const char* norm_isa();
 
 // out[r] = norm of row r, for r in [0, n_rows); rows are head_dim elements apart.
 void row_norms(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);
 
-// The two implementations behind row_norms, exposed so tests and benchmarks can pin one.
+// The implementations behind row_norms, exposed so tests and benchmarks can pin one. The SIMD
+// ones return false (and do nothing) where they are not compiled in (other architecture).
 void row_norms_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);
 bool row_norms_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);
+bool row_norms_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);
 
 }  // namespace kvtrim::cpu
