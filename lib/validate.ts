@@ -1,9 +1,10 @@
 // Option checks with one message template (sharp's "Expected <what> for <name> but received
 // <value>"). Tensor checks live in native/core so that every backend applies the same rules.
 import type { NativeCompressOptions } from '../binding'
+import { binding } from './binding'
 import { KvtrimError, type KvtrimErrorCode } from './errors'
 import { budgetKind, checkCounts, checkRatios, layerBudgets } from './budgets'
-import type { Budgets, CacheOptions, CompressOptions } from './types'
+import type { Budgets, CacheOptions } from './types'
 
 export function describe(value: unknown): string {
   try {
@@ -73,14 +74,10 @@ export function isU64(v: unknown): v is bigint {
   return typeof v === 'bigint' && v >= 0n && v < 1n << 64n
 }
 
-/** Checks a `stream` option (device tensors only): a cudaStream_t as a bigint in [0, 2^64). */
-export function checkStream(stream: unknown, name = 'stream'): bigint | undefined {
-  if (stream === undefined) return undefined
-  if (!isU64(stream)) throw invalid('INVALID_OPTION', 'a cudaStream_t as a bigint in [0, 2^64)', name, stream)
-  return stream
-}
-
 /**
+ * Not needed by compress or keyNorms any more (native code reads every field once, a Proxy of
+ * an array as the array it is, before it takes a pointer: native/addon/args.h); its last user
+ * is layerUncertainty, which can pass host tensors as they are and then this can go.
  * A host tensor as native code gets it: its fields read once each, here, and dims copied to a
  * plain array. So no getter or Proxy trap of the caller's runs while native code holds a data
  * pointer, a Proxy of an array is read as the array it is, and what native code checks is what
@@ -113,21 +110,6 @@ export function dims4(dims: unknown, name: string): [number, number, number, num
   return out
 }
 
-const COMPRESS_KEYS = ['keepRatio', 'keep', 'order', 'score', 'sink', 'recent', 'lengths', 'stream'] as const
-const CACHE_KEYS = [...COMPRESS_KEYS, 'pruneAfter', 'skipLayers', 'budgets'] as const
-
-function checkKnown(options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      const near = known.find((k) => k.toLowerCase() === key.toLowerCase())
-      throw new KvtrimError(
-        `Unknown option '${key}'` + (near ? `; did you mean '${near}'?` : `; known options: ${known.join(', ')}`),
-        'INVALID_OPTION',
-      )
-    }
-  }
-}
-
 function checkObject(options: unknown): asserts options is object {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
@@ -135,73 +117,11 @@ function checkObject(options: unknown): asserts options is object {
 }
 
 /**
- * Types of every compress option; ranges that depend on the tensors (keep <= seqLen, lengths
- * <= capacity) and keepRatio's range are checked natively, in one place for all backends.
- * `budgetGiven`: compressCache's per-layer budgets stand in for keepRatio / keep.
+ * @deprecated the rules live in native code now (native/addon/options.cc, the one options
+ * decoder); use decodeCompressOptions from './compress'. Kept only for cacheOptions below.
  */
-export function compressOptions(options: unknown, budgetGiven = false): NativeCompressOptions {
-  checkObject(options)
-  checkKnown(options, budgetGiven ? CACHE_KEYS : COMPRESS_KEYS)
-  // each option read once: a getter sees one read, and what is checked is what native code gets
-  const o = options as CompressOptions
-  const keepRatio: unknown = o.keepRatio, keep: unknown = o.keep
-  if (keepRatio !== undefined && (typeof keepRatio !== 'number' || Number.isNaN(keepRatio))) {
-    throw invalid('INVALID_KEEP_RATIO', 'a number in (0, 1]', 'keepRatio', keepRatio)
-  }
-  if (keep !== undefined && !isInt(keep)) {
-    throw invalid('INVALID_KEEP', 'an integer in [0, seqLen]', 'keep', keep)
-  }
-  if (keepRatio !== undefined && keep !== undefined) {
-    throw new KvtrimError('Expected one of keepRatio or keep, not both', 'INVALID_OPTION')
-  }
-  if (keepRatio === undefined && keep === undefined && !budgetGiven) {
-    throw new KvtrimError('Expected keepRatio (in (0, 1]) or keep (a token count) in options', 'INVALID_OPTION')
-  }
-  const givenOrder: unknown = o.order
-  const order = givenOrder ?? 'position'
-  if (order !== 'position' && order !== 'norm') {
-    throw invalid('INVALID_OPTION', "'position' or 'norm'", 'order', givenOrder)
-  }
-  const givenScore: unknown = o.score
-  const score = givenScore ?? 'low-norm'
-  if (score !== 'low-norm' && score !== 'high-norm') {
-    throw invalid('INVALID_OPTION', "'low-norm' or 'high-norm'", 'score', givenScore)
-  }
-  const givenSink: unknown = o.sink
-  const sink = givenSink ?? 0
-  if (!isInt(sink) || sink < 0) throw invalid('INVALID_SINK', 'a non-negative integer', 'sink', givenSink)
-  const givenRecent: unknown = o.recent
-  const recent = givenRecent ?? 0
-  if (!isInt(recent) || recent < 0) throw invalid('INVALID_RECENT', 'a non-negative integer', 'recent', givenRecent)
-  const givenLengths: unknown = o.lengths
-  let lengths: number[] | undefined
-  if (givenLengths !== undefined) {
-    lengths = intList(givenLengths)
-    if (lengths === undefined) {
-      throw invalid('INVALID_LENGTHS', 'an array of integers (one valid length per batch entry)', 'lengths', givenLengths)
-    }
-  }
-  const out: NativeCompressOptions = { order, score, sink, recent }
-  if (keepRatio !== undefined) out.keepRatio = keepRatio as number
-  if (keep !== undefined) out.keep = keep as number
-  if (lengths !== undefined) out.lengths = lengths
-  const stream = checkStream(o.stream)
-  if (stream !== undefined) out.stream = stream
-  return out
-}
-
-/**
- * lengths: [] for a batch of more than 0 entries is an error (one entry per batch entry), not
- * "every entry full". Read from keys' dims when they are plain enough to tell; anything else
- * is left to native code's checks of the tensor.
- */
-export function checkLengthsCount(keys: unknown, o: NativeCompressOptions): void {
-  if (o.lengths === undefined || o.lengths.length !== 0) return
-  const dims = typeof keys === 'object' && keys !== null ? (keys as { dims?: unknown }).dims : undefined
-  const batch = Array.isArray(dims) ? (dims[0] as unknown) : undefined
-  if (isInt(batch) && batch > 0) {
-    throw new KvtrimError(`Expected lengths to have one entry per batch entry (${batch}) but it has 0`, 'INVALID_LENGTHS')
-  }
+function compressOptions(options: unknown, budgetGiven = false): NativeCompressOptions {
+  return binding().decodeOptions(options, budgetGiven)
 }
 
 export interface CachePlan {
