@@ -99,9 +99,6 @@ void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out,
   // No data: a device tensor, when its buffer is one of kvtrim's DeviceBuffers.
   DeviceBuffer* buffer = data.IsUndefined() ? DeviceBuffer::Of(env, o.Get("buffer")) : nullptr;
   if (buffer != nullptr) {
-    if (buffer->disposed()) {
-      throw_error(env, Code::Disposed, "Expected " + n + " to be a live device tensor but it was disposed");
-    }
     out->on_device = true;
     out->buffer = buffer;
     out->keep = Napi::Persistent(o);
@@ -141,10 +138,13 @@ bool array_info(Napi::Env env, napi_value arr, ArrayInfo* out) {
 }
 
 void bind_device(Napi::Env env, TensorArg* a) {
-  if (a->buffer->disposed()) {
-    // live when read: a getter or Proxy trap of this very call disposed it
+  if (a->buffer->disposed_during(env.GetInstanceData<AddonData>()->calls)) {
+    // live when the call began: a getter or Proxy trap of its own arguments disposed it
     throw_error(env, Code::InvalidArgument, "Expected " + a->name +
         " to stay a live device tensor while its call's arguments were read, but it was disposed meanwhile");
+  }
+  if (a->buffer->disposed()) {
+    throw_error(env, Code::Disposed, "Expected " + a->name + " to be a live device tensor but it was disposed");
   }
   a->view.data = a->buffer->data(env, a->name);
   a->view.length = int64_t(a->buffer->bytes() / size_t(dtype_size(a->view.dtype)));

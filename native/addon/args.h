@@ -47,14 +47,15 @@ struct TensorArg {
   int device() const;
 };
 
-// Reads every JS property of the tensor; a device tensor's buffer must be live (DISPOSED). For
+// Reads every JS property of the tensor. For
 // later use a host buffer is also made safe to borrow while the work runs: a plain ArrayBuffer
 // is marked untransferable (Node's markAsUntransferable, as Node does for its own Buffer pool:
 // a transfer then copies, or throws on newer Node, instead of taking the memory away); a
 // SharedArrayBuffer needs nothing (it is never detached and only grows).
 void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out, Use use = Use::Now);
 
-// Takes the data pointer (a device buffer is pinned). Use::Later on a resizable host buffer (or
+// Takes the data pointer (a device buffer is pinned; a disposed one is DISPOSED, or
+// INVALID_ARGUMENT when a getter of this very call disposed it). Use::Later on a resizable host buffer (or
 // where Node cannot mark a buffer) copies it first: a shrink could unmap it under the worker.
 // Use::WriteLater refuses one: an in-place result must land in the caller's memory.
 void bind_tensor(Napi::Env env, TensorArg* a, Use use);

@@ -44,13 +44,13 @@ struct Entry {
   DeviceBuffer* idx_buf = nullptr;  // device: the indices on the GPU, freed once settled
   Napi::ObjectReference idx_keep;
 
-  // Reads every argument, binds the data, validates and plans, allocates the outputs (in
+  // Reads every argument (options first, then the tensors), binds the data, validates and plans, allocates the outputs (in
   // place: only indices and lengths).
   void prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Napi::Value ov, bool in_place, Use use) {
     const Use u = in_place && use == Use::Later ? Use::WriteLater : use;
+    decode_compress_options(env, ov, OptionsFor::Compress, &options);
     read_tensor(env, kv, "keys", &keys, u);
     read_tensor(env, vv, "values", &values, u);
-    decode_compress_options(env, ov, OptionsFor::Compress, &options);
     check_same_place(env, keys, values);
     check_options_for(env, options, keys);
     bind_tensor(env, &keys, u);
@@ -166,7 +166,7 @@ struct CompressOp : Operation {
   }
 };
 
-Napi::Value start(Napi::Env env, std::unique_ptr<CompressOp> op, bool async) {
+Napi::Value launch(Napi::Env env, std::unique_ptr<CompressOp> op, bool async) {
   if (!async) return run_now(env, *op);
   const char* name = op->layers ? "kvtrim.compressLayers" : op->entries[0]->job.in_place ? "kvtrim.compressInPlace" : "kvtrim.compress";
   return run_async(env, std::move(op), name);
@@ -177,7 +177,7 @@ Napi::Value compress(const Napi::CallbackInfo& info, bool in_place, bool async) 
   op->name = in_place ? "compressInPlace" : "compress";
   op->entries.push_back(std::make_unique<Entry>());
   op->entries[0]->prepare(info.Env(), info[0], info[1], info[2], in_place, async ? Use::Later : Use::Now);
-  return start(info.Env(), std::move(op), async);
+  return launch(info.Env(), std::move(op), async);
 }
 
 // (keys[], values[], options[], layerIndices[]): every layer, one device, one launch where
@@ -214,7 +214,7 @@ Napi::Value compress_layers(const Napi::CallbackInfo& info, bool async) {
           std::to_string(e.keys.device()) + " and layer 0 on cuda:" + std::to_string(op->entries[0]->keys.device()));
     }
   }
-  return start(env, std::move(op), async);
+  return launch(env, std::move(op), async);
 }
 
 }  // namespace

@@ -29,9 +29,9 @@ struct Pair {
   CompressJob job;
   Pair(Napi::Env env, Napi::Value kv, Napi::Value vv, Napi::Value ov) {
     CompressOptions o;
+    decode_compress_options(env, ov, OptionsFor::Compress, &o);
     read_tensor(env, kv, "keys", &keys);
     read_tensor(env, vv, "values", &values);
-    decode_compress_options(env, ov, OptionsFor::Compress, &o);
     check_same_place(env, keys, values);
     if (!keys.on_device) throw_error(env, Code::InvalidArgument, "Expected device tensors");
     check_options_for(env, o, keys);
@@ -71,11 +71,9 @@ Napi::Value Geometry(const Napi::CallbackInfo& i) {
   cuda::Geometry g{};
   throw_if(e, cuda::compress_geometry(p.keys.device(), p.job, &g));
   Napi::Object r = Napi::Object::New(e);
-  r.Set("threads", g.threads);
-  r.Set("blocksPerRow", g.blocks_per_row);
-  r.Set("blocks", g.blocks);
-  r.Set("residentBlocks", g.resident_blocks);
-  r.Set("multiprocessors", g.sms);
+  const std::pair<const char*, double> counts[] = {{"threads", g.threads}, {"blocksPerRow", g.blocks_per_row},
+      {"blocks", g.blocks}, {"residentBlocks", g.resident_blocks}, {"multiprocessors", g.sms}};
+  for (const auto& [name, n] : counts) r.Set(name, Napi::Number::New(e, n));
   r.Set("cooperative", g.cooperative);
   return r;
 }

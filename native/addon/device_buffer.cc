@@ -100,6 +100,7 @@ Napi::Value DeviceBuffer::Download(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DeviceBuffer::Free(const Napi::CallbackInfo& info) {
+  if (!disposed_) disposed_in_ = info.Env().GetInstanceData<AddonData>()->calls;
   release();
   return info.Env().Undefined();
 }

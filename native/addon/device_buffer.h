@@ -34,6 +34,9 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   int device() const { return device_; }
   size_t bytes() const { return bytes_; }
   bool disposed() const { return disposed_; }
+  // free() was called while the binding call `call` (AddonData::calls) ran, e.g. by a getter
+  // of its arguments: that call saw it live when it began.
+  bool disposed_during(uint64_t call) const { return disposed_ && disposed_in_ == call; }
   // Frees now, or when the last pin goes if operations are pending.
   void release();
   void pin() { ++pins_; }
@@ -57,6 +60,7 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   bool disposed_ = false;  // free() called (or the memory is gone)
   bool freed_ = false;     // the memory went back
   int pins_ = 0;
+  uint64_t disposed_in_ = 0;  // AddonData::calls when free() was called
   int64_t external_ = 0;   // reported to V8
 };
 

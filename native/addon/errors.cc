@@ -31,6 +31,7 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 
 Napi::Function guarded(Napi::Env env, const char* name, Callback fn) {
   return Napi::Function::New(env, [fn](const Napi::CallbackInfo& info) -> Napi::Value {
+    ++info.Env().GetInstanceData<AddonData>()->calls;
     try {
       return fn(info);
     } catch (const Napi::Error&) {

@@ -23,11 +23,12 @@ struct NormsOp : Operation {
   float* out = nullptr;
   Napi::Reference<Napi::Value> result;
 
-  // Every JS property first (keys, then options), then the pointer, the checks, the output.
-  void prepare(const Napi::CallbackInfo& info, Use use) {
+  // Every JS property first (options, then keys), then the pointer, the checks, the output.
+  void prepare(const Napi::CallbackInfo& info, bool async) {
     Napi::Env env = info.Env();
-    read_tensor(env, info[0], "keys", &keys, use);
+    const Use use = async ? Use::Later : Use::Now;
     decode_stream_options(env, info[1], &options);
+    read_tensor(env, info[0], "keys", &keys, use);
     check_options_for(env, options, keys);
     bind_tensor(env, &keys, use);
     throw_if(env, check_tensor(keys.view, "keys"));
@@ -59,16 +60,7 @@ struct NormsOp : Operation {
 
 }  // namespace
 
-Napi::Value KeyNormsSync(const Napi::CallbackInfo& info) {
-  NormsOp op;
-  op.prepare(info, Use::Now);
-  return run_now(info.Env(), op);
-}
-
-Napi::Value KeyNorms(const Napi::CallbackInfo& info) {
-  auto op = std::make_unique<NormsOp>();
-  op->prepare(info, Use::Later);
-  return run_async(info.Env(), std::move(op), "kvtrim.keyNorms");
-}
+Napi::Value KeyNormsSync(const Napi::CallbackInfo& info) { return start<NormsOp>(info, false, "kvtrim.keyNorms"); }
+Napi::Value KeyNorms(const Napi::CallbackInfo& info) { return start<NormsOp>(info, true, "kvtrim.keyNorms"); }
 
 }  // namespace kvtrim::addon

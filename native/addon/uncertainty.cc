@@ -27,8 +27,9 @@ struct UncertaintyOp : Operation {
   int32_t* out = nullptr;
   Napi::Reference<Napi::Value> result;
 
-  void prepare(const Napi::CallbackInfo& info, Use use) {
+  void prepare(const Napi::CallbackInfo& info, bool async) {
     Napi::Env env = info.Env();
+    const Use use = async ? Use::Later : Use::Now;
     if (!info[0].IsObject()) {
       throw_error(env, Code::InvalidArgument, "Expected { attention } or { queries, keys }");
     }
@@ -98,15 +99,10 @@ struct UncertaintyOp : Operation {
 }  // namespace
 
 Napi::Value UncertaintyCountsSync(const Napi::CallbackInfo& info) {
-  UncertaintyOp op;
-  op.prepare(info, Use::Now);
-  return run_now(info.Env(), op);
+  return start<UncertaintyOp>(info, false, "kvtrim.layerUncertainty");
 }
-
 Napi::Value UncertaintyCounts(const Napi::CallbackInfo& info) {
-  auto op = std::make_unique<UncertaintyOp>();
-  op->prepare(info, Use::Later);
-  return run_async(info.Env(), std::move(op), "kvtrim.layerUncertainty");
+  return start<UncertaintyOp>(info, true, "kvtrim.layerUncertainty");
 }
 
 }  // namespace kvtrim::addon
