@@ -40,7 +40,7 @@ uint64_t read_u64(Napi::Env env, Napi::Value v, Code code, const std::string& na
 namespace {
 
 // The typed array of a host tensor's data: its width must match the dtype.
-void read_data(Napi::Env env, Napi::Value data, TensorArg* out, Use use) {
+void check_data(Napi::Env env, Napi::Value data, TensorArg* out, Use use) {
   const std::string& n = out->name;
   TensorView& t = out->view;
   if (!data.IsTypedArray()) {
@@ -58,54 +58,60 @@ void read_data(Napi::Env env, Napi::Value data, TensorArg* out, Use use) {
   if (use != Use::Now && !out->resizable) out->must_copy = !mark_untransferable(env, arr);
 }
 
-// dims: an array (a Proxy of one too, as Array.isArray says) of at most 8 integers, each read once.
-void read_dims(Napi::Env env, Napi::Value dims, TensorArg* out) {
-  const std::string& n = out->name;
-  if (!is_array(env, dims)) {
-    throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
-  }
-  Napi::Object a = dims.As<Napi::Object>();
-  Napi::Value len = a.Get("length");
+// dims' length: a whole number of entries, or -1.
+double rank_of(Napi::Value len) {
   const double rank = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : -1;
-  if (!(rank >= 0 && rank <= 4294967295.0) || std::floor(rank) != rank) {
-    throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
-  }
-  if (rank > 8) {
-    throw_error(env, Code::InvalidRank, "Expected " + n + ".dims to be [batch, kvHeads, seqLen, headDim] but it has " +
-                                            std::to_string(int64_t(rank)) + " entries");
-  }
-  for (uint32_t i = 0; i < uint32_t(rank); ++i) {
-    out->view.dims.push_back(read_int(env, a.Get(i), Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
-  }
+  return rank >= 0 && rank <= 4294967295.0 && std::floor(rank) == rank ? rank : -1;
 }
 
 }  // namespace
 
-void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out, Use use) {
+void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out) {
   out->name = name;
+  if (!v.IsObject()) return;
+  out->is_object = true;
+  Napi::Object o = v.As<Napi::Object>();
+  out->raw_type = o.Get("type");
+  out->raw_data = o.Get("data");
+  // No data: a device tensor, when its buffer is one of kvtrim's DeviceBuffers.
+  DeviceBuffer* buffer = out->raw_data.IsUndefined() ? DeviceBuffer::Of(env, o.Get("buffer")) : nullptr;
+  if (buffer != nullptr) {
+    out->on_device = true;
+    out->buffer = buffer;
+    out->keep = Napi::Persistent(o);
+  }
+  out->raw_dims = o.Get("dims");
+  // dims: an array (a Proxy of one too, as Array.isArray says); a long one is not walked
+  if (!is_array(env, out->raw_dims)) return;
+  Napi::Object a = out->raw_dims.As<Napi::Object>();
+  out->raw_rank = rank_of(a.Get("length"));
+  if (out->raw_rank > 8) return;  // refused by check_fields
+  for (uint32_t i = 0; i < uint32_t(out->raw_rank); ++i) out->raw_dim_values.push_back(a.Get(i));
+}
+
+void check_fields(Napi::Env env, TensorArg* out, Use use) {
   const std::string& n = out->name;
-  if (!v.IsObject()) {
+  if (!out->is_object) {
     throw_error(env, Code::InvalidArgument, "Expected " + n + " to be a tensor { type, data, dims }");
   }
-  Napi::Object o = v.As<Napi::Object>();
   TensorView& t = out->view;
-  Napi::Value type = o.Get("type");
+  Napi::Value type = out->raw_type;
   if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &t.dtype)) {
     throw_error(env, Code::InvalidDType, "Expected " + n +
         ".type to be 'float16', 'bfloat16' or 'float32' but received " +
         (type.IsString() ? "'" + type.As<Napi::String>().Utf8Value() + "'" : "a non-string"));
   }
-  Napi::Value data = o.Get("data");
-  // No data: a device tensor, when its buffer is one of kvtrim's DeviceBuffers.
-  DeviceBuffer* buffer = data.IsUndefined() ? DeviceBuffer::Of(env, o.Get("buffer")) : nullptr;
-  if (buffer != nullptr) {
-    out->on_device = true;
-    out->buffer = buffer;
-    out->keep = Napi::Persistent(o);
-  } else {
-    read_data(env, data, out, use);
+  if (!out->on_device) check_data(env, out->raw_data, out, use);
+  const double rank = out->raw_rank;
+  if (rank < 0) throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
+  if (rank > 8) {
+    throw_error(env, Code::InvalidRank, "Expected " + n + ".dims to be [batch, kvHeads, seqLen, headDim] but it has " +
+                                            std::to_string(int64_t(rank)) + " entries");
   }
-  read_dims(env, o.Get("dims"), out);
+  t.dims.clear();
+  for (size_t i = 0; i < out->raw_dim_values.size(); ++i) {
+    t.dims.push_back(read_int(env, out->raw_dim_values[i], Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
+  }
 }
 
 namespace {

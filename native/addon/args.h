@@ -35,6 +35,11 @@ struct TensorArg {
   bool must_copy = false;              // borrowing it later would not be safe: copy it
   size_t bytes = 0;                    // byte length when bound
   std::unique_ptr<char[]> snapshot;    // the copy read by an async operation (resizable input)
+  // read_tensor's values, checked by check_fields (handles of the call that read them)
+  bool is_object = false;
+  Napi::Value raw_type, raw_data, raw_dims;
+  double raw_rank = -2;                     // dims' length; -2: not an array, -1: not a count
+  std::vector<Napi::Value> raw_dim_values;  // when dims is an array of at most 8 entries
   // device
   DeviceBuffer* buffer = nullptr;
   Napi::ObjectReference keep;  // the tensor object, holding its buffer alive
@@ -47,12 +52,17 @@ struct TensorArg {
   int device() const;
 };
 
-// Reads every JS property of the tensor. For
-// later use a host buffer is also made safe to borrow while the work runs: a plain ArrayBuffer
-// is marked untransferable (Node's markAsUntransferable, as Node does for its own Buffer pool:
-// a transfer then copies, or throws on newer Node, instead of taking the memory away); a
-// SharedArrayBuffer needs nothing (it is never detached and only grows).
-void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out, Use use = Use::Now);
+// Reads every JS property of the tensor (type, data -- or buffer when there is no data --,
+// dims and its entries) and learns where it lives; checks nothing yet.
+void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out);
+
+// Checks what read_tensor read: an object, a known type, data a typed array of the type's
+// width (host) and dims an array of at most 8 integers. For later use a host buffer is also
+// made safe to borrow while the work runs: a plain ArrayBuffer is marked untransferable
+// (Node's markAsUntransferable, as Node does for its own Buffer pool: a transfer then copies,
+// or throws on newer Node, instead of taking the memory away); a SharedArrayBuffer needs
+// nothing (it is never detached and only grows).
+void check_fields(Napi::Env env, TensorArg* t, Use use);
 
 // Takes the data pointer (a device buffer is pinned; a disposed one is DISPOSED, or
 // INVALID_ARGUMENT when a getter of this very call disposed it). Use::Later on a resizable host buffer (or

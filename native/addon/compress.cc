@@ -49,10 +49,9 @@ struct Entry {
   void prepare(Napi::Env env, Napi::Value kv, Napi::Value vv, Napi::Value ov, bool in_place, Use use) {
     const Use u = in_place && use == Use::Later ? Use::WriteLater : use;
     decode_compress_options(env, ov, OptionsFor::Compress, &options);
-    read_tensor(env, kv, "keys", &keys, u);
-    read_tensor(env, vv, "values", &values, u);
-    check_same_place(env, keys, values);
-    check_options_for(env, options, keys);
+    read_tensor(env, kv, "keys", &keys);
+    read_tensor(env, vv, "values", &values);
+    check_args(env, options, &keys, &values, u);
     bind_tensor(env, &keys, u);
     bind_tensor(env, &values, u);
     job = plan_compress(env, keys, values, options, in_place);

@@ -32,9 +32,8 @@ struct Pair {
     decode_compress_options(env, ov, OptionsFor::Compress, &o);
     read_tensor(env, kv, "keys", &keys);
     read_tensor(env, vv, "values", &values);
-    check_same_place(env, keys, values);
+    check_args(env, o, &keys, &values, Use::Now);
     if (!keys.on_device) throw_error(env, Code::InvalidArgument, "Expected device tensors");
-    check_options_for(env, o, keys);
     bind_tensor(env, &keys, Use::Now);
     bind_tensor(env, &values, Use::Now);
     job = plan_compress(env, keys, values, o, false);

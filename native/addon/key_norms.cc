@@ -28,8 +28,8 @@ struct NormsOp : Operation {
     Napi::Env env = info.Env();
     const Use use = async ? Use::Later : Use::Now;
     decode_stream_options(env, info[1], &options);
-    read_tensor(env, info[0], "keys", &keys, use);
-    check_options_for(env, options, keys);
+    read_tensor(env, info[0], "keys", &keys);
+    check_args(env, options, &keys, nullptr, use);
     bind_tensor(env, &keys, use);
     throw_if(env, check_tensor(keys.view, "keys"));
     const auto& d = keys.view.dims;

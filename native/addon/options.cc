@@ -218,16 +218,24 @@ void decode_stream_options(Napi::Env env, Napi::Value v, CompressOptions* out) {
   read_stream(env, o.Get("stream"), "options.stream", out);
 }
 
-void check_options_for(Napi::Env env, const CompressOptions& o, const TensorArg& keys) {
-  if (o.has_stream && !keys.on_device) {
+void check_args(Napi::Env env, const CompressOptions& o, TensorArg* keys, TensorArg* values, Use use) {
+  if (values != nullptr) check_same_place(env, *keys, *values);
+  if (o.has_stream && !keys->on_device) {
     throw_error(env, Code::InvalidOption, "Expected no stream option for host tensors: a stream applies to device tensors");
   }
-  const int64_t batch = keys.view.dims.empty() ? -1 : keys.view.dims[0];
   const int64_t n = int64_t(o.lengths.size());
-  if (o.has_lengths && batch >= 0 && n != batch) {
-    throw_error(env, Code::InvalidLengths, "Expected lengths to have one entry per batch entry (" +
-                                               std::to_string(batch) + ") but it has " + std::to_string(n));
-  }
+  auto count = [&](int64_t batch) {
+    if (o.has_lengths && batch >= 0 && n != batch) {
+      throw_error(env, Code::InvalidLengths, "Expected lengths to have one entry per batch entry (" +
+                                                 std::to_string(batch) + ") but it has " + std::to_string(n));
+    }
+  };
+  // lengths: [] is refused as soon as the batch can be told (it once meant "every entry full")
+  int64_t batch = -1;
+  if (n == 0 && !keys->raw_dim_values.empty() && is_int(keys->raw_dim_values[0], &batch) && batch > 0) count(batch);
+  check_fields(env, keys, use);
+  if (values != nullptr) check_fields(env, values, use);
+  count(keys->view.dims.empty() ? -1 : keys->view.dims[0]);
 }
 
 CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg& values,

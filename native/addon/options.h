@@ -44,9 +44,11 @@ void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, Com
 // keyNorms's options: undefined, or { stream? }.
 void decode_stream_options(Napi::Env env, Napi::Value v, CompressOptions* out);
 
-// The rules that need the tensors as read (before any pointer is taken): a stream only with
-// device tensors; lengths with one entry per batch entry.
-void check_options_for(Napi::Env env, const CompressOptions& o, const TensorArg& keys);
+// After read_tensor of keys (and values; null for keyNorms), before any pointer is taken,
+// every check in its order: both on the host or both on one device (DEVICE_MISMATCH); no
+// stream with host tensors; lengths: [] for a non-empty batch; each tensor's fields
+// (check_fields); then lengths with one entry per batch entry.
+void check_args(Napi::Env env, const CompressOptions& o, TensorArg* keys, TensorArg* values, Use use);
 
 // Checks a bound (keys, values, options) triple and plans it: the job, without its outputs.
 // The same for host and device tensors, so both paths apply one set of rules.

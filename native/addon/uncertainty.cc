@@ -44,11 +44,14 @@ struct UncertaintyOp : Operation {
     window = attention.IsUndefined();
     // Every JS property first (host and device tensors alike) ...
     if (!window) {
-      read_tensor(env, attention, "attention", &a, use);
+      read_tensor(env, attention, "attention", &a);
+      check_fields(env, &a, use);
     } else {
-      read_tensor(env, in.Get("queries"), "queries", &q, use);
-      read_tensor(env, in.Get("keys"), "keys", &k, use);
+      read_tensor(env, in.Get("queries"), "queries", &q);
+      read_tensor(env, in.Get("keys"), "keys", &k);
       check_same_place(env, q, k);
+      check_fields(env, &q, use);
+      check_fields(env, &k, use);
     }
     // ... then the data pointers.
     int64_t rows = 0;
