@@ -1,5 +1,9 @@
 // The raw native binding (build/Release/kvtrim.node or a prebuild): the one contract between
-// native/ and lib/. Only lib/binding.ts loads it; everything else goes through the facade.
+// native/ and lib/. Only lib/binding.ts loads it; everything else goes through the facade
+// (tests through the public API, or lib/dev.ts, their documented test-only entry).
+// Native code validates everything it receives (tensors, options, streams, lengths, device
+// tensors: native/addon/options.cc and args.cc) and decides where each operation runs (host
+// tensors on the CPU path, device tensors on their GPU); the numeric rules are docs/contract.md's.
 
 export type NativeDType = 'float16' | 'bfloat16' | 'float32'
 
@@ -9,6 +13,7 @@ export interface NativeTensor {
   dims: readonly number[]
 }
 
+/** compress's options as native code decodes them (binding.decodeOptions's result). */
 export interface NativeCompressOptions {
   keepRatio?: number
   keep?: number
@@ -83,6 +88,38 @@ export interface NativeBackend {
   }
 }
 
+/**
+ * A host or a device tensor: an operation runs where its data lives. Any value is accepted
+ * (native code checks it: a malformed tensor is a KvtrimError naming the field).
+ */
+export type NativeAnyTensor = NativeTensor | NativeDeviceTensor | unknown
+
+/** Dev hooks: only in a build with KVTRIM_DEV_HOOKS (the emulator build, `build-native.js --dev`). */
+export interface DevHooks {
+  /** A CUDA stream of kvtrim's own, for tests (users pass their runtime's stream). */
+  streamCreate(device: number): bigint
+  streamDestroy(device: number, stream: bigint): void
+  /** Emulator builds only: schedule and seed of later launches, emulated SM count (0: default). */
+  emulator(config: { schedule: 'deterministic' | 'random' | 'priority'; seed: number; sms?: number; spinLimit?: number }): void
+  /** Milliseconds per compress call (CUDA events), cycling through the input sets. */
+  benchCompress(
+    keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions,
+    outKeys: NativeDeviceBuffer[], outValues: NativeDeviceBuffer[], outIndices: NativeDeviceBuffer[],
+    warmup: number, reps: number,
+  ): Float32Array
+  /** Device-to-device copy bandwidth in bytes moved (read + write) per second. */
+  copyBandwidth(device: number, bytes: number, reps: number): number
+  /** The launch geometry compress would use for these device tensors. */
+  geometry(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): {
+    threads: number
+    blocksPerRow: number
+    blocks: number
+    residentBlocks: number
+    multiprocessors: number
+    cooperative: boolean
+  }
+}
+
 /** layerUncertainty's input: attention weights [B, H, q, S], or window queries and keys. */
 export type NativeUncertaintyInput =
   | { attention: NativeTensor | NativeDeviceTensor }
@@ -95,19 +132,43 @@ export interface NativeUncertaintyOptions {
   causal: boolean
 }
 
+/**
+ * The binding's exports: the public API's native functions only, plus `dev` in a build with
+ * KVTRIM_DEV_HOOKS. Options are `unknown`: native code checks them (compress's rules: README
+ * "Options"; codes: native/core/codes.def). keys / values may be host or device tensors: mixed
+ * is DEVICE_MISMATCH, a disposed device tensor DISPOSED, a stream with host tensors
+ * INVALID_OPTION; device inputs give device results.
+ */
 export interface Binding {
   /** Registers the class native code throws: new ErrorClass(message, code). */
   setErrorClass(ctor: new (message: string, code: string) => Error): void
   backend(): NativeBackend
-  /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]. CPU only. */
+  /**
+   * compress's options decoded and checked as the operations do it; `budgets`: compressCache's
+   * (pruneAfter, skipLayers and budgets known too; neither keepRatio nor keep required).
+   */
+  decodeOptions(options: unknown, budgets: boolean): NativeCompressOptions
+  /** Per row (b, h, query) the LMBA count: [B, H, q] or [B, Hq, w]; on the CPU path or the tensors' GPU. */
   uncertaintyCountsSync(input: NativeUncertaintyInput, options: NativeUncertaintyOptions): Int32Array
   uncertaintyCounts(input: NativeUncertaintyInput, options: NativeUncertaintyOptions): Promise<Int32Array>
-  keyNormsSync(keys: NativeTensor): Float32Array
-  keyNorms(keys: NativeTensor): Promise<Float32Array>
-  compressSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeCompressResult
-  compress(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeCompressResult>
-  compressInPlaceSync(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): NativeInPlaceResult
-  compressInPlace(keys: NativeTensor, values: NativeTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
+  /** Host keys: Float32Array [B, H, S]; device keys: a DeviceBuffer of float32 norms. options: { stream? } (device only). */
+  keyNormsSync(keys: NativeTensor, options?: unknown): Float32Array
+  keyNormsSync(keys: NativeDeviceTensor, options?: unknown): NativeDeviceBuffer
+  keyNormsSync(keys: NativeAnyTensor, options?: unknown): Float32Array | NativeDeviceBuffer
+  keyNorms(keys: NativeTensor, options?: unknown): Promise<Float32Array>
+  keyNorms(keys: NativeDeviceTensor, options?: unknown): Promise<NativeDeviceBuffer>
+  keyNorms(keys: NativeAnyTensor, options?: unknown): Promise<Float32Array | NativeDeviceBuffer>
+  compressSync(keys: NativeTensor, values: NativeTensor, options: unknown): NativeCompressResult
+  compressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: unknown): NativeDeviceCompressResult
+  compressSync(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): NativeCompressResult | NativeDeviceCompressResult
+  compress(keys: NativeTensor, values: NativeTensor, options: unknown): Promise<NativeCompressResult>
+  compress(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: unknown): Promise<NativeDeviceCompressResult>
+  compress(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): Promise<NativeCompressResult | NativeDeviceCompressResult>
+  compressInPlaceSync(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): NativeInPlaceResult
+  compressInPlace(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): Promise<NativeInPlaceResult>
+  /** Every layer of a model (device tensors, one GPU) in one launch where they share dtype and alignment. */
+  cudaCompressLayersSync(keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions[], layerIndices: number[]): NativeDeviceCompressResult[]
+  cudaCompressLayers(keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions[], layerIndices: number[]): Promise<NativeDeviceCompressResult[]>
 
   /** The host output pool's figures (process-wide). */
   memoryStats(): { poolLimit: number; pooledInUse: number; pooledIdle: number; reused: number; mapped: number; declined: number }
@@ -117,35 +178,7 @@ export interface Binding {
   setPoolLimit(bytes: number): void
 
   DeviceBuffer: new (device: number, bytes: number, ptr?: bigint) => NativeDeviceBuffer
-  cudaKeyNormsSync(keys: NativeDeviceTensor, options?: { stream?: bigint }): NativeDeviceBuffer
-  cudaKeyNorms(keys: NativeDeviceTensor, options?: { stream?: bigint }): Promise<NativeDeviceBuffer>
-  /** A CUDA stream of kvtrim's own, for tests (users pass their runtime's stream). */
-  cudaStreamCreate(device: number): bigint
-  cudaStreamDestroy(device: number, stream: bigint): void
-  cudaCompressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeDeviceCompressResult
-  cudaCompress(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeDeviceCompressResult>
-  /** Every layer of a model in one launch where they share dtype and alignment. */
-  cudaCompressLayersSync(keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions[], layerIndices: number[]): NativeDeviceCompressResult[]
-  cudaCompressLayers(keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions[], layerIndices: number[]): Promise<NativeDeviceCompressResult[]>
-  cudaCompressInPlaceSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): NativeInPlaceResult
-  cudaCompressInPlace(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): Promise<NativeInPlaceResult>
-  /** Emulator builds only: schedule and seed of later launches, emulated SM count (0: default). */
-  cudaEmulator(config: { schedule: 'deterministic' | 'random' | 'priority'; seed: number; sms?: number; spinLimit?: number }): void
-  /** Milliseconds per compress call (CUDA events), cycling through the input sets. */
-  cudaBenchCompress(
-    keys: NativeDeviceTensor[], values: NativeDeviceTensor[], options: NativeCompressOptions,
-    outKeys: NativeDeviceBuffer[], outValues: NativeDeviceBuffer[], outIndices: NativeDeviceBuffer[],
-    warmup: number, reps: number,
-  ): Float32Array
-  /** Device-to-device copy bandwidth in bytes moved (read + write) per second. */
-  cudaCopyBandwidth(device: number, bytes: number, reps: number): number
-  /** The launch geometry compress would use for these device tensors. */
-  cudaGeometry(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: NativeCompressOptions): {
-    threads: number
-    blocksPerRow: number
-    blocks: number
-    residentBlocks: number
-    multiprocessors: number
-    cooperative: boolean
-  }
+
+  /** Test and benchmark tools: only in a build with KVTRIM_DEV_HOOKS (reach them through lib/dev.ts). */
+  dev?: DevHooks
 }

@@ -12,8 +12,8 @@ import { execFileSync } from 'node:child_process'
 import * as path from 'node:path'
 import { randomFillSync } from 'node:crypto'
 import { backend, tensor, type DeviceTensor } from '../lib/index'
-import { binding } from '../lib/binding'
-import type { Binding, NativeCompressOptions, NativeDeviceTensor } from '../binding'
+import { devHooks, rawBinding } from '../lib/dev'
+import type { Binding, DevHooks, NativeCompressOptions, NativeDeviceTensor } from '../binding'
 
 const SHAPES: number[][] = [
   [1, 8, 4096, 128], [1, 8, 32768, 128], [1, 8, 131072, 128],
@@ -48,11 +48,12 @@ function torchReference(): Record<string, number> | undefined {
   }
 }
 
-function onGpu(b: Binding) {
+// The GPU build with dev hooks (`npm run build:dev`): timing and geometry are test tools.
+function onGpu(b: Binding, hooks: DevHooks) {
   const info = backend()
   const dev = info.cuda.devices[0]
   console.log(`device: ${dev.name} (cc ${dev.computeCapability}, ${dev.multiprocessors} SMs), driver ${info.cuda.driverVersion}, runtime ${info.cuda.runtimeVersion}`)
-  const copy = b.cudaCopyBandwidth(0, 2 ** 30, 20)
+  const copy = hooks.copyBandwidth(0, 2 ** 30, 20)
   console.log(`device-to-device copy: ${(copy / 1e9).toFixed(0)} GB/s moved (read + write)`)
   const torch = torchReference()
   console.log(torch ? 'PyTorch reference: measured' : 'PyTorch reference: python3 with torch not found, skipped')
@@ -76,8 +77,8 @@ function onGpu(b: Binding) {
         k: new b.DeviceBuffer(0, B * H * k * D * ESZ), v: new b.DeviceBuffer(0, B * H * k * D * ESZ), i: new b.DeviceBuffer(0, B * H * k * 4),
       }))
       const nk: NativeDeviceTensor[] = ks.map((t) => t.native('keys')), nv = vs.map((t) => t.native('values'))
-      const ms = median(b.cudaBenchCompress(nk, nv, options(ratio), outs.map((o) => o.k), outs.map((o) => o.v), outs.map((o) => o.i), 3, 20))
-      const geo = b.cudaGeometry(nk[0], nv[0], options(ratio))
+      const ms = median(hooks.benchCompress(nk, nv, options(ratio), outs.map((o) => o.k), outs.map((o) => o.v), outs.map((o) => o.i), 3, 20))
+      const geo = hooks.geometry(nk[0], nv[0], options(ratio))
       outs.forEach((o) => { o.k.free(); o.v.free(); o.i.free() })
       const frac = floor / (ms * 1e-3) / copy
       const ref = torch?.[`${dims.join(',')},${ratio}`]
@@ -99,6 +100,7 @@ function withoutGpu(reason: string) {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     emu = require(path.join(__dirname, '..', 'build-emu', 'Release', 'kvtrim.node')) as Binding
+    if (!emu.dev) throw new Error('no dev hooks')
   } catch {
     console.log('(geometry needs the emulator build: npm run build:emu)')
   }
@@ -112,7 +114,7 @@ function withoutGpu(reason: string) {
         // Fake, never dereferenced device pointers: the geometry needs only shapes and alignment.
         const n = dims.reduce((a, c) => a * c, 1) * ESZ
         const t: NativeDeviceTensor = { type: 'float16', buffer: new emu.DeviceBuffer(0, n, 1n << 20n), dims }
-        const g = emu.cudaGeometry(t, t, options(ratio))
+        const g = (emu.dev as DevHooks).geometry(t, t, options(ratio))
         geo = `${g.blocksPerRow} | ${g.blocks} | ${(g.blocks / g.residentBlocks).toFixed(2)}`
       }
       console.log(`| [${dims.join(',')}] | ${ratio} | ${k} | ${mib(floor)} | ${mib(design)} | ${(design / floor).toFixed(3)} | ${geo} |`)
@@ -121,5 +123,5 @@ function withoutGpu(reason: string) {
 }
 
 const info = backend()
-if (info.cuda.usable && !info.cuda.emulated) onGpu(binding())
+if (info.cuda.usable && !info.cuda.emulated) onGpu(rawBinding(), devHooks())
 else withoutGpu(info.cuda.reason || 'emulated')

@@ -10,7 +10,8 @@
  * types.ts are leaves any file may use. Arrows point down only (test/layers.test.ts checks it).
  */
 export { KvtrimError, type KvtrimErrorCode } from './errors'
-export { keyNorms, keyNormsSync, compress, compressSync, compressInPlace, compressInPlaceSync } from './ops'
+export { compress, compressSync, compressInPlace, compressInPlaceSync } from './compress'
+export { keyNorms, keyNormsSync } from './key-norms'
 export { compressCache, compressCacheSync } from './cache/cache'
 export {
   layerBudgets,

@@ -79,11 +79,11 @@ export class DeviceTensor {
     this.dispose()
   }
 
-  /** @internal */
-  native(name: string): NativeDeviceTensor {
-    if (this.disposed) {
-      throw new KvtrimError(`Expected ${name} to be a live device tensor but it was disposed`, 'DISPOSED')
-    }
+  /**
+   * @internal the tensor's native fields. A DeviceTensor can go to the binding as it is (native
+   * code reads type, buffer and dims, and says DISPOSED for a disposed one); `name` is unused.
+   */
+  native(_name?: string): NativeDeviceTensor {
     return { type: this.type, buffer: this.buffer, dims: this.dims }
   }
 

@@ -7,7 +7,7 @@ import { checkKnown, describe, dims4, intList, invalid, isInt, maxOf, prefixed, 
 import { driveAsync, driveSync, type Steps } from '../drive'
 import { KvtrimError } from '../errors'
 import { keepCount } from '../keep-count'
-import { compress, compressInPlace, compressInPlaceSync, compressSync } from '../ops'
+import { compress, compressInPlace, compressInPlaceSync, compressSync } from '../compress'
 import { isDeviceTensor } from '../tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from '../types'
 import type { CacheLayer } from './types'

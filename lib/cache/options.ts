@@ -3,7 +3,7 @@
 import type { NativeCompressOptions } from '../../binding'
 import { checkObject, intList, invalid, isInt } from '../check'
 import { KvtrimError } from '../errors'
-import { compressOptions } from '../validate'
+import { decodeCompressOptions } from '../compress'
 import { budgetKind, checkCounts, checkRatios, layerBudgets } from './budgets'
 import type { Budgets, CacheOptions } from './types'
 
@@ -23,7 +23,7 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
   const o = options as CacheOptions
   const budgets: unknown = o.budgets
   const kind = budgetKind(budgets)
-  const base = compressOptions(options, true)
+  const base = decodeCompressOptions(options, true)
   const given = base.keepRatio !== undefined || base.keep !== undefined
   if (!given && (kind === 'uniform' || kind === 'pyramid' || kind === 'zigzag')) {
     throw new KvtrimError(

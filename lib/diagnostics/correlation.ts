@@ -5,7 +5,7 @@
 // basis on that layer or head. Plain TypeScript over kvtrim's norms (keyNormsSync).
 import { describe, dims4, invalid, isArrayLike } from '../check'
 import { KvtrimError } from '../errors'
-import { keyNormsSync } from '../ops'
+import { keyNormsSync } from '../key-norms'
 import { isDeviceTensor } from '../tensor'
 import type { TensorLike } from '../types'
 

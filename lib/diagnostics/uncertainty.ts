@@ -8,7 +8,6 @@ import { driveAsync, driveSync, type Steps } from '../drive'
 import { KvtrimError, withCallerStack } from '../errors'
 import { isDeviceTensor, type DeviceTensor } from '../tensor'
 import type { TensorLike } from '../types'
-import { hostSnapshot } from '../validate'
 
 /** One layer's evidence: its attention weights, or its window queries and its keys. */
 export type UncertaintyLayer =
@@ -58,17 +57,17 @@ function inputs(layers: unknown): NativeUncertaintyInput[] {
   for (let i = 0; i < layers.length; i++) {
     const l: unknown = layers[i]
     const o = l as Record<string, unknown> | null
-    // device tensors go to native code as their native form (the GPU runs the counting)
-    const arg = (t: unknown, name: string) => (isDeviceTensor(t) ? t.native(`layers[${i}].${name}`) : hostSnapshot(t))
+    // tensors go to native code as they are: it reads each field once before it takes a data
+    // pointer (native/addon/args.h), and runs device tensors on their GPU
     if (o && typeof o === 'object' && o.attention !== undefined && o.queries === undefined) {
-      out.push({ attention: arg(o.attention, 'attention') } as NativeUncertaintyInput)
+      out.push({ attention: o.attention } as NativeUncertaintyInput)
       continue
     }
     if (o && typeof o === 'object' && o.queries !== undefined && o.keys !== undefined && o.attention === undefined) {
       if (isDeviceTensor(o.queries) !== isDeviceTensor(o.keys)) {
         throw new KvtrimError(`Expected layers[${i}].queries and .keys both on a GPU or both on the host`, 'DEVICE_MISMATCH')
       }
-      out.push({ queries: arg(o.queries, 'queries'), keys: arg(o.keys, 'keys') } as NativeUncertaintyInput)
+      out.push({ queries: o.queries, keys: o.keys } as NativeUncertaintyInput)
       continue
     }
     throw invalid('INVALID_ARGUMENT', '{ attention } or { queries, keys }', `layers[${i}]`, l)

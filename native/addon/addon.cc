@@ -1,13 +1,15 @@
 // Module registration: the binding that binding.d.ts types. Safe to load in any number of
 // environments (main thread and workers): all state is per environment (AddonData) or in
 // thread-safe process-wide pools, and every function's C++ exceptions become KvtrimErrors.
+// The shipped binary exports the public API only; a build with KVTRIM_DEV_HOOKS adds the
+// test and benchmark tools as one object, `dev` (dev_hooks.cc).
 #include <napi.h>
 
-#include "device_ops.h"
+#include "bindings.h"
+#include "device_buffer.h"
 #include "errors.h"
-#include "host_ops.h"
+#include "options.h"
 #include "outputs.h"
-#include "uncertainty.h"
 
 namespace kvtrim::addon {
 
@@ -15,20 +17,31 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);  // freed by node-addon-api's cleanup hook
   init_errors(env, data);
-  exports.Set("setErrorClass", guarded(env, "setErrorClass", SetErrorClass));
-  exports.Set("backend", guarded(env, "backend", Backend));
-  exports.Set("uncertaintyCountsSync", guarded(env, "uncertaintyCountsSync", UncertaintyCountsSync));
-  exports.Set("uncertaintyCounts", guarded(env, "uncertaintyCounts", UncertaintyCounts));
-  exports.Set("keyNormsSync", guarded(env, "keyNormsSync", KeyNormsSync));
-  exports.Set("keyNorms", guarded(env, "keyNorms", KeyNorms));
-  exports.Set("compressSync", guarded(env, "compressSync", CompressSync));
-  exports.Set("compress", guarded(env, "compress", Compress));
-  exports.Set("compressInPlaceSync", guarded(env, "compressInPlaceSync", CompressInPlaceSync));
-  exports.Set("compressInPlace", guarded(env, "compressInPlace", CompressInPlace));
-  exports.Set("memoryStats", guarded(env, "memoryStats", MemoryStats));
-  exports.Set("releaseMemory", guarded(env, "releaseMemory", ReleaseMemory));
-  exports.Set("setPoolLimit", guarded(env, "setPoolLimit", SetPoolLimit));
-  InitDevice(env, exports);
+  const std::pair<const char*, Callback> functions[] = {
+      {"setErrorClass", SetErrorClass},
+      {"backend", Backend},
+      {"decodeOptions", DecodeOptions},
+      {"keyNormsSync", KeyNormsSync},
+      {"keyNorms", KeyNorms},
+      {"compressSync", CompressSync},
+      {"compress", Compress},
+      {"compressInPlaceSync", CompressInPlaceSync},
+      {"compressInPlace", CompressInPlace},
+      {"cudaCompressLayersSync", CompressLayersSync},
+      {"cudaCompressLayers", CompressLayers},
+      {"uncertaintyCountsSync", UncertaintyCountsSync},
+      {"uncertaintyCounts", UncertaintyCounts},
+      {"memoryStats", MemoryStats},
+      {"releaseMemory", ReleaseMemory},
+      {"setPoolLimit", SetPoolLimit},
+  };
+  for (const auto& [name, fn] : functions) exports.Set(name, guarded(env, name, fn));
+  Napi::Function ctor = DeviceBuffer::Define(env);
+  data->device_buffer = new Napi::FunctionReference(Napi::Persistent(ctor));
+  exports.Set("DeviceBuffer", ctor);
+#ifdef KVTRIM_DEV_HOOKS
+  exports.Set("dev", DevHooks(env));
+#endif
   return exports;
 }
 

@@ -4,9 +4,16 @@
 #include <cstring>
 #include <new>
 
+#include "device_buffer.h"
 #include "errors.h"
 
 namespace kvtrim::addon {
+
+TensorArg::~TensorArg() {
+  if (pinned) buffer->unpin();
+}
+
+int TensorArg::device() const { return buffer == nullptr ? -1 : buffer->device(); }
 
 int64_t read_int(Napi::Env env, Napi::Value v, Code code, const std::string& name, int64_t lo,
                  int64_t hi) {
@@ -30,21 +37,12 @@ uint64_t read_u64(Napi::Env env, Napi::Value v, Code code, const std::string& na
   return words == 0 ? 0 : w[0];
 }
 
-void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out, Use use) {
-  out->name = name;
+namespace {
+
+// The typed array of a host tensor's data: its width must match the dtype.
+void check_data(Napi::Env env, Napi::Value data, TensorArg* out, Use use) {
   const std::string& n = out->name;
-  if (!v.IsObject()) {
-    throw_error(env, Code::InvalidArgument, "Expected " + n + " to be a tensor { type, data, dims }");
-  }
-  Napi::Object o = v.As<Napi::Object>();
   TensorView& t = out->view;
-  Napi::Value type = o.Get("type");
-  if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &t.dtype)) {
-    throw_error(env, Code::InvalidDType, "Expected " + n +
-        ".type to be 'float16', 'bfloat16' or 'float32' but received " +
-        (type.IsString() ? "'" + type.As<Napi::String>().Utf8Value() + "'" : "a non-string"));
-  }
-  Napi::Value data = o.Get("data");
   if (!data.IsTypedArray()) {
     throw_error(env, Code::InvalidArgument, "Expected " + n + ".data to be a typed array");
   }
@@ -58,18 +56,61 @@ void read_host(Napi::Env env, Napi::Value v, const char* name, HostArg* out, Use
   out->array = Napi::Persistent(data);
   out->resizable = is_resizable(env, arr);
   if (use != Use::Now && !out->resizable) out->must_copy = !mark_untransferable(env, arr);
-  Napi::Value dims = o.Get("dims");
-  if (!dims.IsArray()) {
-    throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
+}
+
+// dims' length: a whole number of entries, or -1.
+double rank_of(Napi::Value len) {
+  const double rank = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : -1;
+  return rank >= 0 && rank <= 4294967295.0 && std::floor(rank) == rank ? rank : -1;
+}
+
+}  // namespace
+
+void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out) {
+  out->name = name;
+  if (!v.IsObject()) return;
+  out->is_object = true;
+  Napi::Object o = v.As<Napi::Object>();
+  out->raw_type = o.Get("type");
+  out->raw_data = o.Get("data");
+  // No data: a device tensor, when its buffer is one of kvtrim's DeviceBuffers.
+  DeviceBuffer* buffer = out->raw_data.IsUndefined() ? DeviceBuffer::Of(env, o.Get("buffer")) : nullptr;
+  if (buffer != nullptr) {
+    out->on_device = true;
+    out->buffer = buffer;
+    out->keep = Napi::Persistent(o);
   }
-  Napi::Array a = dims.As<Napi::Array>();
-  const uint32_t rank = a.Length();
+  out->raw_dims = o.Get("dims");
+  // dims: an array (a Proxy of one too, as Array.isArray says); a long one is not walked
+  if (!is_array(env, out->raw_dims)) return;
+  Napi::Object a = out->raw_dims.As<Napi::Object>();
+  out->raw_rank = rank_of(a.Get("length"));
+  if (out->raw_rank > 8) return;  // refused by check_fields
+  for (uint32_t i = 0; i < uint32_t(out->raw_rank); ++i) out->raw_dim_values.push_back(a.Get(i));
+}
+
+void check_fields(Napi::Env env, TensorArg* out, Use use) {
+  const std::string& n = out->name;
+  if (!out->is_object) {
+    throw_error(env, Code::InvalidArgument, "Expected " + n + " to be a tensor { type, data, dims }");
+  }
+  TensorView& t = out->view;
+  Napi::Value type = out->raw_type;
+  if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &t.dtype)) {
+    throw_error(env, Code::InvalidDType, "Expected " + n +
+        ".type to be 'float16', 'bfloat16' or 'float32' but received " +
+        (type.IsString() ? "'" + type.As<Napi::String>().Utf8Value() + "'" : "a non-string"));
+  }
+  if (!out->on_device) check_data(env, out->raw_data, out, use);
+  const double rank = out->raw_rank;
+  if (rank < 0) throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
   if (rank > 8) {
     throw_error(env, Code::InvalidRank, "Expected " + n + ".dims to be [batch, kvHeads, seqLen, headDim] but it has " +
-                                            std::to_string(rank) + " entries");
+                                            std::to_string(int64_t(rank)) + " entries");
   }
-  for (uint32_t i = 0; i < rank; ++i) {
-    t.dims.push_back(read_int(env, a.Get(i), Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
+  t.dims.clear();
+  for (size_t i = 0; i < out->raw_dim_values.size(); ++i) {
+    t.dims.push_back(read_int(env, out->raw_dim_values[i], Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
   }
 }
 
@@ -102,9 +143,25 @@ bool array_info(Napi::Env env, napi_value arr, ArrayInfo* out) {
   return true;
 }
 
+void bind_device(Napi::Env env, TensorArg* a) {
+  if (a->buffer->disposed_during(env.GetInstanceData<AddonData>()->calls)) {
+    // live when the call began: a getter or Proxy trap of its own arguments disposed it
+    throw_error(env, Code::InvalidArgument, "Expected " + a->name +
+        " to stay a live device tensor while its call's arguments were read, but it was disposed meanwhile");
+  }
+  if (a->buffer->disposed()) {
+    throw_error(env, Code::Disposed, "Expected " + a->name + " to be a live device tensor but it was disposed");
+  }
+  a->view.data = a->buffer->data(env, a->name);
+  a->view.length = int64_t(a->buffer->bytes() / size_t(dtype_size(a->view.dtype)));
+  a->buffer->pin();
+  a->pinned = true;
+}
+
 }  // namespace
 
-void bind_host(Napi::Env env, HostArg* a, Use use) {
+void bind_tensor(Napi::Env env, TensorArg* a, Use use) {
+  if (a->on_device) return bind_device(env, a);
   ArrayInfo info;
   if (!array_info(env, a->array.Value(), &info)) {
     throw_error(env, Code::InvalidArgument, "Expected " + a->name + ".data to be a typed array");
@@ -140,8 +197,29 @@ void bind_host(Napi::Env env, HostArg* a, Use use) {
   a->view.data = a->snapshot.get();
 }
 
-Status check_unchanged(Napi::Env env, const HostArg& a, const char* op) {
-  if (a.snapshot) return Status::success();
+void bind_array(Napi::Env env, Napi::Value v, const char* call, const char* name, TensorArg* a) {
+  if (!v.IsTypedArray()) throw_error(env, Code::InvalidArgument, std::string("Expected ") + call + " to get a typed array");
+  a->name = name;
+  a->array = Napi::Persistent(v);
+  bind_tensor(env, a, Use::Now);
+}
+
+void check_same_place(Napi::Env env, const TensorArg& a, const TensorArg& b) {
+  if (a.on_device != b.on_device) {
+    auto where = [](const TensorArg& t) { return t.on_device ? "a device tensor" : "on the host"; };
+    throw_error(env, Code::DeviceMismatch, "Expected " + a.name + " and " + b.name +
+        " both on the host or both on a GPU, but " + a.name + " are " + where(a) + " and " + b.name + " " +
+        where(b) + "; move one with tensor(...) or .download()");
+  }
+  if (a.on_device && a.device() != b.device()) {
+    throw_error(env, Code::DeviceMismatch, "Expected " + a.name + " and " + b.name + " on the same device but " +
+        a.name + " are on cuda:" + std::to_string(a.device()) + " and " + b.name + " on cuda:" +
+        std::to_string(b.device()));
+  }
+}
+
+Status check_unchanged(Napi::Env env, const TensorArg& a, const char* op) {
+  if (a.on_device || a.snapshot || a.array.IsEmpty()) return Status::success();
   ArrayInfo info;
   if (!array_info(env, a.array.Value(), &info)) {
     return Status::error(Code::Internal, "could not inspect " + a.name + ".data");
@@ -150,63 +228,6 @@ Status check_unchanged(Napi::Env env, const HostArg& a, const char* op) {
   return Status::error(Code::InputChanged, a.name + ".data was detached or resized while " + op +
       "() was pending, so its result cannot be trusted and was dropped. Keep an input's buffer "
       "alive and unchanged until the Promise settles (transfer or resize it afterwards)");
-}
-
-void read_params(Napi::Env env, Napi::Value v, int64_t batch, CompressArgs* out) {
-  if (!v.IsObject()) throw_error(env, Code::InvalidArgument, "Expected options to be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  CompressParams& p = out->params;
-  Napi::Value ratio = o.Get("keepRatio"), keep = o.Get("keep");
-  if (!ratio.IsUndefined()) {
-    if (!ratio.IsNumber()) throw_error(env, Code::InvalidKeepRatio, "Expected keepRatio to be a number");
-    p.use_ratio = true;
-    p.keep_ratio = ratio.As<Napi::Number>().DoubleValue();
-  } else if (!keep.IsUndefined()) {
-    p.use_ratio = false;
-    p.keep = read_int(env, keep, Code::InvalidKeep, "keep");
-  } else {
-    throw_error(env, Code::InvalidOption, "Expected one of keepRatio or keep");
-  }
-  Napi::Value order = o.Get("order"), score = o.Get("score");
-  const std::string os = order.IsString() ? order.As<Napi::String>().Utf8Value() : "";
-  const std::string ss = score.IsString() ? score.As<Napi::String>().Utf8Value() : "";
-  if (os != "position" && os != "norm") {
-    throw_error(env, Code::InvalidOption, "Expected order to be 'position' or 'norm'");
-  }
-  if (ss != "low-norm" && ss != "high-norm") {
-    throw_error(env, Code::InvalidOption, "Expected score to be 'low-norm' or 'high-norm'");
-  }
-  p.order = os == "norm" ? Order::Norm : Order::Position;
-  p.score = ss == "high-norm" ? Score::HighNorm : Score::LowNorm;
-  Napi::Value sink = o.Get("sink"), recent = o.Get("recent");
-  p.sink = sink.IsUndefined() ? 0 : read_int(env, sink, Code::InvalidSink, "sink");
-  p.recent = recent.IsUndefined() ? 0 : read_int(env, recent, Code::InvalidRecent, "recent");
-  Napi::Value lens = o.Get("lengths");
-  out->has_lengths = !lens.IsUndefined() && !lens.IsNull();
-  if (!out->has_lengths) return;
-  if (!lens.IsObject()) throw_error(env, Code::InvalidLengths, "Expected lengths to be an array of integers");
-  Napi::Object lo = lens.As<Napi::Object>();
-  const int64_t n = read_int(env, lo.Get("length"), Code::InvalidLengths, "lengths.length", 0);
-  if (batch >= 0 && n != batch) {
-    throw_error(env, Code::InvalidLengths, "Expected lengths to have one entry per batch entry (" +
-                                               std::to_string(batch) + ") but it has " + std::to_string(n));
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    out->lengths.push_back(read_int(env, lo.Get(uint32_t(i)), Code::InvalidLengths,
-                                    "lengths[" + std::to_string(i) + "]"));
-  }
-}
-
-CompressJob plan_compress(Napi::Env env, const TensorView& keys, const TensorView& values,
-                          const CompressArgs& args, bool in_place) {
-  Shape shape;
-  throw_if(env, check_pair(keys, values, &shape));
-  if (in_place) throw_if(env, check_in_place(keys, values, args.params));
-  Plan plan;
-  throw_if(env, make_plan(shape, args.params, args.has_lengths ? args.lengths.data() : nullptr,
-                          int64_t(args.lengths.size()), &plan));
-  return CompressJob{keys.dtype, shape, keys.data, values.data, args.params, std::move(plan),
-                     nullptr, nullptr, nullptr, in_place};
 }
 
 }  // namespace kvtrim::addon

@@ -34,4 +34,14 @@ Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* 
 // run(), with any C++ exception turned into a Status (nothing may escape a worker thread).
 Status run_guarded(Operation& op);
 
+// A binding function's two forms in one: an Op (with prepare(info, async)) made, prepared,
+// then run now (the ...Sync form) or queued (the Promise form, named `name` for async hooks).
+template <class Op>
+Napi::Value start(const Napi::CallbackInfo& info, bool async, const char* name) {
+  auto op = std::make_unique<Op>();
+  op->prepare(info, async);
+  if (!async) return run_now(info.Env(), *op);
+  return run_async(info.Env(), std::move(op), name);
+}
+
 }  // namespace kvtrim::addon

@@ -2,7 +2,7 @@
 #include "../cpu/norms.h"
 #include "../cpu/parallel.h"
 #include "../cuda/probe.h"
-#include "host_ops.h"
+#include "bindings.h"
 
 namespace kvtrim::addon {
 

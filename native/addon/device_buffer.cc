@@ -48,17 +48,20 @@ DeviceBuffer::~DeviceBuffer() {
   if (external_ != 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_);
 }
 
-DeviceBuffer* DeviceBuffer::From(Napi::Env env, Napi::Value v, const std::string& name) {
+DeviceBuffer* DeviceBuffer::Of(Napi::Env env, Napi::Value v) {
   bool tagged = false;
   if (v.IsObject()) napi_check_object_type_tag(env, v, &kDeviceBufferTag, &tagged);
-  if (!tagged) throw_error(env, Code::InvalidArgument, "Expected " + name + " to be a kvtrim DeviceBuffer");
-  DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
+  return tagged ? DeviceBuffer::Unwrap(v.As<Napi::Object>()) : nullptr;
+}
+
+DeviceBuffer* DeviceBuffer::From(Napi::Env env, Napi::Value v, const std::string& name) {
+  DeviceBuffer* b = Of(env, v);
   if (b == nullptr) throw_error(env, Code::InvalidArgument, "Expected " + name + " to be a kvtrim DeviceBuffer");
   return b;
 }
 
 void* DeviceBuffer::data(Napi::Env env, const std::string& name) const {
-  if (disposed_) throw_error(env, Code::InvalidArgument, "Expected " + name + kDisposedHint);
+  if (disposed_) throw_error(env, Code::Disposed, "Expected " + name + kDisposedHint);
   return ptr_;
 }
 
@@ -76,21 +79,9 @@ void DeviceBuffer::unpin() {
   if (--pins_ == 0 && disposed_) free_now();
 }
 
-namespace {
-
-// upload()'s and download()'s host array, bound (any typed array; its byte length counts).
-void bind_array(Napi::Env env, Napi::Value v, const char* call, const char* name, HostArg* a) {
-  if (!v.IsTypedArray()) throw_error(env, Code::InvalidArgument, std::string("Expected ") + call + " to get a typed array");
-  a->name = name;
-  a->array = Napi::Persistent(v);
-  bind_host(env, a, Use::Now);
-}
-
-}  // namespace
-
 Napi::Value DeviceBuffer::Upload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  HostArg a;
+  TensorArg a;
   bind_array(env, info[0], "upload(data)", "data", &a);
   if (a.bytes != bytes_) throw_error(env, Code::DataLength, "upload: " + std::to_string(a.bytes) +
       " bytes into a device tensor of " + std::to_string(bytes_));
@@ -100,7 +91,7 @@ Napi::Value DeviceBuffer::Upload(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceBuffer::Download(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  HostArg a;
+  TensorArg a;
   bind_array(env, info[0], "download(into)", "into", &a);
   if (a.bytes != bytes_) throw_error(env, Code::DataLength, "download: " + std::to_string(bytes_) +
       " bytes into a host array of " + std::to_string(a.bytes));
@@ -109,6 +100,7 @@ Napi::Value DeviceBuffer::Download(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DeviceBuffer::Free(const Napi::CallbackInfo& info) {
+  if (!disposed_) disposed_in_ = info.Env().GetInstanceData<AddonData>()->calls;
   release();
   return info.Env().Undefined();
 }
@@ -120,34 +112,6 @@ Napi::Value DeviceBuffer::Bytes(const Napi::CallbackInfo& info) { return Napi::N
 Napi::Value DeviceBuffer::Device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
 Napi::Value DeviceBuffer::Owned(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), owned_); }
 Napi::Value DeviceBuffer::Freed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
-
-void read_device(Napi::Env env, Napi::Value v, const char* name, DeviceArg* d) {
-  d->name = name;
-  const std::string& n = d->name;
-  if (!v.IsObject()) throw_error(env, Code::InvalidArgument, "Expected " + n + " to be a device tensor");
-  Napi::Object o = v.As<Napi::Object>();
-  Napi::Value type = o.Get("type");
-  if (!type.IsString() || !parse_dtype(type.As<Napi::String>().Utf8Value(), &d->view.dtype)) {
-    throw_error(env, Code::InvalidDType, "Expected " + n + ".type to be 'float16', 'bfloat16' or 'float32'");
-  }
-  d->buffer = DeviceBuffer::From(env, o.Get("buffer"), n + ".buffer");
-  Napi::Value dims = o.Get("dims");
-  if (!dims.IsArray()) throw_error(env, Code::InvalidDims, "Expected " + n + ".dims to be an array of integers");
-  Napi::Array a = dims.As<Napi::Array>();
-  const uint32_t rank = a.Length();
-  if (rank > 8) throw_error(env, Code::InvalidRank, "Expected " + n + ".dims to be [batch, kvHeads, seqLen, headDim]");
-  for (uint32_t i = 0; i < rank; ++i) {
-    d->view.dims.push_back(read_int(env, a.Get(i), Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
-  }
-  d->keep = Napi::Persistent(o);
-}
-
-void bind_device(Napi::Env env, DeviceArg* d) {
-  d->view.data = d->buffer->data(env, d->name);
-  d->view.length = int64_t(d->buffer->bytes() / size_t(dtype_size(d->view.dtype)));
-  d->buffer->pin();
-  d->pinned = true;
-}
 
 Napi::Object new_buffer(Napi::Env env, int device, size_t bytes) {
   Napi::FunctionReference& ctor = *env.GetInstanceData<AddonData>()->device_buffer;

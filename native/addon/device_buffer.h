@@ -1,6 +1,6 @@
 // DeviceBuffer: GPU memory owned by kvtrim (freed by free() or, as a safety net, by the
-// finalizer) or wrapped around a pointer another library owns (never freed here); and the
-// unpacking of device tensor arguments shared by the device operations and tools.
+// finalizer) or wrapped around a pointer another library owns (never freed here). Device tensor
+// arguments are read by args.h with host ones.
 //
 // Operations pin the buffers they use: free() while an operation is pending makes the buffer
 // unusable for new work at once, but the memory goes back only when the last one settles.
@@ -26,11 +26,17 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   // The DeviceBuffer behind a JS value, or a KvtrimError naming `name` (checked by type tag,
   // so no other object, wrapped by this addon or another, is mistaken for one).
   static DeviceBuffer* From(Napi::Env env, Napi::Value v, const std::string& name);
+  // The DeviceBuffer behind a JS value, or null when it is none (runs no JS).
+  static DeviceBuffer* Of(Napi::Env env, Napi::Value v);
 
+  // The device pointer; DISPOSED after free().
   void* data(Napi::Env env, const std::string& name) const;
   int device() const { return device_; }
   size_t bytes() const { return bytes_; }
   bool disposed() const { return disposed_; }
+  // free() was called while the binding call `call` (AddonData::calls) ran, e.g. by a getter
+  // of its arguments: that call saw it live when it began.
+  bool disposed_during(uint64_t call) const { return disposed_ && disposed_in_ == call; }
   // Frees now, or when the last pin goes if operations are pending.
   void release();
   void pin() { ++pins_; }
@@ -54,36 +60,11 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   bool disposed_ = false;  // free() called (or the memory is gone)
   bool freed_ = false;     // the memory went back
   int pins_ = 0;
+  uint64_t disposed_in_ = 0;  // AddonData::calls when free() was called
   int64_t external_ = 0;   // reported to V8
 };
 
-// A device tensor argument: { type, buffer: DeviceBuffer, dims } as lib/tensor.ts passes it.
-// read_device reads every JS property; bind_device takes the pointer and pins the buffer,
-// which stays pinned until the DeviceArg goes (on the main thread, once its operation settles).
-struct DeviceArg {
-  std::string name;
-  TensorView view;
-  DeviceBuffer* buffer = nullptr;
-  Napi::ObjectReference keep;  // the tensor object, holding the buffer alive
-  bool pinned = false;
-
-  DeviceArg() = default;
-  DeviceArg(DeviceArg&& o) noexcept
-      : name(std::move(o.name)), view(std::move(o.view)), buffer(o.buffer), keep(std::move(o.keep)),
-        pinned(o.pinned) {
-    o.pinned = false;
-  }
-  DeviceArg& operator=(DeviceArg&&) = delete;
-  ~DeviceArg() {
-    if (pinned) buffer->unpin();
-  }
-};
-
-void read_device(Napi::Env env, Napi::Value v, const char* name, DeviceArg* out);
-void bind_device(Napi::Env env, DeviceArg* a);
+// A new owned DeviceBuffer of `bytes` on `device` (outputs of device operations).
 Napi::Object new_buffer(Napi::Env env, int device, size_t bytes);
-
-// Benchmark, geometry and emulator controls (dev_hooks.cc).
-void InitDeviceTools(Napi::Env env, Napi::Object exports);
 
 }  // namespace kvtrim::addon

@@ -31,6 +31,7 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 
 Napi::Function guarded(Napi::Env env, const char* name, Callback fn) {
   return Napi::Function::New(env, [fn](const Napi::CallbackInfo& info) -> Napi::Value {
+    ++info.Env().GetInstanceData<AddonData>()->calls;
     try {
       return fn(info);
     } catch (const Napi::Error&) {
@@ -65,6 +66,13 @@ bool is_resizable(Napi::Env env, Napi::TypedArray arr) {
   return data->resizable_getter.Call(buffer, {}).ToBoolean().Value();
 }
 
+bool is_array(Napi::Env env, Napi::Value v) {
+  if (v.IsArray()) return true;
+  if (!v.IsObject()) return false;
+  AddonData* data = env.GetInstanceData<AddonData>();
+  return data->array_is_array.Call({v}).ToBoolean().Value();
+}
+
 bool mark_untransferable(Napi::Env env, Napi::TypedArray arr) {
   AddonData* data = env.GetInstanceData<AddonData>();
   napi_value buffer = nullptr;
@@ -79,6 +87,8 @@ bool mark_untransferable(Napi::Env env, Napi::TypedArray arr) {
 void init_errors(Napi::Env env, AddonData* data) {
   data->promise_class = Napi::Persistent(env.Global().Get("Promise").As<Napi::Function>());
   Napi::Object object = env.Global().Get("Object").As<Napi::Object>();
+  data->array_is_array = Napi::Persistent(env.Global().Get("Array").As<Napi::Object>().Get("isArray").As<Napi::Function>());
+  data->string_fn = Napi::Persistent(env.Global().Get("String").As<Napi::Function>());
   Napi::Object proto = env.Global().Get("ArrayBuffer").As<Napi::Object>().Get("prototype").As<Napi::Object>();
   Napi::Value desc = object.Get("getOwnPropertyDescriptor").As<Napi::Function>().Call(object, {proto, Napi::String::New(env, "resizable")});
   if (desc.IsObject()) {

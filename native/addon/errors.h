@@ -10,10 +10,13 @@ namespace kvtrim::addon {
 
 struct AddonData {
   Napi::FunctionReference error_class;
-  Napi::FunctionReference* device_buffer = nullptr;  // DeviceBuffer's constructor (device.cc)
+  Napi::FunctionReference* device_buffer = nullptr;  // DeviceBuffer's constructor (device_buffer.cc)
   Napi::FunctionReference resizable_getter;          // ArrayBuffer.prototype.resizable's own getter
   Napi::FunctionReference mark_untransferable;       // worker_threads.markAsUntransferable
   Napi::FunctionReference promise_class;             // the intrinsic Promise, as loaded
+  Napi::FunctionReference array_is_array;            // the intrinsic Array.isArray
+  Napi::FunctionReference string_fn;                 // the intrinsic String (String(value))
+  uint64_t calls = 0;  // binding calls begun (guarded): tells "disposed during this call"
   ~AddonData() { delete device_buffer; }
 };
 
@@ -34,6 +37,10 @@ Napi::Function guarded(Napi::Env env, const char* name, Callback fn);
 // Whether a typed array is on a resizable ArrayBuffer (runs the intrinsic getter captured at
 // load time, so a patched prototype cannot lie). SharedArrayBuffers only grow: never.
 bool is_resizable(Napi::Env env, Napi::TypedArray arr);
+
+// Array.isArray(v), the intrinsic captured at load: true for a Proxy of an array too (napi's
+// IsArray is not); a revoked Proxy throws the caller's TypeError, as Array.isArray does.
+bool is_array(Napi::Env env, Napi::Value v);
 
 // Marks the ArrayBuffer under a typed array untransferable; false where Node cannot (before
 // 20.16, no process.getBuiltinModule) or the buffer is shared (nothing to do: true).

@@ -1,7 +1,6 @@
 // layerUncertainty glue: read { attention } or { queries, keys } and the options (every JS
-// property first), bind the data, allocate the counts, then run the CPU or CUDA kernel as an
-// Operation, now or on the libuv pool.
-#include "uncertainty.h"
+// property first), bind the data, allocate the counts, then run the CPU kernel (host tensors)
+// or the CUDA one (device tensors) as an Operation, now or on the libuv pool.
 
 #include <memory>
 
@@ -9,6 +8,7 @@
 #include "../cuda/cuda_backend.h"
 #include "args.h"
 #include "async_op.h"
+#include "bindings.h"
 #include "device_buffer.h"
 #include "errors.h"
 
@@ -20,17 +20,16 @@ struct UncertaintyOp : Operation {
   bool window = false;
   bool on_device = false;  // device tensors: the CUDA kernel, counts copied back to the host
   int device = 0;
-  DeviceArg da, dq, dk;
-  HostArg ha, hq, hk;
-  TensorView a, q, k;
+  TensorArg a, q, k;       // attention, or queries and keys
   AttentionShape as;
   WindowShape ws;
   UncertaintyParams params;
   int32_t* out = nullptr;
   Napi::Reference<Napi::Value> result;
 
-  void prepare(const Napi::CallbackInfo& info, Use use) {
+  void prepare(const Napi::CallbackInfo& info, bool async) {
     Napi::Env env = info.Env();
+    const Use use = async ? Use::Later : Use::Now;
     if (!info[0].IsObject()) {
       throw_error(env, Code::InvalidArgument, "Expected { attention } or { queries, keys }");
     }
@@ -43,50 +42,31 @@ struct UncertaintyOp : Operation {
     throw_if(env, check_uncertainty_params(params));
     Napi::Value attention = in.Get("attention");
     window = attention.IsUndefined();
-    Napi::Value queries = window ? in.Get("queries") : Napi::Value();
-    Napi::Value keys = window ? in.Get("keys") : Napi::Value();
-    auto is_device = [](Napi::Value v) { return v.IsObject() && v.As<Napi::Object>().Has("buffer"); };
-    on_device = is_device(window ? queries : attention);
-    // Every JS property first ...
+    // Every JS property first (host and device tensors alike) ...
     if (!window) {
-      if (on_device) read_device(env, attention, "attention", &da);
-      else read_host(env, attention, "attention", &ha, use);
-    } else if (on_device) {
-      if (!is_device(keys)) throw_error(env, Code::InvalidArgument, "Expected queries and keys both on a GPU or both on the host");
-      read_device(env, queries, "queries", &dq);
-      read_device(env, keys, "keys", &dk);
+      read_tensor(env, attention, "attention", &a);
+      check_fields(env, &a, use);
     } else {
-      read_host(env, queries, "queries", &hq, use);
-      read_host(env, keys, "keys", &hk, use);
+      read_tensor(env, in.Get("queries"), "queries", &q);
+      read_tensor(env, in.Get("keys"), "keys", &k);
+      check_same_place(env, q, k);
+      check_fields(env, &q, use);
+      check_fields(env, &k, use);
     }
     // ... then the data pointers.
     int64_t rows = 0;
     if (!window) {
-      if (on_device) {
-        bind_device(env, &da);
-        a = da.view;
-        device = da.buffer->device();
-      } else {
-        bind_host(env, &ha, use);
-        a = ha.view;
-      }
-      throw_if(env, check_attention(a, &as));
+      bind_tensor(env, &a, use);
+      on_device = a.on_device;
+      device = a.device();
+      throw_if(env, check_attention(a.view, &as));
       rows = as.rows();
     } else {
-      if (on_device) {
-        bind_device(env, &dq);
-        bind_device(env, &dk);
-        q = dq.view;
-        k = dk.view;
-        device = dq.buffer->device();
-        if (dk.buffer->device() != device) throw_error(env, Code::InvalidArgument, "Expected queries and keys on the same device");
-      } else {
-        bind_host(env, &hq, use);
-        bind_host(env, &hk, use);
-        q = hq.view;
-        k = hk.view;
-      }
-      throw_if(env, check_window(q, k, params, &ws));
+      bind_tensor(env, &q, use);
+      bind_tensor(env, &k, use);
+      on_device = q.on_device;
+      device = q.device();
+      throw_if(env, check_window(q.view, k.view, params, &ws));
       rows = ws.rows();
     }
     Napi::Int32Array counts;
@@ -100,20 +80,19 @@ struct UncertaintyOp : Operation {
   }
 
   Status run() override {
+    const TensorView &av = a.view, &qv = q.view, &kv = k.view;
     if (on_device) {
-      if (!window) return cuda::uncertainty_attention(device, a.dtype, a.data, as, params, out, nullptr);
-      return cuda::uncertainty_window(device, q.dtype, q.data, k.dtype, k.data, ws, params, out, nullptr);
+      if (!window) return cuda::uncertainty_attention(device, av.dtype, av.data, as, params, out, nullptr);
+      return cuda::uncertainty_window(device, qv.dtype, qv.data, kv.dtype, kv.data, ws, params, out, nullptr);
     }
-    if (!window) return cpu::uncertainty_attention(a.dtype, a.data, as, params, out);
-    return cpu::uncertainty_window(q.dtype, q.data, k.dtype, k.data, ws, params, out);
+    if (!window) return cpu::uncertainty_attention(av.dtype, av.data, as, params, out);
+    return cpu::uncertainty_window(qv.dtype, qv.data, kv.dtype, kv.data, ws, params, out);
   }
 
   Status finish(Napi::Env env, Napi::Value* r) override {
     Status s;
-    if (!on_device) {
-      for (const HostArg* h : {&ha, &hq, &hk}) {
-        if (s.ok() && !h->name.empty()) s = check_unchanged(env, *h, "layerUncertainty");
-      }
+    for (const TensorArg* t : {&a, &q, &k}) {
+      if (s.ok()) s = check_unchanged(env, *t, "layerUncertainty");
     }
     if (s.ok()) *r = result.Value();
     return s;
@@ -123,15 +102,10 @@ struct UncertaintyOp : Operation {
 }  // namespace
 
 Napi::Value UncertaintyCountsSync(const Napi::CallbackInfo& info) {
-  UncertaintyOp op;
-  op.prepare(info, Use::Now);
-  return run_now(info.Env(), op);
+  return start<UncertaintyOp>(info, false, "kvtrim.layerUncertainty");
 }
-
 Napi::Value UncertaintyCounts(const Napi::CallbackInfo& info) {
-  auto op = std::make_unique<UncertaintyOp>();
-  op->prepare(info, Use::Later);
-  return run_async(info.Env(), std::move(op), "kvtrim.layerUncertainty");
+  return start<UncertaintyOp>(info, true, "kvtrim.layerUncertainty");
 }
 
 }  // namespace kvtrim::addon

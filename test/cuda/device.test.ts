@@ -5,7 +5,7 @@ import { backend, compress, compressSync, DeviceTensor, fromDevicePointer, Kvtri
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
 import { randomTensor, rng, runSeed } from '../random'
-import { binding } from '../../lib/binding'
+import { devHooks, rawBinding } from '../../lib/dev'
 import { describeCuda, emulated, toDevice } from './gpu'
 
 const seed = runSeed()
@@ -87,7 +87,7 @@ describeCuda('device tensors', () => {
   })
 
   it('the raw DeviceBuffer counts a host array by its bytes, whatever its element type', () => {
-    const b = new (binding().DeviceBuffer)(0, 16)
+    const b = new (rawBinding().DeviceBuffer)(0, 16)
     try {
       const src = Uint8Array.from({ length: 16 }, (_, i) => i + 1)
       b.upload(src)
@@ -109,13 +109,12 @@ describeCuda('device tensors', () => {
 
 describeCuda('CUDA errors', () => {
   it.runIf(emulated)('a failing launch becomes a KvtrimError CUDA_ERROR carrying the emulator diagnosis', async () => {
-    const { binding } = await import('../../lib/binding')
     const { forceSplit } = await import('./gpu')
     const r = rng(seed + 7)
     const t = randomTensor(r, 'float16', [1, 1, 4000, 64])
     const k = toDevice(t), v = toDevice(t)
     // With a spin-wait limit of 1, the split path's row barrier is reported as a livelock.
-    binding().cudaEmulator({ schedule: 'deterministic', seed: 1, spinLimit: 1 })
+    devHooks().emulator({ schedule: 'deterministic', seed: 1, spinLimit: 1 })
     forceSplit(4)
     let err: unknown
     try {
@@ -124,7 +123,7 @@ describeCuda('CUDA errors', () => {
       err = e
     } finally {
       forceSplit(undefined)
-      binding().cudaEmulator({ schedule: 'deterministic', seed: 0 })
+      devHooks().emulator({ schedule: 'deterministic', seed: 0 })
     }
     expect(err).toBeInstanceOf(KvtrimError)
     expect((err as KvtrimError).code).toBe('CUDA_ERROR')
@@ -136,11 +135,10 @@ describeCuda('CUDA errors', () => {
 
 describeCuda('CUDA streams', () => {
   it("work goes on the caller's stream (options.stream); a stream with host tensors is an error", async () => {
-    const { binding } = await import('../../lib/binding')
     const r = rng(seed + 11)
     const t = randomTensor(r, 'float16', [1, 2, 300, 64], { dupRows: 0.1 })
     const v = randomTensor(r, 'float16', [1, 2, 300, 64])
-    const stream = binding().cudaStreamCreate(0)
+    const stream = devHooks().streamCreate(0)
     try {
       const dk = toDevice(t), dv = toDevice(v)
       const want = oracle.compress(t, v, { keepRatio: 0.4 })
@@ -151,7 +149,7 @@ describeCuda('CUDA streams', () => {
       expect(code(() => compressSync(t, v, { keepRatio: 0.4, stream }))).toBe('INVALID_OPTION')
       expect(code(() => compressSync(dk, dv, { keepRatio: 0.4, stream: 5 as never }))).toBe('INVALID_OPTION')
     } finally {
-      binding().cudaStreamDestroy(0, stream)
+      devHooks().streamDestroy(0, stream)
     }
   })
 })

@@ -3,7 +3,7 @@
 // `npm run test:emu` and on the GPU machine) turns that skip into a failure.
 import { describe } from 'vitest'
 import { backend, tensor, type DeviceTensor } from '../../lib/index'
-import { binding } from '../../lib/binding'
+import { devHooks } from '../../lib/dev'
 import type { OracleTensor } from '../oracle'
 
 const info = backend()
@@ -24,7 +24,7 @@ export type Schedule = 'deterministic' | 'random' | 'priority'
 
 /** Under the emulator: the schedule, seed and SM count of the next launches; no-op on a GPU. */
 export function schedule(s: Schedule, seed: number, sms = 0): void {
-  if (emulated) binding().cudaEmulator({ schedule: s, seed, sms })
+  if (emulated) devHooks().emulator({ schedule: s, seed, sms })
 }
 
 /** Forces the split-row path (blocks per row) for the next launches; undefined restores. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
 import { keyNormsSync } from '../../lib/index'
-import { binding } from '../../lib/binding'
+import { devHooks, rawBinding } from '../../lib/dev'
 import { randomTensor, rng } from '../random'
 import { describeCuda, emulated, schedule, toDevice } from './gpu'
 
@@ -36,11 +36,11 @@ describeCuda('emulated occupancy', () => {
 
   it.runIf(emulated)("compress's launch geometry: 2 blocks of 512 per SM (64 registers), not the 4 that threads alone allow", () => {
     schedule('deterministic', 0, 132)
-    const emu = binding()
+    const emu = rawBinding()
     const dims = [1, 8, 4096, 128]
     const n = dims.reduce((a, c) => a * c, 1) * 2
     const t = { type: 'float16' as const, buffer: new emu.DeviceBuffer(0, n, 1n << 20n), dims }
-    const g = emu.cudaGeometry(t, t, { keepRatio: 0.5, order: 'position', score: 'low-norm', sink: 0, recent: 0 })
+    const g = devHooks().geometry(t, t, { keepRatio: 0.5, order: 'position', score: 'low-norm', sink: 0, recent: 0 })
     expect(g.multiprocessors).toBe(132)
     expect(g.residentBlocks).toBe(132 * 2)
     expect(g.blocksPerRow).toBe(Math.min(Math.floor(264 / 8), Math.ceil(4096 / 512)))

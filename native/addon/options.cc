@@ -1,0 +1,273 @@
+#include "options.h"
+
+#include <cmath>
+
+#include "errors.h"
+
+namespace kvtrim::addon {
+
+namespace {
+
+const char* type_of(napi_valuetype t) {
+  switch (t) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "object";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_function: return "function";
+    case napi_bigint: return "bigint";
+    default: return "object";
+  }
+}
+
+// String(v), by the intrinsic String captured at load (a Symbol too, unlike ToString).
+std::string js_string(Napi::Env env, Napi::Value v) {
+  return env.GetInstanceData<AddonData>()->string_fn.Call({v}).As<Napi::String>().Utf8Value();
+}
+
+// Number.isSafeInteger(v)
+bool is_int(Napi::Value v, int64_t* out = nullptr) {
+  if (!v.IsNumber()) return false;
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > 9007199254740991.0) return false;
+  if (out != nullptr) *out = int64_t(d);
+  return true;
+}
+
+// An element of a typed array as a safe integer, or false (a fraction, a bigint, ...).
+bool typed_int(napi_typedarray_type type, const void* data, size_t i, int64_t* out) {
+  double d = 0;
+  switch (type) {
+    case napi_int8_array: *out = static_cast<const int8_t*>(data)[i]; return true;
+    case napi_uint8_array: case napi_uint8_clamped_array: *out = static_cast<const uint8_t*>(data)[i]; return true;
+    case napi_int16_array: *out = static_cast<const int16_t*>(data)[i]; return true;
+    case napi_uint16_array: *out = static_cast<const uint16_t*>(data)[i]; return true;
+    case napi_int32_array: *out = static_cast<const int32_t*>(data)[i]; return true;
+    case napi_uint32_array: *out = static_cast<const uint32_t*>(data)[i]; return true;
+    case napi_float32_array: d = static_cast<const float*>(data)[i]; break;
+    case napi_float64_array: d = static_cast<const double*>(data)[i]; break;
+    default: return false;  // BigInt64Array, BigUint64Array: bigints are not numbers
+  }
+  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > 9007199254740991.0) return false;
+  *out = int64_t(d);
+  return true;
+}
+
+// A list of safe integers, copied: an array (a Proxy of one too) or a typed array (not a
+// DataView); false when `v` is not one. Holes fail, and a huge sparse array fails at its first
+// hole instead of being walked.
+bool int_list(Napi::Env env, Napi::Value v, std::vector<int64_t>* out) {
+  if (v.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t n = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, v, &type, &n, &data, nullptr, nullptr) != napi_ok) return false;
+    for (size_t i = 0; i < n; ++i) {
+      int64_t x = 0;
+      if (!typed_int(type, data, i, &x)) return false;
+      out->push_back(x);
+    }
+    return true;
+  }
+  if (!is_array(env, v)) return false;
+  Napi::Object a = v.As<Napi::Object>();
+  Napi::Value len = a.Get("length");
+  const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
+  for (double i = 0; i < n; ++i) {
+    int64_t x = 0;
+    if (!is_int(a.Get(Napi::Number::New(env, i)), &x)) return false;
+    out->push_back(x);
+  }
+  return true;
+}
+
+bool is_options_object(Napi::Env env, Napi::Value v) {
+  return v.Type() == napi_object && !is_array(env, v);
+}
+
+// Object.keys(options): own enumerable string keys, each known or an INVALID_OPTION naming it.
+void check_known(Napi::Env env, Napi::Object o, const std::vector<const char*>& known, bool hint) {
+  napi_value names = nullptr;
+  if (napi_get_all_property_names(env, o, napi_key_own_only,
+                                  napi_key_filter(napi_key_enumerable | napi_key_skip_symbols),
+                                  napi_key_numbers_to_strings, &names) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  Napi::Array keys(env, names);
+  const uint32_t n = keys.Length();
+  auto lower = [](std::string s) {
+    for (char& c : s) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return s;
+  };
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+    bool found = false;
+    const char* near = nullptr;
+    for (const char* k : known) {
+      if (key == k) found = true;
+      if (near == nullptr && lower(key) == lower(k)) near = k;
+    }
+    if (found) continue;
+    std::string list;
+    for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+    throw_error(env, Code::InvalidOption, "Unknown option '" + key + "'" +
+        (hint && near != nullptr ? "; did you mean '" + std::string(near) + "'?" : "; known options: " + list));
+  }
+}
+
+// A cudaStream_t: a bigint in [0, 2^64), losslessly.
+void read_stream(Napi::Env env, Napi::Value v, const char* name, CompressOptions* out) {
+  if (v.IsUndefined()) return;
+  int sign = 0;
+  size_t words = 2;
+  uint64_t w[2] = {0, 0};
+  if (!v.IsBigInt() || napi_get_value_bigint_words(env, v, &sign, &words, w) != napi_ok || sign != 0 || words > 1) {
+    throw_invalid(env, Code::InvalidOption, "a cudaStream_t as a bigint in [0, 2^64)", name, v);
+  }
+  out->has_stream = true;
+  out->stream = words == 0 ? 0 : w[0];
+}
+
+const std::vector<const char*> kCompressKeys = {"keepRatio", "keep", "order", "score", "sink", "recent", "lengths", "stream"};
+const std::vector<const char*> kCacheKeys = {"keepRatio", "keep", "order", "score", "sink", "recent", "lengths", "stream",
+                                             "pruneAfter", "skipLayers", "budgets"};
+
+}  // namespace
+
+std::string describe(Napi::Env env, Napi::Value v) {
+  const napi_valuetype t = v.Type();
+  try {
+    if (t == napi_null) return "null";
+    if (is_array(env, v)) return "an array of length " + js_string(env, v.As<Napi::Object>().Get("length"));
+    if (v.IsTypedArray() || v.IsDataView()) {
+      Napi::Value ctor = v.As<Napi::Object>().Get("constructor");
+      if (ctor.IsUndefined() || ctor.IsNull()) throw std::runtime_error("no constructor");
+      return "a " + js_string(env, ctor.ToObject().Get("name"));
+    }
+    if (t == napi_string) {
+      std::u16string s = v.As<Napi::String>().Utf16Value();
+      const bool cut = s.size() > 40;
+      if (cut) s.resize(40);
+      return "'" + Napi::String::New(env, s).Utf8Value() + (cut ? "..." : "") + "' of type string";
+    }
+    if (t == napi_object || t == napi_external) return "an object";
+    if (t == napi_function) return "a function";
+    return js_string(env, v) + " of type " + type_of(t);
+  } catch (const std::exception&) {
+    // a revoked Proxy, a throwing constructor getter: describing must not replace the error
+    return std::string("a value of type ") + type_of(t);
+  }
+}
+
+void throw_invalid(Napi::Env env, Code code, const std::string& expected, const std::string& name,
+                   Napi::Value value) {
+  throw_error(env, code, "Expected " + expected + " for " + name + " but received " + describe(env, value));
+}
+
+void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, CompressOptions* out) {
+  const bool cache = whose == OptionsFor::Cache;
+  if (!is_options_object(env, v)) throw_invalid(env, Code::InvalidArgument, "an options object", "options", v);
+  Napi::Object o = v.As<Napi::Object>();
+  check_known(env, o, cache ? kCacheKeys : kCompressKeys, true);
+  CompressParams& p = out->params;
+  Napi::Value ratio = o.Get("keepRatio"), keep = o.Get("keep");
+  out->has_ratio = !ratio.IsUndefined();
+  out->has_keep = !keep.IsUndefined();
+  if (out->has_ratio && (!ratio.IsNumber() || std::isnan(ratio.As<Napi::Number>().DoubleValue()))) {
+    throw_invalid(env, Code::InvalidKeepRatio, "a number in (0, 1]", "keepRatio", ratio);
+  }
+  if (out->has_keep && !is_int(keep, &p.keep)) throw_invalid(env, Code::InvalidKeep, "an integer in [0, seqLen]", "keep", keep);
+  if (out->has_ratio && out->has_keep) throw_error(env, Code::InvalidOption, "Expected one of keepRatio or keep, not both");
+  if (!out->has_ratio && !out->has_keep && !cache) {
+    throw_error(env, Code::InvalidOption, "Expected keepRatio (in (0, 1]) or keep (a token count) in options");
+  }
+  p.use_ratio = out->has_ratio;
+  if (out->has_ratio) p.keep_ratio = ratio.As<Napi::Number>().DoubleValue();
+  // order, score, sink and recent: undefined or null is the default
+  auto word = [&](const char* name, const char* a, const char* b, const std::string& expected) {
+    Napi::Value w = o.Get(name);
+    if (w.IsUndefined() || w.IsNull()) return false;
+    const std::string s = w.IsString() ? w.As<Napi::String>().Utf8Value() : "";
+    if (!w.IsString() || (s != a && s != b)) throw_invalid(env, Code::InvalidOption, expected, name, w);
+    return s == b;
+  };
+  p.order = word("order", "position", "norm", "'position' or 'norm'") ? Order::Norm : Order::Position;
+  p.score = word("score", "low-norm", "high-norm", "'low-norm' or 'high-norm'") ? Score::HighNorm : Score::LowNorm;
+  auto count = [&](const char* name, Code code, int64_t* to) {
+    Napi::Value c = o.Get(name);
+    *to = 0;
+    if (!c.IsUndefined() && !c.IsNull() && (!is_int(c, to) || *to < 0)) throw_invalid(env, code, "a non-negative integer", name, c);
+  };
+  count("sink", Code::InvalidSink, &p.sink);
+  count("recent", Code::InvalidRecent, &p.recent);
+  Napi::Value lengths = o.Get("lengths");
+  out->has_lengths = !lengths.IsUndefined();
+  if (out->has_lengths && !int_list(env, lengths, &out->lengths)) {
+    throw_invalid(env, Code::InvalidLengths, "an array of integers (one valid length per batch entry)", "lengths", lengths);
+  }
+  read_stream(env, o.Get("stream"), "stream", out);
+}
+
+void decode_stream_options(Napi::Env env, Napi::Value v, CompressOptions* out) {
+  if (v.IsUndefined()) return;
+  if (!is_options_object(env, v)) throw_invalid(env, Code::InvalidArgument, "an options object { stream? }", "options", v);
+  Napi::Object o = v.As<Napi::Object>();
+  check_known(env, o, {"stream"}, false);
+  read_stream(env, o.Get("stream"), "options.stream", out);
+}
+
+void check_args(Napi::Env env, const CompressOptions& o, TensorArg* keys, TensorArg* values, Use use) {
+  if (values != nullptr) check_same_place(env, *keys, *values);
+  if (o.has_stream && !keys->on_device) {
+    throw_error(env, Code::InvalidOption, "Expected no stream option for host tensors: a stream applies to device tensors");
+  }
+  const int64_t n = int64_t(o.lengths.size());
+  auto count = [&](int64_t batch) {
+    if (o.has_lengths && batch >= 0 && n != batch) {
+      throw_error(env, Code::InvalidLengths, "Expected lengths to have one entry per batch entry (" +
+                                                 std::to_string(batch) + ") but it has " + std::to_string(n));
+    }
+  };
+  // lengths: [] is refused as soon as the batch can be told (it once meant "every entry full")
+  int64_t batch = -1;
+  if (n == 0 && !keys->raw_dim_values.empty() && is_int(keys->raw_dim_values[0], &batch) && batch > 0) count(batch);
+  check_fields(env, keys, use);
+  if (values != nullptr) check_fields(env, values, use);
+  count(keys->view.dims.empty() ? -1 : keys->view.dims[0]);
+}
+
+CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg& values,
+                          const CompressOptions& o, bool in_place) {
+  Shape shape;
+  throw_if(env, check_pair(keys.view, values.view, &shape));
+  if (in_place) throw_if(env, check_in_place(keys.view, values.view, o.params));
+  Plan plan;
+  throw_if(env, make_plan(shape, o.params, o.has_lengths ? o.lengths.data() : nullptr,
+                          int64_t(o.lengths.size()), &plan));
+  return CompressJob{keys.view.dtype, shape, keys.view.data, values.view.data, o.params, std::move(plan),
+                     nullptr, nullptr, nullptr, in_place};
+}
+
+Napi::Value DecodeOptions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CompressOptions d;
+  decode_compress_options(env, info[0], info[1].ToBoolean().Value() ? OptionsFor::Cache : OptionsFor::Compress, &d);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("order", d.params.order == Order::Norm ? "norm" : "position");
+  r.Set("score", d.params.score == Score::HighNorm ? "high-norm" : "low-norm");
+  r.Set("sink", Napi::Number::New(env, double(d.params.sink)));
+  r.Set("recent", Napi::Number::New(env, double(d.params.recent)));
+  if (d.has_ratio) r.Set("keepRatio", Napi::Number::New(env, d.params.keep_ratio));
+  if (d.has_keep) r.Set("keep", Napi::Number::New(env, double(d.params.keep)));
+  if (d.has_lengths) {
+    Napi::Array a = Napi::Array::New(env, d.lengths.size());
+    for (size_t i = 0; i < d.lengths.size(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, double(d.lengths[i])));
+    r.Set("lengths", a);
+  }
+  if (d.has_stream) r.Set("stream", Napi::BigInt::New(env, d.stream));
+  return r;
+}
+
+}  // namespace kvtrim::addon
