@@ -26,31 +26,18 @@ command -v "${PREFIX}g++" >/dev/null || die "${PREFIX}g++ not found (apt-get ins
 command -v cmake >/dev/null || die "cmake not found"
 [ "${KVTRIM_ARM64_CLEAN:-0}" = 1 ] && rm -rf "$OUT"
 
-# glibc floor 2.17 (KVTRIM_ARM64_GLIBC_COMPAT=0: without it, 2.34): native/glibc/
-# symbol_versions_aarch64.cc binds what gcc 12's libstdc++ and the addon take from glibc 2.18-2.36
-# to GLIBC_2.17 versions or replaces it, one -Wl,--wrap per KVTRIM_COMPAT_* line (as
-# CMakeLists.txt does with symbol_versions.cc for x86-64). It is compiled here and handed to the
-# link as an object in the linker flags, so CMakeLists.txt needs no change.
-# Once CMakeLists.txt's KVTRIM_PORTABLE knows aarch64 (MERGE-NOTES-arm64.md, item 7), it does all
-# of this itself and the script just turns it on.
-LDFLAGS="-static-libstdc++ -Wl,--exclude-libs,ALL -Wl,--gc-sections -s"
+# glibc floor 2.17: KVTRIM_PORTABLE=ON (CMakeLists.txt) links native/glibc/symbol_versions_aarch64.cc,
+# which binds what gcc 12's libstdc++ and the addon take from glibc 2.18-2.36 to GLIBC_2.17
+# versions, with static libstdc++, hidden and stripped. KVTRIM_ARM64_GLIBC_COMPAT=0 builds
+# without it (floor 2.34), to compare.
+LDFLAGS=""
 GLIBC_MAX=${KVTRIM_ARM64_GLIBC_MAX:-}
-PORTABLE=OFF
-if [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ] && grep -q 'symbol_versions_aarch64' CMakeLists.txt; then
-  PORTABLE=ON
-  LDFLAGS=""
-  GLIBC_MAX=${GLIBC_MAX:-GLIBC_2.17}
-elif [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" = 1 ]; then
-  COMPAT_SRC=native/glibc/symbol_versions_aarch64.cc
-  COMPAT_OBJ=$ROOT/$OUT/symbol_versions_aarch64.o
-  mkdir -p "$OUT"
-  if [ ! -f "$COMPAT_OBJ" ] || [ "$COMPAT_SRC" -nt "$COMPAT_OBJ" ]; then
-    "${PREFIX}g++" -std=c++17 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -DKVTRIM_ARM64_GLIBC_COMPAT \
-      -c "$COMPAT_SRC" -o "$COMPAT_OBJ"
-  fi
-  WRAPS=$(grep -oE '^KVTRIM_COMPAT_(OLD|NEW)\([A-Za-z0-9_]+' "$COMPAT_SRC" | sed -E 's/.*\(/-Wl,--wrap=/' | tr '\n' ' ')
-  LDFLAGS="$LDFLAGS $WRAPS $COMPAT_OBJ -Wl,--push-state,--no-as-needed -l:libpthread.so.0 -l:libdl.so.2 -Wl,--pop-state"
-  GLIBC_MAX=${GLIBC_MAX:-GLIBC_2.17}
+PORTABLE=ON
+GLIBC_MAX=${GLIBC_MAX:-GLIBC_2.17}
+if [ "${KVTRIM_ARM64_GLIBC_COMPAT:-1}" != 1 ]; then
+  PORTABLE=OFF
+  GLIBC_MAX=${KVTRIM_ARM64_GLIBC_MAX:-}
+  LDFLAGS="-static-libstdc++ -Wl,--exclude-libs,ALL -Wl,--gc-sections -s"
 fi
 
 # (cmake-js sets CMAKE_CXX_FLAGS itself, after any --CD one, hence CMAKE_CXX_FLAGS_RELEASE; -O3
@@ -63,7 +50,6 @@ node "$CMAKE_JS" configure --out "$OUT" --arch arm64 \
   --CDKVTRIM_CUDA=OFF --CDKVTRIM_PORTABLE=$PORTABLE --CDKVTRIM_EMULATE=OFF --CDKVTRIM_SANITIZE=OFF \
   --CDCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG$([ $PORTABLE = ON ] || echo ' -ffunction-sections -fdata-sections')" \
   --CDCMAKE_SHARED_LINKER_FLAGS="$LDFLAGS"
-rm -f "$OUT/Release/kvtrim.node"  # relink: CMake does not track the compat object in the flags
 node "$CMAKE_JS" build --out "$OUT"
 
 SO=$OUT/Release/kvtrim.node
@@ -76,7 +62,9 @@ OBJS=$(find "$OUT" -name 'norms*.o' -o -name 'compress.cc.o' | sort)
 if "${PREFIX}objdump" -d $OBJS | grep -E '\s(fmla|fmls|fmadd|fmsub|fnmadd|fnmsub)\s'; then
   die "fused multiply-add instructions in the CPU norm code (above): the build lost -ffp-contract=off"
 fi
-neon_asm=$("${PREFIX}objdump" -d "$OUT"/CMakeFiles/kvtrim.dir/native/cpu/norms_neon.cc.o)
+NEON_OBJ=$(find "$OUT" -name norms_neon.cc.o | head -1)
+[ -n "$NEON_OBJ" ] || die "norms_neon.cc.o not found under $OUT"
+neon_asm=$("${PREFIX}objdump" -d "$NEON_OBJ")
 grep -q fcvtl <<<"$neon_asm" || die "norms_neon.cc.o has no FCVTL: the NEON path was not compiled"
 
 mkdir -p "$(dirname "$DEST")"
