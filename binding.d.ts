@@ -69,7 +69,7 @@ export interface NativeDeviceCompressResult {
 }
 
 export interface NativeBackend {
-  cpu: { threads: number; isa: 'avx2+f16c' | 'portable' }
+  cpu: { threads: number; isa: 'avx2+f16c' | 'neon' | 'portable' }
   cuda: {
     compiled: boolean
     emulated: boolean

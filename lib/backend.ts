@@ -4,7 +4,7 @@ import { binding } from './binding'
 export interface BackendInfo {
   /** Where tensor(..., { device: 'auto' }) puts data: 'cuda' when a GPU is usable, else 'cpu'. */
   default: 'cpu' | 'cuda'
-  cpu: { available: true; threads: number; isa: 'avx2+f16c' | 'portable' }
+  cpu: { available: true; threads: number; isa: 'avx2+f16c' | 'neon' | 'portable' }
   cuda: {
     /** This binary holds CUDA code. */
     compiled: boolean

@@ -59,7 +59,7 @@ function notFoundMessage(root: string, err: unknown): string {
   return (
     `kvtrim could not load its native addon for ${process.platform}-${process.arch} ` +
     `(Node ${process.version}, N-API 8): ${cause}\n` +
-    'Prebuilt binaries cover linux-x64 with glibc >= 2.17; elsewhere, or when the prebuilt binary ' +
+    'Prebuilt binaries cover linux-x64 and linux-arm64 with glibc >= 2.17; elsewhere, or when the prebuilt binary ' +
     'was removed, build the addon from source. In your project directory run:\n' +
     steps.join('\n') +
     '\n(needs CMake >= 3.18, a C++17 compiler and make or ninja; the CUDA toolkit is optional: ' +

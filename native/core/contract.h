@@ -62,6 +62,22 @@ KVTRIM_HD constexpr int64_t pow2_ceil(int64_t n) {
   return p;
 }
 
+// ---- Element conversion: IEEE binary16 -> binary32 bits, exact for every input (subnormals,
+// infinities, NaN payloads). Integer arithmetic only, so the CPU path, the kernels and the
+// emulator convert alike; callers turn the bits into a float (memcpy on the host,
+// __uint_as_float on the device: a memcpy bit cast in device code cost compress_kernel spills).
+KVTRIM_HD inline uint32_t f16_to_f32_bits(uint32_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  if (exp == 0x1Fu) return sign | 0x7F800000u | (mant << 13);
+  if (exp != 0) return sign | ((exp + 112u) << 23) | (mant << 13);
+  if (mant == 0) return sign;
+  uint32_t shifts = 0;  // subnormal: renormalise
+  while (!(mant & 0x400u)) { mant <<= 1; ++shifts; }
+  return sign | ((113u - shifts) << 23) | ((mant & 0x3FFu) << 13);
+}
+
 // ---- Keep count: k for a row of `len` valid tokens is ceil(keep_ratio * len) in double (as
 // Python computes it), or `keep`; clamped to [0, len]; then at least min(len, sink + recent).
 // Host only (the plan is made on the host; kernels receive k).

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include "contract.h"
+
 namespace kvtrim {
 
 enum class DType { F16 = 0, BF16 = 1, F32 = 2 };
@@ -30,25 +32,8 @@ inline bool parse_dtype(const std::string& s, DType* out) {
 inline float bits_to_f32(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
 inline uint32_t f32_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
 
-// IEEE binary16 -> binary32, exact for every input (subnormals, infinities, NaN payloads).
-inline float f16_to_f32(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1Fu;
-  uint32_t mant = h & 0x3FFu;
-  uint32_t bits;
-  if (exp == 0x1Fu) {
-    bits = sign | 0x7F800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {  // subnormal: renormalise
-    uint32_t shifts = 0;
-    while (!(mant & 0x400u)) { mant <<= 1; ++shifts; }
-    bits = sign | ((113u - shifts) << 23) | ((mant & 0x3FFu) << 13);
-  }
-  return bits_to_f32(bits);
-}
+// IEEE binary16 -> binary32, exact for every input (the contract's conversion: contract.h).
+inline float f16_to_f32(uint16_t h) { return bits_to_f32(f16_to_f32_bits(h)); }
 
 inline float bf16_to_f32(uint16_t h) { return bits_to_f32(uint32_t(h) << 16); }
 

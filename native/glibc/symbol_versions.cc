@@ -124,26 +124,6 @@ int fill_random(void* buf, size_t len) {
   return len == 0 ? 0 : -1;
 }
 
-// Fallback for glibc < 2.18: thread_local destructors kept per thread, run at thread exit.
-struct ThreadDtor {
-  void (*fn)(void*);
-  void* obj;
-  ThreadDtor* next;
-};
-pthread_key_t dtor_key;
-pthread_once_t dtor_once = PTHREAD_ONCE_INIT;
-
-void run_thread_dtors(void* head) {
-  for (ThreadDtor* d = static_cast<ThreadDtor*>(head); d != nullptr;) {
-    ThreadDtor* next = d->next;
-    d->fn(d->obj);
-    free(d);
-    d = next;
-  }
-}
-void make_dtor_key() { pthread_key_create(&dtor_key, run_thread_dtors); }
-
-using AtexitImpl = int (*)(void (*)(void*), void*, void*);
 
 }  // namespace
 
@@ -165,14 +145,4 @@ KVTRIM_HIDDEN uint32_t __wrap_arc4random(void) {
   return v;
 }
 
-KVTRIM_HIDDEN int __wrap___cxa_thread_atexit_impl(void (*fn)(void*), void* obj, void* dso) {
-  static const AtexitImpl impl =
-      reinterpret_cast<AtexitImpl>(dlsym(RTLD_DEFAULT, "__cxa_thread_atexit_impl"));
-  if (impl != nullptr) return impl(fn, obj, dso);
-  pthread_once(&dtor_once, make_dtor_key);
-  ThreadDtor* d = static_cast<ThreadDtor*>(malloc(sizeof(ThreadDtor)));
-  if (d == nullptr) return -1;
-  *d = ThreadDtor{fn, obj, static_cast<ThreadDtor*>(pthread_getspecific(dtor_key))};
-  pthread_setspecific(dtor_key, d);
-  return 0;
-}
+#include "thread_atexit.h"

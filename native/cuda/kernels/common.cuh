@@ -9,31 +9,10 @@ namespace kvtrim::cuda {
 
 enum ElemKind : int { kF16 = 0, kBF16 = 1, kF32 = 2 };
 
-// Exact conversions to fp32 (integer arithmetic: identical under nvcc and the emulator). The same
-// algorithm as native/core/dtype.h's f16_to_f32, kept as a device copy: compiling core's version
-// for the device (memcpy-based bit casts, uint16_t arguments) tipped compress_kernel into spills.
-KVTRIM_DEV float f16_bits_to_f32(unsigned h) {
-  const unsigned sign = (h & 0x8000u) << 16;
-  const unsigned exp = (h >> 10) & 0x1Fu;
-  unsigned mant = h & 0x3FFu;
-  unsigned bits;
-  if (exp == 0x1Fu) {
-    bits = sign | 0x7F800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {
-    unsigned shifts = 0;
-    while (!(mant & 0x400u)) { mant <<= 1; ++shifts; }
-    bits = sign | ((113u - shifts) << 23) | ((mant & 0x3FFu) << 13);
-  }
-  return __uint_as_float(bits);
-}
-
+// Exact conversions to fp32: the contract's f16_to_f32_bits (contract.h), bf16 a shift.
 template <int KIND>
 KVTRIM_DEV float to_f32(unsigned raw) {
-  if (KIND == kF16) return f16_bits_to_f32(raw);
+  if (KIND == kF16) return __uint_as_float(f16_to_f32_bits(raw));
   if (KIND == kBF16) return __uint_as_float(raw << 16);
   return __uint_as_float(raw);
 }

@@ -38,7 +38,7 @@ struct UncertaintyArgs {
 KVTRIM_DEV float load_kind(int kind, const unsigned char* p, long long i) {
   if (kind == kF32) return reinterpret_cast<const float*>(p)[i];
   const unsigned raw = reinterpret_cast<const unsigned short*>(p)[i];
-  return kind == kF16 ? f16_bits_to_f32(raw) : __uint_as_float(raw << 16);
+  return kind == kF16 ? __uint_as_float(f16_to_f32_bits(raw)) : __uint_as_float(raw << 16);
 }
 
 KVTRIM_DEV double block_max(double v, double* slots) {
