@@ -69,7 +69,7 @@ const EPS = 1e-5
 const THETA = 10000
 
 /** y[o] = sum_i w[o, i] x[i] for w [out, in] row-major. */
-function matvec(w: Float32Array, x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+export function matvec(w: Float32Array, x: Float32Array, out: Float32Array, rows: number, cols: number): void {
   for (let o = 0; o < rows; o++) {
     let s = 0
     const base = o * cols
@@ -78,11 +78,44 @@ function matvec(w: Float32Array, x: Float32Array, out: Float32Array, rows: numbe
   }
 }
 
-function rmsnorm(x: Float32Array, w: Float32Array, out: Float32Array): void {
+/** RMSNorm of x with weights w into out. */
+export function rmsnorm(x: Float32Array, w: Float32Array, out: Float32Array): void {
   let ss = 0
   for (let i = 0; i < x.length; i++) ss += x[i] * x[i]
   const scale = 1 / Math.sqrt(ss / x.length + EPS)
   for (let i = 0; i < x.length; i++) out[i] = w[i] * (scale * x[i])
+}
+
+/**
+ * One query head's attention over `seen` cached rows: scores q . K[row(j)] * scale, a softmax,
+ * and the weighted sum of the V rows into `out` (zeroed first); the weights go to `weights` when
+ * given. Rows are headDim floats at row(j) * headDim, so a caller's cache layout (a window, a
+ * permutation) needs no copy. `scores` is scratch of at least `seen` entries.
+ */
+export function attendHead(
+  q: Float32Array, K: Float32Array, V: Float32Array, row: (j: number) => number, seen: number, headDim: number,
+  scale: number, scores: Float32Array, out: Float32Array, weights?: Float32Array,
+): void {
+  let max = -Infinity
+  for (let j = 0; j < seen; j++) {
+    const base = row(j) * headDim
+    let s = 0
+    for (let i = 0; i < headDim; i++) s += q[i] * K[base + i]
+    scores[j] = s * scale
+    if (scores[j] > max) max = scores[j]
+  }
+  let sum = 0
+  for (let j = 0; j < seen; j++) {
+    scores[j] = Math.exp(scores[j] - max)
+    sum += scores[j]
+  }
+  out.fill(0)
+  for (let j = 0; j < seen; j++) {
+    const a = scores[j] / sum
+    if (weights) weights[j] = a
+    const base = row(j) * headDim
+    for (let i = 0; i < headDim; i++) out[i] += a * V[base + i]
+  }
 }
 
 /** RoPE on interleaved pairs (v[2i], v[2i+1]) of each head, as run.c does it. */
@@ -212,28 +245,10 @@ export class Llama2Model {
         const seen = S + t + 1
         for (let h = 0; h < nHeads; h++) {
           const kh = Math.floor(h / group)
-          const qh = queries[t].subarray(h * headDim, (h + 1) * headDim)
-          let max = -Infinity
-          for (let j = 0; j < seen; j++) {
-            const base = (kh * total + j) * headDim
-            let s = 0
-            for (let i = 0; i < headDim; i++) s += qh[i] * K[base + i]
-            scores[j] = s * scale
-            if (scores[j] > max) max = scores[j]
-          }
-          let sum = 0
-          for (let j = 0; j < seen; j++) {
-            scores[j] = Math.exp(scores[j] - max)
-            sum += scores[j]
-          }
-          const out = xb.subarray(h * headDim, (h + 1) * headDim)
-          out.fill(0)
-          for (let j = 0; j < seen; j++) {
-            const a = scores[j] / sum
-            if (att) att[(h * T + t) * total + j] = a
-            const base = (kh * total + j) * headDim
-            for (let i = 0; i < headDim; i++) out[i] += a * Vc[base + i]
-          }
+          attendHead(
+            queries[t].subarray(h * headDim, (h + 1) * headDim), K, Vc, (j) => kh * total + j, seen, headDim, scale, scores,
+            xb.subarray(h * headDim, (h + 1) * headDim), att?.subarray((h * T + t) * total, (h * T + t) * total + seen),
+          )
         }
         matvec(w.wo[l], xb, xb2, dim, dim)
         for (let i = 0; i < dim; i++) x[t][i] += xb2[i]

@@ -14,10 +14,8 @@
 # KVTRIM_PACK_KEEP=1 keeps the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$SECONDS
-step() { echo "== pack-test [$((SECONDS - START))s]: $*"; }
-die() { echo "pack-test: FAILED: $*" >&2; exit 1; }
+NAME=pack-test
+. scripts/install-check.sh  # ROOT, step, die and the install helpers
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvtrim-pack.XXXXXX")
 if [ "${KVTRIM_PACK_KEEP:-0}" != 1 ]; then trap 'rm -rf "$TMP"' EXIT; else echo "pack-test: keeping $TMP"; fi
@@ -69,18 +67,10 @@ BIN="$TMP/bin"
 mkdir -p "$BIN"
 ln -s "$(command -v node)" "$BIN/node"
 ln -s "$(readlink -f "$(command -v npm)")" "$BIN/npm"
-for t in sh bash env cat ls rm mkdir cp mv ln grep sed head tail dirname basename uname readlink true false; do
-  p=$(command -v "$t" || true)
-  [ -n "$p" ] && ln -s "$p" "$BIN/$t"
-done
-for t in cmake nvcc g++ c++ gcc cc make ninja; do
-  if PATH="$BIN" command -v "$t" >/dev/null 2>&1; then die "$t is on the restricted PATH"; fi
-done
+restricted_bin "$BIN" cmake nvcc g++ c++ gcc cc make ninja
 APP="$TMP/app"
-mkdir "$APP"
-cp scripts/pack-check.cjs "$APP/"
+test_app "$APP" kvtrim-pack-test
 cd "$APP"
-echo '{ "name": "kvtrim-pack-test", "version": "1.0.0", "private": true }' >package.json
 step "npm install --ignore-scripts <tarball>, PATH=$BIN (no cmake, nvcc, g++, c++, make)"
 PATH="$BIN" npm install --silent --ignore-scripts --no-audit --no-fund --prefer-offline "$TGZ"
 [ ! -e node_modules/kvtrim/build ] || die "the installed package has a build/ directory"

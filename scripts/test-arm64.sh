@@ -22,10 +22,8 @@
 # KVTRIM_ARM64_KEEP=1 keeps the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$SECONDS
-step() { echo "== test-arm64 [$((SECONDS - START))s]: $*"; }
-die() { echo "test-arm64: FAILED: $*" >&2; exit 1; }
+NAME=test-arm64
+. scripts/install-check.sh  # ROOT, step, die and the install helpers
 
 QEMU=$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)
 [ -n "$QEMU" ] || die "qemu-aarch64 not found (apt-get install qemu-user)"
@@ -68,10 +66,10 @@ if [ ! -f dist/index.js ] || [ -n "$(find lib binding.d.ts -newer dist/index.js 
   step "npm run build:ts (dist/ missing or older than lib/)"
   npm run --silent build:ts
 fi
-step "compile the oracle (test/oracle.ts) into $TMP/oracle"
-node "$(node -p "require.resolve('typescript/bin/tsc', { paths: ['$ROOT'] })")" --outDir "$TMP/oracle" \
-  --module commonjs --target es2022 --skipLibCheck --strict --types node test/oracle.ts
-export KVTRIM_ORACLE=$TMP/oracle/oracle.js
+step "compile the oracle (test/oracle.ts) and the tests' random generator (eval/text.ts) into $TMP/oracle"
+node "$(node -p "require.resolve('typescript/bin/tsc', { paths: ['$ROOT'] })")" --outDir "$TMP/oracle" --rootDir "$ROOT" \
+  --module commonjs --target es2022 --skipLibCheck --strict --types node test/oracle.ts eval/text.ts
+export KVTRIM_ORACLE=$TMP/oracle/test/oracle.js KVTRIM_RNG=$TMP/oracle/eval/text.js
 export KVTRIM_SEED=${KVTRIM_SEED:-$((RANDOM * 32768 + RANDOM))}
 export KVTRIM_ADDON_DIR=build-arm64
 for isa in neon portable; do
@@ -97,18 +95,10 @@ BIN="$TMP/bin"
 mkdir -p "$BIN"
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$QEMU" "$ANODE" >"$BIN/node"  # `node` on PATH is the arm64 one
 chmod +x "$BIN/node"
-for t in sh bash env cat ls rm mkdir cp mv ln grep sed head tail dirname basename uname readlink true false; do
-  p=$(command -v "$t" || true)
-  [ -n "$p" ] && ln -s "$p" "$BIN/$t"
-done
-for t in cmake nvcc g++ c++ gcc cc make ninja aarch64-linux-gnu-g++; do
-  if PATH="$BIN" command -v "$t" >/dev/null 2>&1; then die "$t is on the restricted PATH"; fi
-done
+restricted_bin "$BIN" cmake nvcc g++ c++ gcc cc make ninja aarch64-linux-gnu-g++
 APP="$TMP/app"
-mkdir "$APP"
-cp scripts/pack-check.cjs "$APP/"
+test_app "$APP" kvtrim-arm64-test
 cd "$APP"
-echo '{ "name": "kvtrim-arm64-test", "version": "1.0.0", "private": true }' >package.json
 step "npm install --ignore-scripts <tarball> (x64 npm; no script runs, so the architecture does not matter)"
 npm install --silent --ignore-scripts --no-audit --no-fund --prefer-offline "$TGZ"
 [ ! -e node_modules/kvtrim/build ] || die "the installed package has a build/ directory"

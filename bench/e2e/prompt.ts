@@ -16,7 +16,7 @@
 // forward passes over the whole cache of P rows. The result is saved to a file that the
 // measurement processes read (only the prefix they need).
 import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
-import { Llama2Model, readCheckpoint, type F32Tensor, type KvCache, type Llama2Config, type Weights } from '../../eval/llama2c'
+import { attendHead, Llama2Model, matvec, readCheckpoint, rmsnorm, type F32Tensor, type KvCache, type Llama2Config, type Weights } from '../../eval/llama2c'
 import { rng, sample } from '../../eval/text'
 import { BOS } from '../../eval/tokenizer'
 
@@ -124,25 +124,7 @@ class WindowedForward {
       const rowAt = (j: number): number => (j < sinks ? j : start + (j - sinks))
       for (let h = 0; h < nHeads; h++) {
         const kh = Math.floor(h / group), qo = h * headDim
-        let max = -Infinity
-        for (let j = 0; j < seen; j++) {
-          const base = (kh * N + rowAt(j)) * headDim
-          let s = 0
-          for (let i = 0; i < headDim; i++) s += q[qo + i] * K[base + i]
-          scores[j] = s * scale
-          if (scores[j] > max) max = scores[j]
-        }
-        let sum = 0
-        for (let j = 0; j < seen; j++) {
-          scores[j] = Math.exp(scores[j] - max)
-          sum += scores[j]
-        }
-        xb.fill(0, qo, qo + headDim)
-        for (let j = 0; j < seen; j++) {
-          const a = scores[j] / sum
-          const base = (kh * N + rowAt(j)) * headDim
-          for (let i = 0; i < headDim; i++) xb[qo + i] += a * V[base + i]
-        }
+        attendHead(q.subarray(qo, qo + headDim), K, V, (j) => kh * N + rowAt(j), seen, headDim, scale, scores, xb.subarray(qo, qo + headDim))
       }
       matvec(w.wo[l], xb, xb2, dim, dim)
       for (let i = 0; i < dim; i++) x[i] += xb2[i]
@@ -156,22 +138,6 @@ class WindowedForward {
     rmsnorm(x, w.rmsFinal, xb)
     matvec(w.classifier, xb, this.logits, vocabSize, dim)
   }
-}
-
-// eval/llama2c.ts's helpers (not exported there), the same code
-function matvec(w: Float32Array, x: Float32Array, out: Float32Array, rows: number, cols: number): void {
-  for (let o = 0; o < rows; o++) {
-    let s = 0
-    const base = o * cols
-    for (let i = 0; i < cols; i++) s += w[base + i] * x[i]
-    out[o] = s
-  }
-}
-function rmsnorm(x: Float32Array, w: Float32Array, out: Float32Array): void {
-  let ss = 0
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i]
-  const scale = 1 / Math.sqrt(ss / x.length + 1e-5)
-  for (let i = 0; i < x.length; i++) out[i] = w[i] * (scale * x[i])
 }
 
 /** Phase-2 tokens checked against Llama2Model.forward over a copied window. */

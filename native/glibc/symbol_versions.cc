@@ -28,16 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define KVTRIM_COMPAT_OLD(sym, ver)                                                   \
-  __asm__(".symver kvtrim_compat_" #sym ", " #sym "@" #ver "\n"                      \
-          ".pushsection .text\n"                                                      \
-          ".globl __wrap_" #sym "\n"                                                  \
-          ".hidden __wrap_" #sym "\n"                                                 \
-          ".type __wrap_" #sym ", @function\n"                                        \
-          "__wrap_" #sym ":\n"                                                        \
-          "\tjmp kvtrim_compat_" #sym "@PLT\n"                                        \
-          ".size __wrap_" #sym ", .-__wrap_" #sym "\n"                                \
-          ".popsection\n");
+#include "wrap.h"  // KVTRIM_COMPAT_OLD
 
 KVTRIM_COMPAT_OLD(dlclose, GLIBC_2.2.5)
 KVTRIM_COMPAT_OLD(exp, GLIBC_2.2.5)

@@ -24,17 +24,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#define KVTRIM_COMPAT_OLD(sym, ver)                                                   \
-  __asm__(".symver kvtrim_compat_" #sym ", " #sym "@" #ver "\n"                      \
-          ".pushsection .text\n"                                                      \
-          ".globl __wrap_" #sym "\n"                                                  \
-          ".hidden __wrap_" #sym "\n"                                                 \
-          ".type __wrap_" #sym ", %function\n"                                        \
-          ".p2align 2\n"                                                              \
-          "__wrap_" #sym ":\n"                                                        \
-          "\tb kvtrim_compat_" #sym "\n"                                              \
-          ".size __wrap_" #sym ", .-__wrap_" #sym "\n"                                \
-          ".popsection\n");
+#include "wrap.h"  // KVTRIM_COMPAT_OLD
 
 KVTRIM_COMPAT_OLD(dlsym, GLIBC_2.17)
 KVTRIM_COMPAT_OLD(exp, GLIBC_2.17)
