@@ -79,9 +79,7 @@ KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_
     for (int j = 1; j < 8; ++j) s = _mm256_add_ps(s, r[j]);
     sums[c] = s;
   }
-  for (int64_t half = pow2_ceil(n) / 2; half >= 1; half /= 2) {
-    for (int64_t i = 0; i < half && i + half < n; ++i) sums[i] = _mm256_add_ps(sums[i], sums[i + half]);
-  }
+  pairwise_tree(sums, n);  // step 3, vertically (native/core/norm.h; `+=` on __m256 is vaddps)
   // Step 5: NaN lanes become the canonical NaN (one compare and one blend per 8 rows).
   const __m256 norm = _mm256_sqrt_ps(sums[0]);
   const __m256 nan = _mm256_castsi256_ps(_mm256_set1_epi32(int(kCanonicalNaN)));
@@ -91,12 +89,7 @@ KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_
 }  // namespace
 
 bool row_norms_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
-  const int64_t row_bytes = head_dim * dtype_size(t);
-  const char* p = static_cast<const char*>(rows);
-  int64_t r = 0;
-  for (; r + 8 <= n_rows; r += 8) eight_rows(t, p + r * row_bytes, row_bytes, head_dim, out + r);
-  if (r < n_rows) row_norms_portable(t, p + r * row_bytes, n_rows - r, head_dim, out + r);
-  return true;
+  return rows_in_groups<8>(t, rows, n_rows, head_dim, out, eight_rows);
 }
 
 }  // namespace kvtrim::cpu

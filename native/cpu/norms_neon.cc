@@ -99,10 +99,7 @@ void four_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, f
     for (int j = 0; j < 4; ++j) s = vaddq_f32(s, vmulq_f32(hi[j], hi[j]));
     sums[c] = s;
   }
-  // Step 3: the pairwise tree, vertically.
-  for (int64_t half = pow2_ceil(n) / 2; half >= 1; half /= 2) {
-    for (int64_t i = 0; i < half && i + half < n; ++i) sums[i] = vaddq_f32(sums[i], sums[i + half]);
-  }
+  pairwise_tree(sums, n);  // step 3, vertically (native/core/norm.h; `+=` on float32x4_t is FADD)
   // Steps 4 and 5: sqrt, NaN lanes become the canonical NaN (one compare and one select).
   const float32x4_t norm = vsqrtq_f32(n > 0 ? sums[0] : vdupq_n_f32(0.f));
   const float32x4_t nan = vreinterpretq_f32_u32(vdupq_n_u32(kCanonicalNaN));
@@ -112,12 +109,7 @@ void four_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, f
 }  // namespace
 
 bool row_norms_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
-  const int64_t row_bytes = head_dim * dtype_size(t);
-  const char* p = static_cast<const char*>(rows);
-  int64_t r = 0;
-  for (; r + 4 <= n_rows; r += 4) four_rows(t, p + r * row_bytes, row_bytes, head_dim, out + r);
-  if (r < n_rows) row_norms_portable(t, p + r * row_bytes, n_rows - r, head_dim, out + r);
-  return true;
+  return rows_in_groups<4>(t, rows, n_rows, head_dim, out, four_rows);
 }
 
 }  // namespace kvtrim::cpu
