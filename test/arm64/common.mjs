@@ -3,7 +3,8 @@
 // binfmt_misc), not vitest: vitest's native dependencies (rollup, esbuild) have no linux-arm64
 // build in this node_modules, and the suites run under qemu-aarch64 with the arm64 Node.js.
 // They load the compiled facade (dist/, `npm run build:ts`) and the compiled TypeScript oracle
-// (test/oracle.ts, compiled by scripts/test-arm64.sh; its path in KVTRIM_ORACLE).
+// (test/oracle.ts, compiled by scripts/test-arm64.sh; its path in KVTRIM_ORACLE) and the tests'
+// random generator (eval/text.ts; KVTRIM_RNG).
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 
@@ -14,17 +15,8 @@ export const oracle = require(process.env.KVTRIM_ORACLE)
 
 export const seed = process.env.KVTRIM_SEED ? Number(process.env.KVTRIM_SEED) : Math.floor(Math.random() * 2 ** 31)
 
-// mulberry32
-export function rng(s) {
-  let a = s >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// mulberry32, the tests' seeded generator (eval/text.ts, compiled beside the oracle)
+export const { rng } = require(process.env.KVTRIM_RNG)
 export const int = (r, lo, hi) => lo + Math.floor(r() * (hi - lo + 1))
 export const pick = (r, xs) => xs[Math.floor(r() * xs.length)]
 

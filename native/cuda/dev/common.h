@@ -164,4 +164,24 @@ inline void start(const Options& o, const char* what) {
 
 inline int reps_for(const Options& o) { return o.reps > 0 ? o.reps : (emulated() ? 1 : 20); }
 
+// The card's device-to-device copy bandwidth (bytes read + written per second), printed: the
+// floor every row's GB/s is compared with.
+inline double copy_floor() {
+  double bps = 0;
+  check(cu::copy_bandwidth(kDevice, emulated() ? (8u << 20) : (512u << 20), emulated() ? 2 : 10, &bps), "copy_bandwidth");
+  std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", bps / 1e9);
+  return bps;
+}
+
+// GB/s of `bytes` moved in `ms`, and that as a percentage of the copy floor.
+inline double gb_per_s(double bytes, double ms) { return ms > 0 ? bytes / (ms * 1e6) : 0; }
+inline double pct_of_floor(double gbs, double floor_bps) { return floor_bps > 0 ? 100.0 * gbs * 1e9 / floor_bps : 0.0; }
+
+// The closing line of a run and its exit status: non-zero when a case failed or none ran.
+inline int finish(int ran, int failed, const char* failed_word, double seconds, const char* legend, const Options& o) {
+  std::printf("\n%d cases, %d %s, %.1f s (%s)\n", ran, failed, failed_word, seconds, legend);
+  if (ran == 0) die("no case matches --only " + o.only);
+  return failed ? 1 : 0;
+}
+
 }  // namespace wb

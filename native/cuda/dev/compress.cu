@@ -552,10 +552,7 @@ int main(int argc, char** argv) {
   if (std::getenv("KVTRIM_SPLIT")) std::printf("note: KVTRIM_SPLIT from the environment is ignored (set per case)\n");
   unsetenv("KVTRIM_SPLIT");
   start(o, "compress (native/cuda, cuda::compress / compress_layers)");
-  double copy_bps = 0;
-  check(cu::copy_bandwidth(kDevice, emulated() ? (8u << 20) : (512u << 20), emulated() ? 2 : 10, &copy_bps),
-        "copy_bandwidth");
-  std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_bps / 1e9);
+  const double copy_bps = copy_floor();
 
   const std::vector<Case> cases = o.bench ? bench_cases() : default_cases();
   std::printf("%-34s %-9s %-20s %-9s %-9s %4s %5s %-34s %6s %10s %8s %6s  %s\n", "case", "kind", "shape", "order",
@@ -568,18 +565,16 @@ int main(int argc, char** argv) {
     ++ran;
     const bool ok = row.result == "ok";
     failed += !ok;
-    const double gbs = row.ms > 0 ? row.bytes / (row.ms * 1e6) : 0;
+    const double gbs = gb_per_s(row.bytes, row.ms);
     char sr[24];
     std::snprintf(sr, sizeof sr, "%" PRId64 "/%" PRId64 "%s", c.sink, c.recent, c.lengths.empty() ? "" : " rag");
     std::printf("%-34s %-9s %-20s %-9s %-9s %4d %5s %-34s %6" PRId64 " %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
                 kvtrim::dtype_name(c.dtype), shape_string(c).c_str(), order_name(c), sr, row.unit,
                 c.split > 0 ? ("=" + std::to_string(c.split)).c_str() : "auto", row.geometry.c_str(), row.kmax, row.ms, gbs,
-                copy_bps > 0 ? 100.0 * gbs * 1e9 / copy_bps : 0.0, ok ? "ok" : "FAIL: ", ok ? "" : row.result.c_str());
+                pct_of_floor(gbs, copy_bps), ok ? "ok" : "FAIL: ", ok ? "" : row.result.c_str());
     std::fflush(stdout);
   }
-  std::printf("\n%d cases, %d failed, %.1f s (split: KVTRIM_SPLIT=n, 'auto' = the launcher's choice; unit: compress.cu's "
-              "copy-unit rule; GB/s over the bytes the op must move; *: compress_layers, host-clock time)\n",
-              ran, failed, host_ms(t_all) / 1e3);
-  if (ran == 0) die("no case matches --only " + o.only);
-  return failed ? 1 : 0;
+  return finish(ran, failed, "failed", host_ms(t_all) / 1e3,
+                "split: KVTRIM_SPLIT=n, 'auto' = the launcher's choice; unit: the launcher's copy unit; GB/s over "
+                "the bytes the op must move; *: compress_layers, host-clock time", o);
 }

@@ -138,10 +138,7 @@ static double host_ms(const std::chrono::steady_clock::time_point& t0) {
 int main(int argc, char** argv) {
   const Options o = parse_options(argc, argv, kUsage);
   start(o, "key norms (native/cuda, cuda::key_norms)");
-  double copy_bps = 0;
-  check(cu::copy_bandwidth(kDevice, emulated() ? (8u << 20) : (512u << 20), emulated() ? 2 : 10, &copy_bps),
-        "copy_bandwidth");
-  std::printf("cudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_bps / 1e9);
+  const double copy_bps = copy_floor();
   std::printf("%-16s %-9s %8s %6s %-7s %-22s %10s %8s %6s  %s\n", "case", "kind", "rows", "D", "base", "lanes x local, loads",
               "ms", "GB/s", "%copy", "bits");
   const int reps = reps_for(o);
@@ -188,17 +185,15 @@ int main(int argc, char** argv) {
     char geo[40];
     std::snprintf(geo, sizeof geo, "%2d x %d, %s", ng.lanes, ng.local, ng.vec ? "16-byte" : "scalar");
     const double t = median(ms), bytes = double(in_bytes) + 4.0 * double(c.rows);
-    const double gbs = t > 0 ? bytes / (t * 1e6) : 0;
+    const double gbs = gb_per_s(bytes, t);
     const bool ok = diff.empty();
     failed += !ok;
     std::printf("%-16s %-9s %8" PRId64 " %6" PRId64 " %-7s %-22s %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
                 kvtrim::dtype_name(c.dtype), c.rows, c.head_dim, c.offset ? "+1 elem" : "aligned", geo, t, gbs,
-                copy_bps > 0 ? 100.0 * gbs * 1e9 / copy_bps : 0.0, ok ? "ok" : "MISMATCH ", diff.c_str());
+                pct_of_floor(gbs, copy_bps), ok ? "ok" : "MISMATCH ", diff.c_str());
     std::fflush(stdout);
   }
-  std::printf("\n%d cases, %d mismatched, %.1f s (lanes x local, loads: the geometry norms.cuh describes; GB/s over "
-              "keys read + norms written; host-clock times around key_norms)\n",
-              ran, failed, host_ms(t_all) / 1e3);
-  if (ran == 0) die("no case matches --only " + o.only);
-  return failed ? 1 : 0;
+  return finish(ran, failed, "mismatched", host_ms(t_all) / 1e3,
+                "lanes x local, loads: norms.cuh's norm_geometry; GB/s over keys read + norms written; host-clock "
+                "times around key_norms", o);
 }
