@@ -11,9 +11,9 @@
  *   - compress, 5,000 in flight        Promise.all of 5,000 calls, total time / 5,000
  *   - keyNormsSync (keys only)
  *   - compressCacheSync / compressCache of 32 such layers, per layer
- *   - for scale: an empty JS function, and the raw native binding (lib/binding's compressSync
+ *   - for scale: an empty JS function, and the raw native binding (lib/dev.ts's rawBinding().compressSync
  *     with a pre-decoded options object: the facade's share is the difference; skipped where
- *     lib/binding cannot be loaded)
+ *     it cannot be loaded)
  * Goals (issue 16): at most 10 us per sync call, 30 us per async call. They are a benchmark row,
  * not a timed test: a loaded machine misses them.
  *
@@ -30,6 +30,7 @@ import * as path from 'node:path'
 import * as v8 from 'node:v8'
 import * as vm from 'node:vm'
 import { backend, compress, compressCache, compressCacheSync, compressSync, keyNormsSync, type CacheLayer } from '../lib/index'
+import * as devEntry from '../lib/dev'
 
 const args = process.argv.slice(2)
 const QUICK = args.includes('--quick')
@@ -107,13 +108,10 @@ const awaitedLoop = (n: number) => async () => {
   for (let i = 0; i < n; i++) sink += (await compress(keys, values, OPTIONS)).kept
 }
 
-/** The native binding behind the facade, where this layout has it (lib/binding.ts today). */
+/** The native binding behind the facade, through the documented test-only entry (lib/dev.ts). */
 function rawBinding(): { compressSync: (k: unknown, v: unknown, o: unknown) => { kept: number } } | undefined {
   try {
-    const file = path.join(root, 'lib', 'binding')
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(file) as { binding?: () => { compressSync: (k: unknown, v: unknown, o: unknown) => { kept: number } } }
-    return mod.binding?.()
+    return devEntry.rawBinding() as unknown as { compressSync: (k: unknown, v: unknown, o: unknown) => { kept: number } }
   } catch {
     return undefined
   }
