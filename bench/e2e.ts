@@ -88,7 +88,7 @@ function onnxMissing(): string | undefined {
   if (!existsSync(path.join(dir, 'node_modules', 'onnxruntime-node'))) {
     return 'examples/transformers is not installed: run `cd examples/transformers && ONNXRUNTIME_NODE_INSTALL=skip npm install` (its own package, ~470 MB)'
   }
-  if (!existsSync(path.join(repoRoot, 'dist', 'transformers.js'))) return 'kvtrim/transformers resolves to dist/, which is not built: run `npm run build`'
+  if (!existsSync(path.join(repoRoot, 'dist', 'cache', 'transformers.js'))) return 'kvtrim/transformers resolves to dist/, which is not built: run `npm run build`'
   return undefined
 }
 
