@@ -76,7 +76,7 @@ function onGpu(b: Binding, hooks: DevHooks) {
       const outs = ks.map(() => ({
         k: new b.DeviceBuffer(0, B * H * k * D * ESZ), v: new b.DeviceBuffer(0, B * H * k * D * ESZ), i: new b.DeviceBuffer(0, B * H * k * 4),
       }))
-      const nk: NativeDeviceTensor[] = ks.map((t) => t.native('keys')), nv = vs.map((t) => t.native('values'))
+      const nk: NativeDeviceTensor[] = ks.map((t) => t.native()), nv = vs.map((t) => t.native())
       const ms = median(hooks.benchCompress(nk, nv, options(ratio), outs.map((o) => o.k), outs.map((o) => o.v), outs.map((o) => o.i), 3, 20))
       const geo = hooks.geometry(nk[0], nv[0], options(ratio))
       outs.forEach((o) => { o.k.free(); o.v.free(); o.i.free() })

@@ -80,10 +80,11 @@ export class DeviceTensor {
   }
 
   /**
-   * @internal the tensor's native fields. A DeviceTensor can go to the binding as it is (native
-   * code reads type, buffer and dims, and says DISPOSED for a disposed one); `name` is unused.
+   * @internal the tensor's native fields as a plain object (the crash suite builds hostile
+   * variants of it). A DeviceTensor can go to the binding as it is: native code reads type,
+   * buffer and dims, and says DISPOSED for a disposed one.
    */
-  native(_name?: string): NativeDeviceTensor {
+  native(): NativeDeviceTensor {
     return { type: this.type, buffer: this.buffer, dims: this.dims }
   }
 

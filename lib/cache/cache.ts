@@ -101,8 +101,9 @@ function onGpu(tasks: LayerTask[]): CompressTask[] | undefined {
 
 function batchArgs(todo: CompressTask[]) {
   return [
-    todo.map((t) => (t.layer.keys as DeviceTensor).native(`layers[${t.index}].keys`)),
-    todo.map((t) => (t.layer.values as DeviceTensor).native(`layers[${t.index}].values`)),
+    // device tensors go as they are (native code reads type, buffer and dims)
+    todo.map((t) => t.layer.keys as DeviceTensor),
+    todo.map((t) => t.layer.values as DeviceTensor),
     todo.map((t) => t.options),
     todo.map((t) => t.index),
   ] as const

@@ -27,13 +27,16 @@ std::string js_string(Napi::Env env, Napi::Value v) {
   return env.GetInstanceData<AddonData>()->string_fn.Call({v}).As<Napi::String>().Utf8Value();
 }
 
-// Number.isSafeInteger(v)
-bool is_int(Napi::Value v, int64_t* out = nullptr) {
-  if (!v.IsNumber()) return false;
-  const double d = v.As<Napi::Number>().DoubleValue();
+// Number.isSafeInteger(d), and the value.
+bool safe_int(double d, int64_t* out) {
   if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > 9007199254740991.0) return false;
   if (out != nullptr) *out = int64_t(d);
   return true;
+}
+
+// Number.isSafeInteger(v)
+bool is_int(Napi::Value v, int64_t* out = nullptr) {
+  return v.IsNumber() && safe_int(v.As<Napi::Number>().DoubleValue(), out);
 }
 
 // An element of a typed array as a safe integer, or false (a fraction, a bigint, ...).
@@ -50,9 +53,7 @@ bool typed_int(napi_typedarray_type type, const void* data, size_t i, int64_t* o
     case napi_float64_array: d = static_cast<const double*>(data)[i]; break;
     default: return false;  // BigInt64Array, BigUint64Array: bigints are not numbers
   }
-  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > 9007199254740991.0) return false;
-  *out = int64_t(d);
-  return true;
+  return safe_int(d, out);
 }
 
 // A list of safe integers, copied: an array (a Proxy of one too) or a typed array (not a
@@ -131,8 +132,12 @@ void read_stream(Napi::Env env, Napi::Value v, const char* name, CompressOptions
 }
 
 const std::vector<const char*> kCompressKeys = {"keepRatio", "keep", "order", "score", "sink", "recent", "lengths", "stream"};
-const std::vector<const char*> kCacheKeys = {"keepRatio", "keep", "order", "score", "sink", "recent", "lengths", "stream",
-                                             "pruneAfter", "skipLayers", "budgets"};
+// compressCache's: compress's and its own (budgets stand in for keepRatio / keep)
+const std::vector<const char*> kCacheKeys = [] {
+  std::vector<const char*> k = kCompressKeys;
+  k.insert(k.end(), {"pruneAfter", "skipLayers", "budgets"});
+  return k;
+}();
 
 }  // namespace
 
