@@ -31,6 +31,23 @@ KVTRIM_HD inline uint32_t rank_key(uint32_t norm_bits, bool high) {
   return high ? 0x7F800000u - mag : mag;
 }
 
+// ---- Scores (docs/policies.md): every scorer yields an fp32 score per token, the k HIGHEST
+// kept (kvpress's convention). score_key maps a score's bits to a key whose unsigned ascending
+// order is that ranking: higher scores get smaller keys, +0 and -0 are one key, every NaN is
+// the largest key (dropped first). Ties are broken by position as for rank_key. The low-norm
+// score -n ranks as rank_key(n, false) and high-norm's n as rank_key(n, true): same order,
+// different key values (the kernels keep rank_key on their norm path).
+KVTRIM_HD inline uint32_t score_key(uint32_t s) {
+  if ((s & 0x7FFFFFFFu) > 0x7F800000u) return 0xFFFFFFFFu;  // NaN
+  if (s == 0x80000000u) s = 0;                              // -0 is +0
+  // ascending float order is (s < 0 ? ~s : s | 2^31); the key is its complement
+  return (s & 0x80000000u) ? s : 0x7FFFFFFFu - s;
+}
+
+// KeyDiff's anchor sums unit keys over tokens in chunks of kTokenChunk consecutive tokens, the
+// chunk sums combined by the pairwise tree (docs/policies.md).
+constexpr int kTokenChunk = 32;
+
 // ---- Radix select of the threshold key: three digit rounds, most significant first, of 11, 11
 // and 10 bits (round 0 is bits 31..21, round 1 bits 20..10, round 2 bits 9..0).
 constexpr int kRadixRounds = 3;

@@ -15,6 +15,11 @@ struct CompressJob {
   const void* values;
   CompressParams params;
   Plan plan;
+  // Scorer inputs (docs/policies.md), where the data lives (host or the keys' device):
+  // Score::Given: float32 [batch, heads, seq] (seq = the keys' dims[2]); Score::Project:
+  // float32 [heads, key_dim]. Null for the other scorers.
+  const float* scores = nullptr;
+  const float* vectors = nullptr;
   // Outputs: keys [B, H, max_kept, Dk], values [B, H, max_kept, Dv], indices [B, H, max_kept].
   // Entries past a batch entry's own kept count are zero rows and index -1.
   void* out_keys;
@@ -24,6 +29,14 @@ struct CompressJob {
   // their stride of seq tokens, kept rows move to the front in position order, and rows past
   // a batch entry's kept count are left as they were.
   bool in_place = false;
+};
+
+// tokenScores: every token's score [batch, heads, seq] in the keep-highest convention, NaN
+// (canonical) at padding positions (t >= the batch entry's length). The job's plan gives the
+// lengths; its outputs other than `out` are unused.
+struct ScoreJob {
+  CompressJob job;
+  float* out = nullptr;
 };
 
 }  // namespace kvtrim

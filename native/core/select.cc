@@ -35,13 +35,16 @@ Threshold radix_threshold(const uint32_t* keys, int64_t n, int64_t m) {
 
 void select_row(const float* norms, int64_t len, int64_t k, int64_t sink, int64_t recent,
                 Score score, Order order, SelectScratch scratch, int32_t* out) {
+  for (int64_t i = 0; i < len; ++i) scratch.keys[i] = rank_key(f32_to_bits(norms[i]), score == Score::HighNorm);
+  select_keys(scratch.keys, len, k, sink, recent, order, scratch.kept, out);
+}
+
+void select_keys(const uint32_t* keys, int64_t len, int64_t k, int64_t sink, int64_t recent,
+                 Order order, uint64_t* kept, int32_t* out) {
   const int64_t n_sink = std::min(sink, len);
   const int64_t n_recent = std::min(recent, len - n_sink);
   const int64_t mid_begin = n_sink, mid_end = len - n_recent;
   const int64_t m = k - n_sink - n_recent;  // chosen from the middle by rank
-
-  uint32_t* keys = scratch.keys;
-  for (int64_t i = 0; i < len; ++i) keys[i] = rank_key(f32_to_bits(norms[i]), score == Score::HighNorm);
 
   // Which middle tokens are kept: every key below the threshold, and the first `ties` equal.
   Threshold th{0xFFFFFFFFu, mid_end - mid_begin};
@@ -67,7 +70,6 @@ void select_row(const float* norms, int64_t len, int64_t k, int64_t sink, int64_
   }
 
   // Order::Norm: collect (key, position) of every kept token, then sort just those k.
-  uint64_t* kept = scratch.kept;
   auto push = [&](int64_t i) { kept[w++] = (uint64_t(keys[i]) << 32) | uint64_t(i); };
   for (int64_t i = 0; i < n_sink; ++i) push(i);
   if (m > 0) {

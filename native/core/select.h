@@ -8,7 +8,9 @@
 
 namespace kvtrim {
 
-enum class Score { LowNorm = 0, HighNorm = 1 };
+// The scorers (docs/policies.md). LowNorm and HighNorm keep their values: the kernels' norm
+// path tests `score == HighNorm`.
+enum class Score { LowNorm = 0, HighNorm = 1, KvNorm = 2, KeyDiff = 3, Project = 4, Given = 5 };
 enum class Order { Position = 0, Norm = 1 };
 
 // The rank of a norm is contract.h's rank_key(norm_bits, score == Score::HighNorm).
@@ -18,6 +20,12 @@ struct SelectScratch {
   uint32_t* keys;      // len entries
   uint64_t* kept;      // k entries, used for order 'norm'
 };
+
+// Writes the k kept positions of a row of `len` rank keys (rank_key or score_key: smaller is
+// kept first, equal keys by position), like select_row below. `kept` has k entries (order
+// 'norm' only).
+void select_keys(const uint32_t* keys, int64_t len, int64_t k, int64_t sink, int64_t recent,
+                 Order order, uint64_t* kept, int32_t* out);
 
 // Writes the k kept positions of a row of `len` norms into `out`, in ascending position
 // (Order::Position) or ascending rank (Order::Norm). Linear expected time: a three-pass radix
