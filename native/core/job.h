@@ -15,9 +15,10 @@ struct CompressJob {
   const void* values;
   CompressParams params;
   Plan plan;
-  // Scorer inputs (docs/policies.md), where the data lives (host or the keys' device):
-  // Score::Given: float32 [batch, heads, seq] (seq = the keys' dims[2]); Score::Project:
-  // float32 [heads, key_dim]. Null for the other scorers.
+  // Scorer inputs (docs/policies.md). Score::Given: float32 [batch, heads, seq] (seq = the
+  // keys' dims[2]) where the keys live (host, or the keys' device). Score::Project: float32
+  // [heads, key_dim], always in HOST memory (small; the CUDA launcher uploads it). Null for
+  // the other scorers.
   const float* scores = nullptr;
   const float* vectors = nullptr;
   // Outputs: keys [B, H, max_kept, Dk], values [B, H, max_kept, Dv], indices [B, H, max_kept].

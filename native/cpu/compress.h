@@ -13,4 +13,7 @@ void key_norms(DType t, const void* keys, int64_t n_rows, int64_t head_dim, floa
 // Returns an OutOfMemory status if scratch cannot be allocated; never throws.
 Status compress(const CompressJob& job);
 
+// tokenScores: fills job.out with every token's score (docs/policies.md; scores.cc).
+Status token_scores(const ScoreJob& job);
+
 }  // namespace kvtrim::cpu

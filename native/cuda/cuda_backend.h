@@ -27,6 +27,10 @@ Status key_norms(int device, DType t, const void* keys, int64_t n_rows, int64_t 
 // the plan is on the host. Blocks until the work is done (the addon calls it off the event loop).
 Status compress(int device, const CompressJob& job, void* stream);
 
+// tokenScores (docs/policies.md): job.job's keys, values and scores are device pointers, its
+// vectors host memory, `out` a device pointer ([batch, heads, seq] float32).
+Status token_scores(int device, const ScoreJob& job, void* stream);
+
 // Every job (one per layer of a model) in ONE launch where they share the element type and
 // 16-byte aligned rows (one block per row, no split rows); otherwise one launch per job.
 Status compress_layers(int device, const std::vector<CompressJob>& jobs, void* stream);

@@ -28,6 +28,7 @@ Status copy_to_host(int, void*, const void*, size_t, void*) { return none(); }
 Status key_norms(int, DType, const void*, int64_t, int64_t, float*, void*) { return none(); }
 Status compress(int, const CompressJob&, void*) { return none(); }
 Status compress_layers(int, const std::vector<CompressJob>&, void*) { return none(); }
+Status token_scores(int, const ScoreJob&, void*) { return none(); }
 Status uncertainty_attention(int, DType, const void*, const AttentionShape&, const UncertaintyParams&, int32_t*, void*) { return none(); }
 Status uncertainty_window(int, DType, const void*, DType, const void*, const WindowShape&, const UncertaintyParams&, int32_t*, void*) { return none(); }
 
