@@ -1,4 +1,5 @@
-// Key norms on the GPU in the contract's canonical order (native/core/norm.h says it in C++).
+// Key norms and row dots on the GPU in the contract's canonical order (native/core/norm.h and
+// score.h say it in C++).
 //
 // A token's row is read by a group of L lanes of one warp (L = min(32, chunks rounded up to a
 // power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's kChunk (8)
@@ -40,16 +41,18 @@ inline NormGeometry norm_geometry(int64_t head_dim, const void* base) {
   return g;
 }
 
-template <int KIND>
-KVTRIM_DEV float square_add(float s, unsigned raw, bool first) {
+// One term of a chunk's left-to-right sum: x[i] * x[i] for a norm, x[i] * y[i] for a dot
+// (DOT; y is float32), each product rounded on its own, the chunk's first term taken as it is.
+template <int KIND, bool DOT>
+KVTRIM_DEV float term_add(float s, unsigned raw, const float* y, int i, bool first) {
   const float x = to_f32<KIND>(raw);
-  const float sq = __fmul_rn(x, x);
-  return first ? sq : __fadd_rn(s, sq);
+  const float p = __fmul_rn(x, DOT ? y[i] : x);
+  return first ? p : __fadd_rn(s, p);
 }
 
-// Left-to-right sum of squares of chunk c of a row.
-template <int KIND>
-KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& g) {
+// Left-to-right sum of chunk c of a row: of squares, or (DOT) of products with y.
+template <int KIND, bool DOT>
+KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& g, const float* y) {
   float s = 0.f;
   if (g.vec) {
     if (KIND == kF32) {
@@ -57,12 +60,12 @@ KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& 
       const uint4 a = p[0], b = p[1];
       const unsigned w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-      for (int i = 0; i < 8; ++i) s = square_add<KIND>(s, w[i], i == 0);
+      for (int i = 0; i < 8; ++i) s = term_add<KIND, DOT>(s, w[i], y, kChunk * c + i, i == 0);
     } else {
       const uint4 a = reinterpret_cast<const uint4*>(row)[c];
       const unsigned w[4] = {a.x, a.y, a.z, a.w};
 #pragma unroll
-      for (int i = 0; i < 8; ++i) s = square_add<KIND>(s, (w[i / 2] >> (16 * (i & 1))) & 0xFFFFu, i == 0);
+      for (int i = 0; i < 8; ++i) s = term_add<KIND, DOT>(s, (w[i / 2] >> (16 * (i & 1))) & 0xFFFFu, y, kChunk * c + i, i == 0);
     }
     return s;
   }
@@ -70,22 +73,24 @@ KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& 
   for (int i = begin; i < end; ++i) {
     const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(row)[i]
                                       : unsigned(reinterpret_cast<const unsigned short*>(row)[i]);
-    s = square_add<KIND>(s, raw, i == begin);
+    s = term_add<KIND, DOT>(s, raw, y, i, i == begin);
   }
   return s;
 }
 
-// Norm of the row at `row` (ignored when !valid), computed by the L lanes of this thread's
-// segment; every lane of the warp must call it (shuffles use the full mask). Returns the norm
-// in every lane of the segment.
-template <int KIND>
-KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const NormGeometry& g) {
+// The contract's sum of a row at `row` (ignored when !valid): chunk sums, then the pairwise
+// tree, computed by the L lanes of this thread's segment; every lane of the warp must call it
+// (shuffles use the full mask). Returns the total in every lane of the segment. A chunk past
+// the row adds +0: exact for squares; for a dot it can only turn a -0 total into +0, which no
+// score keeps (canonical_score, score_key).
+template <int KIND, bool DOT>
+KVTRIM_DEV float group_row_sum(const unsigned char* row, bool valid, const NormGeometry& g, const float* y) {
   const int lane = int(threadIdx.x & 31u) & (g.lanes - 1);
   float s[kMaxLocalChunks];
 #pragma unroll
   for (int j = 0; j < kMaxLocalChunks; ++j) {
     const int c = lane + g.lanes * j;
-    s[j] = (valid && j < g.local && c < g.chunks) ? chunk_sum<KIND>(row, c, g) : 0.f;
+    s[j] = (valid && j < g.local && c < g.chunks) ? chunk_sum<KIND, DOT>(row, c, g, y) : 0.f;
   }
   if (g.local >= 4) {
     s[0] = __fadd_rn(s[0], s[2]);
@@ -96,10 +101,22 @@ KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const Norm
     const float other = __shfl_down_sync(0xFFFFFFFFu, s[0], half, g.lanes);
     s[0] = __fadd_rn(s[0], other);
   }
-  const float total = __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
-  const float norm = __fsqrt_rn(total);
+  return __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
+}
+
+// Norm of a row (group_row_sum's rules), in every lane of the segment.
+template <int KIND>
+KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const NormGeometry& g) {
+  const float norm = __fsqrt_rn(group_row_sum<KIND, false>(row, valid, g, nullptr));
   // The contract's canonical NaN (native/core/norm.h, step 5): a GPU's own NaN is 0x7FFFFFFF.
   return norm != norm ? __uint_as_float(kCanonicalNaN) : norm;
+}
+
+// The dot x . y of a row with the float32 vector y (docs/policies.md "Dot": the norm's order
+// with products), in every lane of the segment. Not canonical: the caller's score is.
+template <int KIND>
+KVTRIM_DEV float group_row_dot(const unsigned char* row, bool valid, const NormGeometry& g, const float* y) {
+  return group_row_sum<KIND, true>(row, valid, g, y);
 }
 
 // keyNorms: out[r] = norm of key row r, for n_rows rows. Grid-stride over groups of tokens.
