@@ -30,7 +30,7 @@ int copy_unit(const CompressJob& job) {
   return esz;
 }
 
-// The kernel variants compress_kernel<KIND, UNIT> share one signature: the variant of a job is
+// The kernel variants compress_kernel<KIND, UNIT, PHASE_A> share one signature: the variant of a job is
 // chosen here, once, at run time.
 using CompressKernel = void (*)(CompressArgs);
 struct Variant {
@@ -38,21 +38,28 @@ struct Variant {
   int unit;
 };
 
+// The norm scorers' variants exist for every unit (as before the other scorers); the other
+// scorers' only for the units copy_unit can pick (16, or the element size).
 template <int KIND>
-Variant variant_of_unit(int unit) {
+Variant variant_of_unit(int unit, bool norm_scores) {
+  constexpr int kElem = KIND == kF32 ? 4 : 2;
+  if (!norm_scores) {
+    return unit == 16 ? Variant{&compress_kernel<KIND, 16, kOtherScores>, 16} : Variant{&compress_kernel<KIND, kElem, kOtherScores>, kElem};
+  }
   switch (unit) {
-    case 16: return Variant{&compress_kernel<KIND, 16>, 16};
-    case 4: return Variant{&compress_kernel<KIND, 4>, 4};
-    default: return Variant{&compress_kernel<KIND, 2>, 2};
+    case 16: return Variant{&compress_kernel<KIND, 16, kNormScores>, 16};
+    case 4: return Variant{&compress_kernel<KIND, 4, kNormScores>, 4};
+    default: return Variant{&compress_kernel<KIND, 2, kNormScores>, 2};
   }
 }
 
 Variant variant_for(const CompressJob& job) {
   const int unit = copy_unit(job);
+  const bool norm = job.params.score == Score::LowNorm || job.params.score == Score::HighNorm;
   switch (job.dtype) {
-    case DType::F16: return variant_of_unit<kF16>(unit);
-    case DType::BF16: return variant_of_unit<kBF16>(unit);
-    case DType::F32: return variant_of_unit<kF32>(unit);
+    case DType::F16: return variant_of_unit<kF16>(unit, norm);
+    case DType::BF16: return variant_of_unit<kBF16>(unit, norm);
+    case DType::F32: return variant_of_unit<kF32>(unit, norm);
   }
   return Variant{nullptr, 0};
 }

@@ -29,7 +29,7 @@ Status run_token_scores(const ScoreJob& sj, cudaStream_t stream) {
   st = upload_plan(job, L, base, &host, stream);
   if (!st.ok()) return st;
   const CompressArgs a = args_for(job, L, dtype_size(job.dtype), base);
-  const dim3 grid{unsigned(rows)}, block{unsigned(kCompressThreads)};
+  const dim3 grid{unsigned(rows)}, block{unsigned(kScoreThreads)};
   cudaError_t e;
   switch (job.dtype) {
     case DType::F16: e = launch_kernel(&token_scores_kernel<kF16, CompressArgs>, grid, block, 0, stream, false, a, sj.out); break;

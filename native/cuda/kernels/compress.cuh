@@ -5,8 +5,8 @@
 //   A. scores: low-norm / high-norm read every valid token's key row once (norms.cuh) and write
 //      its 32-bit rank key (NaN largest; ties then by position) to a scratch array (4 bytes per
 //      token, 1.6% of a 256-byte fp16 row, and L2-resident: it is read again at once). The other
-//      scorers (scores.cuh, a run-time switch on args.sc.scorer: one kernel binary for all)
-//      write score_key of their score there instead: kv-norm reads the K and V rows once,
+//      scorers (scores.cuh, a run-time switch on args.sc.scorer in one variant for them all,
+//      see PhaseA) write score_key of their score there instead: kv-norm reads the K and V rows once,
 //      project the K rows once, given only its 4-byte scores, keydiff the K rows 3 times (norms,
 //      anchor, dots; G = 1 only, since its anchor spans the row).
 //   B. radix select of the m-th smallest key among the unprotected middle tokens [sink, len -
@@ -169,8 +169,15 @@ KVTRIM_DEV void find_digit(const CompressSmem& sm, unsigned need, int bins) {
   __syncthreads();
 }
 
+// Which phase A a kernel carries (a template parameter, measured: with the other scorers'
+// phase A in the same body, ptxas either spilled or took 128 registers for several variants, and
+// 64 registers with no spill is what gives 2 blocks of 512 per SM). compress_kernel has a
+// variant per kind: the norm scorers' (unchanged) and the others'; compress_layers_kernel, at 1
+// block per SM anyway, carries both behind the run-time switch.
+enum PhaseA : int { kNormScores = 0, kOtherScores = 1, kAnyScores = 2 };
+
 // The whole algorithm for block g of the G blocks of (batch, head) row `row` of one tensor pair.
-template <int KIND, int UNIT>
+template <int KIND, int UNIT, int PHASE_A>
 KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const int g) {
   const CompressSmem sm = carve_smem(KVTRIM_DYNAMIC_SMEM());
   const int G = a.split;
@@ -183,7 +190,7 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
 
   // A. Scores of this block's slice, as rank keys. The norm scorers keep their own loop
   // (rank_key of the norm, as before the other scorers existed); the rest share score_tokens.
-  if (a.sc.scorer == kLowNorm || a.sc.scorer == kHighNorm) {
+  if (PHASE_A == kNormScores || (PHASE_A == kAnyScores && (a.sc.scorer == kLowNorm || a.sc.scorer == kHighNorm))) {
     const int groups_per_warp = 32 / a.norm.lanes;
     const int warp = int(threadIdx.x >> 5), warps = int(blockDim.x >> 5);
     const int group = int(threadIdx.x & 31u) / a.norm.lanes;
@@ -363,9 +370,9 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
 
 // One tensor pair: G blocks per row. __grid_constant__: the body reads the arguments where
 // they are (the constant bank), with no copy to registers or local memory.
-template <int KIND, int UNIT>
+template <int KIND, int UNIT, int PHASE_A>
 __global__ void __launch_bounds__(kCompressThreads) compress_kernel(const __grid_constant__ CompressArgs a) {
-  compress_row<KIND, UNIT>(a, blockIdx.x / a.split, int(blockIdx.x % a.split));
+  compress_row<KIND, UNIT, PHASE_A>(a, blockIdx.x / a.split, int(blockIdx.x % a.split));
 }
 
 // Every layer of a model in one launch (compressCache on device tensors): layer l owns blocks
@@ -381,7 +388,7 @@ __global__ void __launch_bounds__(kCompressThreads, 1)
   int l = 0;
   while (l + 1 < n_layers && blockIdx.x >= first_block[l + 1]) ++l;
   const CompressArgs& a = layers[l];
-  compress_row<KIND, UNIT>(a, (long long)(blockIdx.x - first_block[l]), 0);
+  compress_row<KIND, UNIT, kAnyScores>(a, (long long)(blockIdx.x - first_block[l]), 0);
 }
 
 }  // namespace kvtrim::cuda

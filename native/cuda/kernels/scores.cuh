@@ -64,28 +64,37 @@ KVTRIM_DEV void for_token_groups(int t0, int t1, int lanes, F f) {
 // KeyDiff's anchor of a row of `len` tokens (norms as float bits in `norms`) into chunks[0, D):
 // per (token chunk c, dimension d) one thread sums its 32 tokens in order (threads of a warp
 // take consecutive d: coalesced), then the pairwise tree over the chunks, a barrier per level.
+// Threads map to (chunk, dimension) once (no division in the loops: registers).
 template <int KIND>
 KVTRIM_DEV void keydiff_anchor(const unsigned char* keys, int row_bytes, int D, int len, const unsigned* norms,
                                float* chunks) {
   const int n = (len + kTokenChunk - 1) / kTokenChunk;
-  for (long long i = threadIdx.x; i < (long long)n * D; i += blockDim.x) {  // n * D can pass 2^31
-    const int c = int(i / D), d = int(i - (long long)c * D);
+  const int span = min_i(D, int(blockDim.x));   // threads per chunk
+  const int per = int(blockDim.x) / span;        // chunks at once
+  const int c_first = int(threadIdx.x) / span, d_first = int(threadIdx.x) - c_first * span;
+  const bool active = c_first < per;
+  for (int c = c_first; active && c < n; c += per) {
     const int end = min_i(len, (c + 1) * kTokenChunk);
-    float s = 0.f;
-    for (int j = c * kTokenChunk; j < end; ++j) {
-      const float nj = __uint_as_float(norms[j]);
-      if (!finite_dev(nj) || nj == 0.f) continue;  // adds nothing (score.h: keydiff_counts)
-      const unsigned char* r = keys + (long long)j * row_bytes;
-      const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(r)[d]
-                                        : unsigned(reinterpret_cast<const unsigned short*>(r)[d]);
-      s = __fadd_rn(s, __fdiv_rn(to_f32<KIND>(raw), nj));
+    for (int d = d_first; d < D; d += span) {
+      float s = 0.f;
+#pragma unroll 1
+      for (int j = c * kTokenChunk; j < end; ++j) {
+        const float nj = __uint_as_float(norms[j]);
+        if (!finite_dev(nj) || nj == 0.f) continue;  // adds nothing (score.h: keydiff_counts)
+        const unsigned char* r = keys + (long long)j * row_bytes;
+        const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(r)[d]
+                                          : unsigned(reinterpret_cast<const unsigned short*>(r)[d]);
+        s = __fadd_rn(s, __fdiv_rn(to_f32<KIND>(raw), nj));
+      }
+      chunks[(long long)c * D + d] = s;
     }
-    chunks[i] = s;
   }
   __syncthreads();
   for (int half = int(pow2_ceil(n)) / 2; half >= 1; half /= 2) {
-    for (long long i = threadIdx.x; i < (long long)half * D; i += blockDim.x) {
-      if (i / D + half < n) chunks[i] = __fadd_rn(chunks[i], chunks[i + (long long)half * D]);
+    for (int c = c_first; active && c < half && c + half < n; c += per) {
+      float* x = chunks + (long long)c * D;
+      const float* y = x + (long long)half * D;
+      for (int d = d_first; d < D; d += span) x[d] = __fadd_rn(x[d], y[d]);
     }
     __syncthreads();
   }
@@ -96,59 +105,54 @@ KVTRIM_DEV void keydiff_anchor(const unsigned char* keys, int row_bytes, int D, 
 }
 
 // The scores of tokens [t0, t1) of row `row` (module comment). `a` is CompressArgs (compress.cuh):
-// keys, values, heads, seq, row bytes, norm (the key geometry), high, sc. `scratch` holds one
-// 32-bit word per token of the row (compress's keys32): emit may overwrite scratch[tok].
+// keys, values, heads, seq, row bytes, norm (the key geometry), sc. `scratch` holds one 32-bit
+// word per token of the row (compress's keys32): emit may overwrite scratch[tok].
+// Every row-reading scorer is one or two passes of ONE row-sum loop (squares, or products with
+// y when y is set): a single copy of the sum keeps the kernel's registers at the norm path's.
 template <int KIND, class A, class Emit>
 KVTRIM_DEV void score_tokens(const A& a, long long row, int t0, int t1, int len, unsigned* scratch, Emit emit) {
   const ScoreArgs& sc = a.sc;
   const int scorer = sc.scorer;
-  const int krb = a.key_row_bytes;
-  const unsigned char* kbase = a.keys + row * a.seq * krb;
   if (scorer == kGiven) {
     const float* given = sc.given + row * a.seq;
     for (int t = t0 + int(threadIdx.x); t < t1; t += blockDim.x) emit(t, given[t]);
     return;
   }
-  if (scorer == kProject || scorer == kLowNorm || scorer == kHighNorm) {
-    const float* f = scorer == kProject ? sc.vectors + (row % a.heads) * a.norm.head_dim : nullptr;
-    for_token_groups(t0, t1, a.norm.lanes, [&](int tok, bool valid, bool leader) {
-      const unsigned char* k = kbase + (long long)tok * krb;
-      if (scorer == kProject) {
-        const float d = group_row_dot<KIND>(k, valid, a.norm, f);
-        if (valid && leader) emit(tok, -d);
-      } else {
-        const float n = group_row_norm<KIND>(k, valid, a.norm);
-        if (valid && leader) emit(tok, scorer == kHighNorm ? n : -n);
+  const unsigned char* kbase = a.keys + row * a.seq * a.key_row_bytes;
+  float* chunks = sc.chunks + row * sc.token_chunks * a.norm.head_dim;  // keydiff only
+  // kv-norm and keydiff: pass 0 stores the key norms in scratch, pass 1 makes the score
+  const int passes = scorer == kKvNorm || scorer == kKeyDiff ? 2 : 1;
+  for (int pass = 0; pass < passes; ++pass) {
+    if (pass == 1) {
+      __syncthreads();  // the norms are written
+      if (scorer == kKeyDiff) keydiff_anchor<KIND>(kbase, a.key_row_bytes, a.norm.head_dim, len, scratch, chunks);
+    }
+    const bool values = scorer == kKvNorm && pass == 1;
+    const NormGeometry& g = values ? sc.vnorm : a.norm;
+    const unsigned char* base = values ? a.values + row * a.seq * a.value_row_bytes : kbase;
+    const int row_bytes = values ? a.value_row_bytes : a.key_row_bytes;
+    const float* y = scorer == kProject ? sc.vectors + (row % a.heads) * a.norm.head_dim
+                   : (scorer == kKeyDiff && pass == 1 ? chunks : nullptr);
+    for_token_groups(t0, t1, g.lanes, [&](int tok, bool valid, bool leader) {
+      const float sum = group_row_sum<KIND, kSquaresOrDot>(base + (long long)tok * row_bytes, valid, g, y);
+      if (!valid || !leader) return;
+      if (y != nullptr) {  // a dot: project's, or keydiff's with the anchor
+        emit(tok, scorer == kProject ? -sum : keydiff_score_dev(sum, __uint_as_float(scratch[tok])));
+        return;
       }
+      const float n = norm_of_sum(sum);
+      if (passes == 2 && pass == 0) scratch[tok] = __float_as_uint(n);
+      else if (values) emit(tok, __fmul_rn(__uint_as_float(scratch[tok]), n));
+      else emit(tok, scorer == kHighNorm ? n : -n);
     });
-    return;
   }
-  // kv-norm and keydiff: the key norms first, as float bits.
-  for_token_groups(t0, t1, a.norm.lanes, [&](int tok, bool valid, bool leader) {
-    const float n = group_row_norm<KIND>(kbase + (long long)tok * krb, valid, a.norm);
-    if (valid && leader) scratch[tok] = __float_as_uint(n);
-  });
-  __syncthreads();
-  if (scorer == kKvNorm) {
-    const unsigned char* vbase = a.values + row * a.seq * a.value_row_bytes;
-    for_token_groups(t0, t1, sc.vnorm.lanes, [&](int tok, bool valid, bool leader) {
-      const float nv = group_row_norm<KIND>(vbase + (long long)tok * a.value_row_bytes, valid, sc.vnorm);
-      if (valid && leader) emit(tok, __fmul_rn(__uint_as_float(scratch[tok]), nv));
-    });
-    return;
-  }
-  // keydiff (G = 1: [t0, t1) is [0, len))
-  float* chunks = sc.chunks + row * sc.token_chunks * a.norm.head_dim;
-  keydiff_anchor<KIND>(kbase, krb, a.norm.head_dim, len, scratch, chunks);
-  for_token_groups(t0, t1, a.norm.lanes, [&](int tok, bool valid, bool leader) {
-    const float d = group_row_dot<KIND>(kbase + (long long)tok * krb, valid, a.norm, chunks);
-    if (valid && leader) emit(tok, keydiff_score_dev(d, __uint_as_float(scratch[tok])));
-  });
 }
 
-// tokenScores: one block per row; every token's canonical score, NaN at t >= len.
+// tokenScores: one block of kScoreThreads per row; every token's canonical score, NaN at
+// t >= len. 2 blocks per SM asked of ptxas: with the bound alone it spilled (bfloat16).
+constexpr int kScoreThreads = 512;
 template <int KIND, class A>
-__global__ void __launch_bounds__(512) token_scores_kernel(const __grid_constant__ A a, float* out) {
+__global__ void __launch_bounds__(kScoreThreads, 2) token_scores_kernel(const __grid_constant__ A a, float* out) {
   const long long row = blockIdx.x;
   const int len = a.lengths[row / a.heads];
   float* o = out + row * a.seq;
