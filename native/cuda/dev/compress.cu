@@ -2,7 +2,8 @@
 //
 // For each case it generates a random cache (fixed-seed PRNG, never zeros; exact norm ties
 // planted on purpose), computes the expected output with native/core alone (the contract's row
-// norm, select_row, a plain gather, written out below), runs the product launcher
+// norm, select_row, a plain gather, written out below; for the other scorers score.h's scores,
+// score_key and select_keys), checks cuda::token_scores against those scores, runs the product launcher
 // (cuda::compress, or cuda::compress_layers) over the <kind, unit, split, order> variants, compares
 // every output bit (keys, values, indices; the padding of ragged rows; in place, the rows left
 // alone), times the call with CUDA events (dev_tools.h: time_compress) and prints one table row
@@ -17,6 +18,8 @@
 //   split  <- KVTRIM_SPLIT=n (read by the launcher on every call; honoured only for order
 //             'position', not in place, on a cooperative device, and capped at resident / rows)
 //   order  <- 'position' / 'norm', plus score, sink / recent, ragged lengths, in place, layers.
+//   phase A <- the scorer: low/high-norm get the norm variant, the others (kv-norm, keydiff,
+//             project, given) the other-scorers variant (compress.cuh: PhaseA).
 //
 // Build and run: `bash scripts/workbench.sh` (nvcc on a GPU machine, else g++ + the emulator).
 //   build-workbench/compress [--seed N] [--only SUBSTR] [--bench] [--reps N]
