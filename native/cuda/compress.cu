@@ -64,6 +64,17 @@ Variant variant_for(const CompressJob& job) {
   return Variant{nullptr, 0};
 }
 
+// Scratch device memory, one growing buffer per device, held for the duration of one op.
+struct Scratch {
+  std::mutex mu;
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
+Scratch& scratch_for(int device) {
+  static Scratch pool[64];
+  return pool[device & 63];
+}
+
 // Occupancy-aware split of rows over blocks: the one place this is decided.
 struct Choice {
   int split;
@@ -95,97 +106,6 @@ Status choose_geometry(const CompressJob& job, CompressKernel kernel, size_t sme
   }
   *c = Choice{split, resident, sms, split > 1};
   return Status::success();
-}
-
-// The launch of one job: the kernel variant and its geometry. compress launches exactly this and
-// compress_geometry reports exactly this (so the geometry a test sees is the launch's own).
-struct Launch {
-  Variant variant;
-  size_t smem;
-  Choice choice;
-};
-
-Status plan_launch(const CompressJob& job, Launch* l) {
-  l->variant = variant_for(job);
-  if (l->variant.kernel == nullptr) return Status::error(Code::Internal, "compress: unknown dtype");
-  l->smem = compress_smem_bytes(kCompressThreads);
-  return choose_geometry(job, l->variant.kernel, l->smem, &l->choice);
-}
-
-Status run_compress(const CompressJob& job, cudaStream_t stream) {
-  const int64_t rows = job.shape.batch * job.shape.heads;
-  if (rows == 0) return Status::success();
-  Status st = check_seq(job);
-  if (!st.ok()) return st;
-  Launch ln;
-  st = plan_launch(job, &ln);
-  if (!st.ok()) return st;
-  const Layout L = layout_for(job, ln.choice.split);
-  std::unique_lock<std::mutex> lock;
-  unsigned char* base = nullptr;
-  st = scratch(L.total, &lock, &base);
-  if (!st.ok()) return st;
-  std::vector<int> host;
-  st = upload_plan(job, L, base, &host, stream);
-  if (!st.ok()) return st;
-  const CompressArgs a = args_for(job, L, ln.variant.unit, base);
-  const dim3 grid{unsigned(rows * ln.choice.split)}, block{unsigned(kCompressThreads)};
-  KVTRIM_CUDA_TRY(launch_kernel(ln.variant.kernel, grid, block, ln.smem, stream, ln.choice.split > 1, a));
-  return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-}
-
-// Every job in one launch: one block per row (no split rows), descriptors in device memory.
-template <int KIND, int UNIT>
-Status run_compress_layers(const std::vector<CompressJob>& jobs, cudaStream_t stream) {
-  const size_t smem = compress_smem_bytes(kCompressThreads);
-  const size_t n = jobs.size();
-  std::vector<Layout> layouts;
-  std::vector<size_t> offsets;
-  std::vector<unsigned> first_block(n + 1, 0);
-  size_t total = 0;
-  for (size_t j = 0; j < n; ++j) {
-    Status st = check_seq(jobs[j]);
-    if (!st.ok()) return st;
-    layouts.push_back(layout_for(jobs[j], 1));
-    offsets.push_back(total);
-    total += layouts.back().total;
-    const uint64_t rows = uint64_t(jobs[j].shape.batch * jobs[j].shape.heads);
-    if (first_block[j] + rows > uint64_t(INT32_MAX)) return Status::error(Code::TooManyRows, "too many rows in one launch");
-    first_block[j + 1] = unsigned(first_block[j] + rows);
-  }
-  const size_t o_desc = total, o_first = o_desc + align_up(sizeof(CompressArgs) * n);
-  total = o_first + align_up(sizeof(unsigned) * (n + 1));
-  std::unique_lock<std::mutex> lock;
-  unsigned char* base = nullptr;
-  Status st = scratch(total, &lock, &base);
-  if (!st.ok()) return st;
-  std::vector<std::vector<int>> hosts(n);
-  std::vector<CompressArgs> desc(n);
-  for (size_t j = 0; j < n; ++j) {
-    st = upload_plan(jobs[j], layouts[j], base + offsets[j], &hosts[j], stream);
-    if (!st.ok()) return st;
-    desc[j] = args_for(jobs[j], layouts[j], UNIT, base + offsets[j]);
-  }
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_desc, desc.data(), sizeof(CompressArgs) * n, cudaMemcpyHostToDevice, stream));
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_first, first_block.data(), sizeof(unsigned) * (n + 1), cudaMemcpyHostToDevice, stream));
-  if (first_block[n] > 0) {
-    const dim3 grid{first_block[n]}, block{unsigned(kCompressThreads)};
-    const auto* d = reinterpret_cast<const CompressArgs*>(base + o_desc);
-    const auto* f = reinterpret_cast<const unsigned*>(base + o_first);
-    KVTRIM_CUDA_TRY(launch_kernel(&compress_layers_kernel<KIND, UNIT>, grid, block, smem, stream, false, d, f, int(n)));
-  }
-  return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-}
-
-// Scratch device memory, one growing buffer per device, held for the duration of one op.
-struct Scratch {
-  std::mutex mu;
-  void* ptr = nullptr;
-  size_t bytes = 0;
-};
-Scratch& scratch_for(int device) {
-  static Scratch pool[64];
-  return pool[device & 63];
 }
 
 }  // namespace
@@ -297,6 +217,90 @@ Status check_seq(const CompressJob& job) {
   if (job.shape.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
   return Status::success();
 }
+
+namespace {
+
+// The launch of one job: the kernel variant and its geometry. compress launches exactly this and
+// compress_geometry reports exactly this (so the geometry a test sees is the launch's own).
+struct Launch {
+  Variant variant;
+  size_t smem;
+  Choice choice;
+};
+
+Status plan_launch(const CompressJob& job, Launch* l) {
+  l->variant = variant_for(job);
+  if (l->variant.kernel == nullptr) return Status::error(Code::Internal, "compress: unknown dtype");
+  l->smem = compress_smem_bytes(kCompressThreads);
+  return choose_geometry(job, l->variant.kernel, l->smem, &l->choice);
+}
+
+Status run_compress(const CompressJob& job, cudaStream_t stream) {
+  const int64_t rows = job.shape.batch * job.shape.heads;
+  if (rows == 0) return Status::success();
+  Status st = check_seq(job);
+  if (!st.ok()) return st;
+  Launch ln;
+  st = plan_launch(job, &ln);
+  if (!st.ok()) return st;
+  const Layout L = layout_for(job, ln.choice.split);
+  std::unique_lock<std::mutex> lock;
+  unsigned char* base = nullptr;
+  st = scratch(L.total, &lock, &base);
+  if (!st.ok()) return st;
+  std::vector<int> host;
+  st = upload_plan(job, L, base, &host, stream);
+  if (!st.ok()) return st;
+  const CompressArgs a = args_for(job, L, ln.variant.unit, base);
+  const dim3 grid{unsigned(rows * ln.choice.split)}, block{unsigned(kCompressThreads)};
+  KVTRIM_CUDA_TRY(launch_kernel(ln.variant.kernel, grid, block, ln.smem, stream, ln.choice.split > 1, a));
+  return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+}
+
+// Every job in one launch: one block per row (no split rows), descriptors in device memory.
+template <int KIND, int UNIT>
+Status run_compress_layers(const std::vector<CompressJob>& jobs, cudaStream_t stream) {
+  const size_t smem = compress_smem_bytes(kCompressThreads);
+  const size_t n = jobs.size();
+  std::vector<Layout> layouts;
+  std::vector<size_t> offsets;
+  std::vector<unsigned> first_block(n + 1, 0);
+  size_t total = 0;
+  for (size_t j = 0; j < n; ++j) {
+    Status st = check_seq(jobs[j]);
+    if (!st.ok()) return st;
+    layouts.push_back(layout_for(jobs[j], 1));
+    offsets.push_back(total);
+    total += layouts.back().total;
+    const uint64_t rows = uint64_t(jobs[j].shape.batch * jobs[j].shape.heads);
+    if (first_block[j] + rows > uint64_t(INT32_MAX)) return Status::error(Code::TooManyRows, "too many rows in one launch");
+    first_block[j + 1] = unsigned(first_block[j] + rows);
+  }
+  const size_t o_desc = total, o_first = o_desc + align_up(sizeof(CompressArgs) * n);
+  total = o_first + align_up(sizeof(unsigned) * (n + 1));
+  std::unique_lock<std::mutex> lock;
+  unsigned char* base = nullptr;
+  Status st = scratch(total, &lock, &base);
+  if (!st.ok()) return st;
+  std::vector<std::vector<int>> hosts(n);
+  std::vector<CompressArgs> desc(n);
+  for (size_t j = 0; j < n; ++j) {
+    st = upload_plan(jobs[j], layouts[j], base + offsets[j], &hosts[j], stream);
+    if (!st.ok()) return st;
+    desc[j] = args_for(jobs[j], layouts[j], UNIT, base + offsets[j]);
+  }
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_desc, desc.data(), sizeof(CompressArgs) * n, cudaMemcpyHostToDevice, stream));
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + o_first, first_block.data(), sizeof(unsigned) * (n + 1), cudaMemcpyHostToDevice, stream));
+  if (first_block[n] > 0) {
+    const dim3 grid{first_block[n]}, block{unsigned(kCompressThreads)};
+    const auto* d = reinterpret_cast<const CompressArgs*>(base + o_desc);
+    const auto* f = reinterpret_cast<const unsigned*>(base + o_first);
+    KVTRIM_CUDA_TRY(launch_kernel(&compress_layers_kernel<KIND, UNIT>, grid, block, smem, stream, false, d, f, int(n)));
+  }
+  return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+}
+
+}  // namespace
 
 Status compress(int device, const CompressJob& job, void* stream) {
   return with_device(device, [&]() -> Status { return run_compress(job, as_stream(stream)); });

@@ -259,6 +259,11 @@ static std::vector<Case> bench_cases() {
   m.B = 1, m.H = 8, m.S = 32768, m.Dk = m.Dv = 128;
   for (DType t : {DType::F16, DType::BF16, DType::F32}) v.push_back(with(m, t, Order::Position));
   v.push_back(with(m, DType::F16, Order::Norm));
+  for (Score sc : {Score::KvNorm, Score::KeyDiff, Score::Project, Score::Given}) {  // the other phase A
+    Case c = with(m, DType::F16, Order::Position);
+    c.score = sc, c.name += std::string("-") + score_name(sc);
+    v.push_back(c);
+  }
   {
     Case c = with(m, DType::F16, Order::Position);
     c.ratio = 0.1, c.sink = 4, c.recent = 64, c.name += "-keep0.1-sink-recent";
@@ -604,16 +609,20 @@ struct EmuSms {
 };
 
 
-// The bytes the op must move: every valid key row read once (the norms), each kept key and
-// value row read and written once, padding rows written, indices written. Scratch not counted.
+// The bytes the op must move: every valid token's scoring input (its key row for the norms and
+// project, key and value rows for kv-norm, the key row 3 times for keydiff, 4 bytes for given
+// scores), each kept key and value row read and written once, padding rows written, indices
+// written. Scratch not counted.
 static double bytes_moved(const CompressJob& j) {
   const Shape& s = j.shape;
   const double esz = kvtrim::dtype_size(j.dtype), kb = double(s.key_dim) * esz, vb = double(s.value_dim) * esz;
+  const Score sc = j.params.score;
+  const double scored = sc == Score::KvNorm ? kb + vb : sc == Score::KeyDiff ? 3 * kb : sc == Score::Given ? 4.0 : kb;
   double total = 0;
   for (int64_t b = 0; b < s.batch; ++b) {
     const double len = double(j.plan.lengths[size_t(b)]), k = double(j.plan.kept[size_t(b)]);
     const double pad = j.in_place ? 0 : double(j.plan.max_kept) - k;
-    total += double(s.heads) * (len * kb + 2 * k * (kb + vb) + pad * (kb + vb) + 4.0 * double(j.plan.max_kept));
+    total += double(s.heads) * (len * scored + 2 * k * (kb + vb) + pad * (kb + vb) + 4.0 * double(j.plan.max_kept));
   }
   return total;
 }

@@ -5,7 +5,7 @@
 // (keep-highest) goes to emit(tok, s), called by one lane per token:
 //   low-norm / high-norm  -n / n (tokenScores only: compress ranks these by rank_key directly)
 //   kv-norm   pass 1 key norms into `scratch` as float bits; pass 2 value norms (the value rows'
-//             own geometry, so their own lane grouping), s = nk * nv
+//             own geometry, so their own lane grouping), s = nk * nv (one rounded product)
 //   project   s = -(f_h . k), f_h = vectors[h] (uploaded by the launcher)
 //   keydiff   pass 1 key norms into `scratch`; pass 2 the anchor (token chunks of kTokenChunk
 //             summed per dimension into `chunks`, then the pairwise tree; G = 1 only: the
@@ -64,7 +64,8 @@ KVTRIM_DEV void for_token_groups(int t0, int t1, int lanes, F f) {
 // KeyDiff's anchor of a row of `len` tokens (norms as float bits in `norms`) into chunks[0, D):
 // per (token chunk c, dimension d) one thread sums its 32 tokens in order (threads of a warp
 // take consecutive d: coalesced), then the pairwise tree over the chunks, a barrier per level.
-// Threads map to (chunk, dimension) once (no division in the loops: registers).
+// Threads map to (chunk, dimension) once (no division in the loops: registers). Out of line on
+// the GPU (measured: inlined, its division spilled compress_kernel's 16-byte variants on sm_75).
 template <int KIND>
 KVTRIM_DEV_NOINLINE void keydiff_anchor(const unsigned char* keys, int row_bytes, int D, int len, const unsigned* norms,
                                float* chunks) {
@@ -107,7 +108,7 @@ KVTRIM_DEV_NOINLINE void keydiff_anchor(const unsigned char* keys, int row_bytes
 // keys, values, heads, seq, row bytes, norm (the key geometry), sc. `scratch` holds one 32-bit
 // word per token of the row (compress's keys32): emit may overwrite scratch[tok].
 // Every row-reading scorer is one or two passes of ONE row-sum loop (squares, or products with
-// y when y is set): a single copy of the sum keeps the kernel's registers at the norm path's.
+// y when y is set): one inlined copy of the unrolled sum instead of five (registers).
 template <int KIND, class A, class Emit>
 KVTRIM_DEV void score_tokens(const A& a, long long row, int t0, int t1, int len, unsigned* scratch, Emit emit) {
   const ScoreArgs& sc = a.sc;
