@@ -213,6 +213,17 @@ Status scratch(size_t bytes, std::unique_lock<std::mutex>* lock, unsigned char**
   return Status::success();
 }
 
+Status prepare_job(const CompressJob& job, int split, int unit, cudaStream_t stream, JobScratch* js, CompressArgs* a) {
+  const Layout L = layout_for(job, split);
+  unsigned char* base = nullptr;
+  Status st = scratch(L.total, &js->lock, &base);
+  if (!st.ok()) return st;
+  st = upload_plan(job, L, base, &js->host, stream);
+  if (!st.ok()) return st;
+  *a = args_for(job, L, unit, base);
+  return Status::success();
+}
+
 Status check_seq(const CompressJob& job) {
   if (job.shape.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
   return Status::success();
@@ -243,15 +254,10 @@ Status run_compress(const CompressJob& job, cudaStream_t stream) {
   Launch ln;
   st = plan_launch(job, &ln);
   if (!st.ok()) return st;
-  const Layout L = layout_for(job, ln.choice.split);
-  std::unique_lock<std::mutex> lock;
-  unsigned char* base = nullptr;
-  st = scratch(L.total, &lock, &base);
+  JobScratch js;
+  CompressArgs a;
+  st = prepare_job(job, ln.choice.split, ln.variant.unit, stream, &js, &a);
   if (!st.ok()) return st;
-  std::vector<int> host;
-  st = upload_plan(job, L, base, &host, stream);
-  if (!st.ok()) return st;
-  const CompressArgs a = args_for(job, L, ln.variant.unit, base);
   const dim3 grid{unsigned(rows * ln.choice.split)}, block{unsigned(kCompressThreads)};
   KVTRIM_CUDA_TRY(launch_kernel(ln.variant.kernel, grid, block, ln.smem, stream, ln.choice.split > 1, a));
   return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");

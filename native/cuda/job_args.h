@@ -30,6 +30,13 @@ Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base,
                    cudaStream_t stream);
 // The device's scratch buffer, grown to `bytes`; locked for the duration of one operation.
 Status scratch(size_t bytes, std::unique_lock<std::mutex>* lock, unsigned char** base);
+// One job alone (compress, token_scores): its scratch, locked until `js` goes, with the plan
+// uploaded; *a gets the kernel arguments. Wait for the stream before `js` goes.
+struct JobScratch {
+  std::unique_lock<std::mutex> lock;
+  std::vector<int> host;
+};
+Status prepare_job(const CompressJob& job, int split, int unit, cudaStream_t stream, JobScratch* js, CompressArgs* a);
 Status check_seq(const CompressJob& job);
 
 }  // namespace kvtrim::cuda

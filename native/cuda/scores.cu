@@ -20,15 +20,10 @@ Status run_token_scores(const ScoreJob& sj, cudaStream_t stream) {
   if (rows == 0 || job.shape.seq == 0) return Status::success();
   Status st = check_seq(job);
   if (!st.ok()) return st;
-  const Layout L = layout_for(job, 1);
-  std::unique_lock<std::mutex> lock;
-  unsigned char* base = nullptr;
-  st = scratch(L.total, &lock, &base);
+  JobScratch js;
+  CompressArgs a;
+  st = prepare_job(job, 1, dtype_size(job.dtype), stream, &js, &a);  // the copy unit is unused
   if (!st.ok()) return st;
-  std::vector<int> host;
-  st = upload_plan(job, L, base, &host, stream);
-  if (!st.ok()) return st;
-  const CompressArgs a = args_for(job, L, dtype_size(job.dtype), base);
   const dim3 grid{unsigned(rows)}, block{unsigned(kScoreThreads)};
   cudaError_t e;
   switch (job.dtype) {
