@@ -30,8 +30,13 @@ inline float row_dot_scalar(DType t, const void* x, const float* y, int64_t head
   return n > 0 ? sums[0] : 0.f;
 }
 
-// A score as its canonical bits: every NaN is kCanonicalNaN.
-inline float canonical_score(float s) { return s != s ? bits_to_f32(kCanonicalNaN) : s; }
+// A score as its canonical bits: every NaN is kCanonicalNaN and a zero is +0. (The sign of a
+// zero dot depends on whether a zero pad was added, which SIMD paths do; it never changes a
+// rank, since score_key takes -0 as +0, but tokenScores returns bits.)
+inline float canonical_score(float s) {
+  if (s != s) return bits_to_f32(kCanonicalNaN);
+  return s == 0.f ? 0.f : s;
+}
 
 // KeyDiff's unit-key factor: a key adds k[d] / n to the anchor only when its norm n is finite
 // and non-zero.
