@@ -181,8 +181,9 @@ function scoreName(score: OracleScore | undefined): string {
 
 /**
  * The keep-highest score of every token, [B, H, S] float32: NaN (the canonical bits) at padding
- * positions (at or past a batch entry's length) and for every NaN score; every other score with
- * its exact bits (-0 stays -0). `vectors` of project are [H * Dk], each entry taken as fp32.
+ * positions (at or past a batch entry's length) and for every NaN score, +0 for every zero score
+ * (-0 included), every other score with its exact bits. `project`'s vectors are [H * Dk], each
+ * entry taken as fp32.
  */
 export function scores(keys: OracleTensor, values: OracleTensor, score: OracleScore | undefined, lengths?: ArrayLike<number>): Float32Array {
   const [B, H, S, D] = keys.dims
@@ -191,7 +192,7 @@ export function scores(keys: OracleTensor, values: OracleTensor, score: OracleSc
   bits.fill(CANONICAL_NAN_BITS)
   const name = scoreName(score)
   if (name === 'scores') {
-    // given: copied as bits (a signalling NaN read into a JS number could come back quiet)
+    // given: copied as bits (a float32 read into a JS number and back may lose a NaN's payload)
     const given = (score as { scores: OracleScoresTensor }).scores.data
     const g = new Uint32Array(given.buffer, given.byteOffset, given.length)
     for (let b = 0; b < B; b++) {
@@ -199,7 +200,8 @@ export function scores(keys: OracleTensor, values: OracleTensor, score: OracleSc
       for (let h = 0; h < H; h++) {
         for (let i = 0; i < len; i++) {
           const at = (b * H + h) * S + i
-          if (!Number.isNaN(given[at])) bits[at] = g[at]
+          if (given[at] === 0) bits[at] = 0 // -0 given is returned as +0
+          else if (!Number.isNaN(given[at])) bits[at] = g[at]
         }
       }
     }
@@ -226,7 +228,8 @@ export function scores(keys: OracleTensor, values: OracleTensor, score: OracleSc
           else if (n === 0) s = 0
           else s = -Math.fround(dotOf(x, (row + i) * D, anchor as number[], 0, D) / n)
         } else throw new Error(`oracle: unknown scorer ${name}`)
-        if (!Number.isNaN(s)) out[row + i] = s
+        // every zero score is +0 (docs/policies.md: a dot's zero sign would depend on zero padding)
+        if (!Number.isNaN(s)) out[row + i] = s === 0 ? 0 : s
       }
     }
   }

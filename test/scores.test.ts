@@ -184,11 +184,11 @@ const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteO
 describe('the oracle scorers, by hand', () => {
   const t = (data: number[], dims: number[]): oracle.OracleTensor => ({ type: 'float32', data: f32(data), dims })
 
-  it('low-norm is -norm (a zero key scores -0), high-norm the norm, kv-norm their product, NaN canonical at padding', () => {
+  it('low-norm is -norm (a zero key scores +0: zeros are +0), high-norm the norm, kv-norm their product, NaN canonical at padding', () => {
     const keys = t([3, 4, 0, 0, 6, 8], [1, 1, 3, 2])
     const values = t([1, 0, 5, 5, 0, 0.5], [1, 1, 3, 2])
-    expect(bitsOf(oracle.scores(keys, values, 'low-norm'))).toEqual(bitsOf(f32([-5, -0, -10])))
-    expect(bitsOf(oracle.scores(keys, values, 'low-norm'))[1]).toBe(0x80000000)
+    expect(bitsOf(oracle.scores(keys, values, 'low-norm'))).toEqual(bitsOf(f32([-5, 0, -10])))
+    expect(bitsOf(oracle.scores(keys, values, 'low-norm'))[1]).toBe(0)
     expect(Array.from(oracle.scores(keys, values, 'high-norm'))).toEqual([5, 0, 10])
     expect(Array.from(oracle.scores(keys, values, 'kv-norm'))).toEqual([5, 0, 5])
     expect(bitsOf(oracle.scores(keys, values, 'kv-norm', [2]))[2]).toBe(oracle.CANONICAL_NAN_BITS)
@@ -232,22 +232,23 @@ describe('the oracle scorers, by hand', () => {
     const keys = t([3, 4, 1, 1, 2, 0, 0, -1], [1, 2, 2, 2])
     const s = oracle.scores(keys, keys, { project: [1, 2, -1, 0.5] })
     expect(Array.from(s)).toEqual([-11, -3, 2, 0.5])
-    // a chunk of -0 products sums to -0 (it starts from its first product, not from +0): s = +0
+    // a zero dot scores +0 whatever the signs of its products (every zero score is +0)
     const z = t(new Array(8).fill(0), [1, 1, 1, 8])
     expect(bitsOf(oracle.scores(z, z, { project: new Array(8).fill(-1) }))).toEqual([0])
-    expect(bitsOf(oracle.scores(z, z, { project: new Array(8).fill(1) }))).toEqual([0x80000000])
+    expect(bitsOf(oracle.scores(z, z, { project: new Array(8).fill(1) }))).toEqual([0])
+    expect(oracle.dotOf(new Array(8).fill(1), 0, new Array(8).fill(-0), 0, 8)).toBe(-0)
     // the vector is taken as fp32: 0.1 rounds to 0x3dcccccd
     const one = t([1], [1, 1, 1, 1])
     expect(oracle.scores(one, one, { project: [0.1] })[0]).toBe(-Math.fround(0.1))
   })
 
-  it('given scores: kept bit for bit (-0 too), NaNs made canonical, keep-highest, +0 == -0, NaN last', () => {
+  it('given scores: kept bit for bit but NaNs canonical and -0 as +0; keep-highest, +0 == -0, NaN last', () => {
     const given = new Float32Array(6)
     const g = new Uint32Array(given.buffer)
     g.set([0x80000000, 0, 0xffc00001, 0x3f800000, 0x7f800001, 0xbf800000])
     const keys = t(new Array(6).fill(1), [1, 1, 6, 1])
     const s = oracle.scores(keys, keys, { scores: { data: given, dims: [1, 1, 6] } })
-    expect(bitsOf(s)).toEqual([0x80000000, 0, 0x7fc00000, 0x3f800000, 0x7fc00000, 0xbf800000])
+    expect(bitsOf(s)).toEqual([0, 0, 0x7fc00000, 0x3f800000, 0x7fc00000, 0xbf800000])
     expect(oracle.selectTop(s, 6, { keep: 6, order: 'norm' })).toEqual([3, 0, 1, 5, 2, 4])
     expect(oracle.selectTop(s, 6, { keep: 2, sink: 1 })).toEqual([0, 3])
   })
@@ -322,7 +323,7 @@ describe('tokenScores and compress with every scorer', () => {
     for (const type of DTYPES) {
       const { keys, values } = tensors(r, type, [2, 3, 300, 40], 24)
       const norms = keyNormsSync(keys)
-      const neg = norms.map((n) => -n)
+      const neg = norms.map((n) => (n === 0 ? 0 : -n))
       const nb = new Uint32Array(neg.buffer)
       norms.forEach((n, i) => { if (Number.isNaN(n)) nb[i] = oracle.CANONICAL_NAN_BITS })
       expectSameBits(api.tokenScoresSync(keys, values, { score: 'low-norm' }), neg, `${type} low-norm`)
