@@ -19,6 +19,13 @@
  *     always, and on the main shape too without --quick. The native result must equal the
  *     oracle's bit for bit (indices, kept rows, norms); the script fails loudly otherwise.
  *  4. More shapes, native path only (skipped with --quick, or above ~4 GiB of memory).
+ *  5. Scorers (docs/policies.md): compressSync of the main shape at keepRatio 0.5 with each
+ *     `score` ('low-norm', 'high-norm', 'kv-norm', 'keydiff', { project }, { scores }), median
+ *     as above. Bytes that must move per scorer: what the score itself needs read (keys once;
+ *     kv-norm: keys and values once; given scores: the float32 scores, no keys) + the kept key
+ *     and value rows read and written. keydiff reads the keys three times by design (anchor,
+ *     score, the norm pass), so its ratio shows that cost against a one-read floor. Each scorer
+ *     is checked against the oracle bit for bit on [1, 8, 1024, 128] first.
  * Prints a table and writes bench/results/cpu.json. --quick (CI smoke run): 3 runs each, the main
  * shape, and the oracle check on the small shape only.
  */
@@ -28,6 +35,7 @@ import * as path from 'node:path'
 import * as v8 from 'node:v8'
 import * as vm from 'node:vm'
 import { Worker } from 'node:worker_threads'
+import * as kvtrim from '../lib/index'
 import { backend, compress, keepCount, compressSync, keyNormsSync, type CompressOptions, type CompressResult } from '../lib/index'
 import * as oracle from '../test/oracle'
 
@@ -228,6 +236,8 @@ async function memcpyThreads(size: number, threads: number, runs: number): Promi
 
 interface Row {
   op: 'compressSync' | 'compress (async)' | 'keyNormsSync' | 'oracle compress (TS)'
+  /** section 5: the scorer (absent: the default, low-norm) */
+  score?: string
   shape: number[]
   dtype: DType
   keepRatio: number | null
@@ -385,6 +395,57 @@ async function nativeOnly(type: DType, dims: number[]): Promise<void> {
   await benchNorms(keys)
 }
 
+// ---- 5. scorers ---------------------------------------------------------------------------------
+
+type ScoreOption = NonNullable<CompressOptions['score']>
+const tokenScoresSync = (kvtrim as unknown as { tokenScoresSync(k: Tensor, v: Tensor, o: { score: unknown }): Float32Array }).tokenScoresSync
+
+/** Per-head vectors [H * D] for the project scorer (random, seeded). */
+function projectVectors(H: number, D: number): Float32Array {
+  return random32(H * D, 0x5eed)
+}
+
+/** The scorers, named as the table prints them, for keys of `dims`. */
+function scorers(keys: Tensor, values: Tensor): Array<[string, ScoreOption]> {
+  const [B, H, S, D] = keys.dims
+  const given = { type: 'float32', data: tokenScoresSync(keys, values, { score: 'low-norm' }), dims: [B, H, S] }
+  return [
+    ['low-norm', 'low-norm'],
+    ['high-norm', 'high-norm'],
+    ['kv-norm', 'kv-norm' as ScoreOption],
+    ['keydiff', 'keydiff' as ScoreOption],
+    ['project', { project: projectVectors(H, D) } as unknown as ScoreOption],
+    ['scores', { scores: given } as unknown as ScoreOption],
+  ]
+}
+
+/** Bytes that must move for compress with a scorer (see 5. in the header). */
+function scorerBytes(name: string, keys: Tensor, values: Tensor, keepRatio: number): number {
+  const [B, H, S, D] = keys.dims
+  const e = elemBytes(keys.type)
+  const gather = 2 * B * H * keepCount(S, { keepRatio }) * (D + values.dims[3]) * e
+  if (name === 'scores') return B * H * S * 4 + gather
+  if (name === 'kv-norm') return B * H * S * (D + values.dims[3]) * e + gather
+  return B * H * S * D * e + gather
+}
+
+/** Each scorer against the oracle on a small shape (fails loudly), then timed on the main shape. */
+async function benchScorers(keys: Tensor, values: Tensor, keepRatio: number): Promise<Row[]> {
+  const small = [1, 8, 1024, 128]
+  const sk = randomTensor('float16', small, 0x600d), sv = randomTensor('float16', small, 0xf00d)
+  for (const [name, score] of scorers(sk, sv)) {
+    const o = { keepRatio, score }
+    checkSame(`[${small.join(', ')}] float16 keepRatio ${keepRatio} score ${name}`, compressSync(sk, sv, o), oracle.compress(sk, sv, o as oracle.OracleOptions))
+  }
+  const out: Row[] = []
+  for (const [name, score] of scorers(keys, values)) {
+    const options: CompressOptions = { keepRatio, score }
+    const timesMs = await timeRuns(() => compressSync(keys, values, options), WARMUPS, RUNS)
+    out.push(record({ ...compressRow('compressSync', keys, keepRatio, WARMUPS, RUNS, timesMs), score: name, bytesToMove: scorerBytes(name, keys, values, keepRatio) }))
+  }
+  return out
+}
+
 // ---- output -------------------------------------------------------------------------------------
 
 const fmt = (x: number, digits = 2): string => x.toFixed(digits)
@@ -393,7 +454,7 @@ const shapeStr = (d: number[]): string => `[${d.join(',')}]`
 function printTable(): void {
   const head = ['op', 'shape', 'dtype', 'keep', 'k', 'runs', 'median ms', 'min ms', 'MiB to move', 'GB/s eff.', 'x floor']
   const body = rows.map((r) => [
-    r.op,
+    r.score ? `${r.op} ${r.score}` : r.op,
     shapeStr(r.shape),
     r.dtype,
     r.keepRatio === null ? '-' : String(r.keepRatio),
@@ -487,6 +548,9 @@ async function main(): Promise<void> {
     },
   }
 
+  // 5. the scorers on the main shape (after the breakdown, before the other shapes' allocations)
+  const scorerRows = await benchScorers(keys, values, 0.5)
+
   // 3. the oracle
   const oracleRuns: OracleRun[] = []
   if (!QUICK) {
@@ -529,6 +593,11 @@ async function main(): Promise<void> {
       `\n  One compress call: ${b.perCall.minorPageFaults} minor page faults, CPU time ${fmt(b.perCall.userCpuMs, 1)} ms user +` +
       ` ${fmt(b.perCall.systemCpuMs, 1)} ms system (all threads).`,
   )
+  console.log(
+    `scorers, compressSync [1,8,32768,128] float16 keepRatio 0.5: ` +
+      scorerRows.map((r) => `${r.score} ${fmt(r.medianMs)} ms (${fmt(r.ratioToFloor, 1)}x)`).join(', ') +
+      '; each bit-exact against the oracle on [1,8,1024,128]',
+  )
   for (const o of oracleRuns) {
     console.log(
       `oracle ${shapeStr(o.shape)} ${o.dtype} keepRatio ${o.keepRatio}: TS ${fmt(o.oracleMs, 0)} ms once, native ` +
@@ -550,6 +619,7 @@ async function main(): Promise<void> {
     floorBytesPerSec: floorBandwidth,
     main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
     breakdown,
+    scorers: scorerRows,
     oracle: oracleRuns,
     results: rows,
     skipped,
