@@ -13,12 +13,21 @@ export interface NativeTensor {
   dims: readonly number[]
 }
 
+export type NativeScore =
+  | 'low-norm'
+  | 'high-norm'
+  | 'kv-norm'
+  | 'keydiff'
+  | { project: Float32Array | Float32Array[] }
+  | { scores: unknown }
+
 /** compress's options as native code decodes them (binding.decodeOptions's result). */
 export interface NativeCompressOptions {
   keepRatio?: number
   keep?: number
   order: 'position' | 'norm'
-  score: 'low-norm' | 'high-norm'
+  /** a scorer's name; { project } (one layer: Float32Array; a cache: one per layer); { scores } (a tensor, or one per layer) */
+  score: NativeScore
   sink: number
   recent: number
   lengths?: ArrayLike<number>
@@ -158,6 +167,11 @@ export interface Binding {
   keyNorms(keys: NativeTensor, options?: unknown): Promise<Float32Array>
   keyNorms(keys: NativeDeviceTensor, options?: unknown): Promise<NativeDeviceBuffer>
   keyNorms(keys: NativeAnyTensor, options?: unknown): Promise<Float32Array | NativeDeviceBuffer>
+  /** Every token's score [B, H, S] (docs/policies.md): Float32Array (host) or a DeviceBuffer of float32 (device). options: { score?, lengths?, stream? }. */
+  tokenScoresSync(keys: NativeTensor, values: NativeTensor, options?: unknown): Float32Array
+  tokenScoresSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options?: unknown): NativeDeviceBuffer
+  tokenScoresSync(keys: NativeAnyTensor, values: NativeAnyTensor, options?: unknown): Float32Array | NativeDeviceBuffer
+  tokenScores(keys: NativeAnyTensor, values: NativeAnyTensor, options?: unknown): Promise<Float32Array | NativeDeviceBuffer>
   compressSync(keys: NativeTensor, values: NativeTensor, options: unknown): NativeCompressResult
   compressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: unknown): NativeDeviceCompressResult
   compressSync(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): NativeCompressResult | NativeDeviceCompressResult

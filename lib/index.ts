@@ -12,6 +12,7 @@
 export { KvtrimError, type KvtrimErrorCode } from './errors'
 export { compress, compressSync, compressInPlace, compressInPlaceSync } from './compress'
 export { keyNorms, keyNormsSync } from './key-norms'
+export { tokenScores, tokenScoresSync } from './scores'
 export { compressCache, compressCacheSync } from './cache/cache'
 export {
   layerBudgets,
@@ -49,6 +50,10 @@ export type {
   CompressOptions,
   CompressResult,
   InPlaceResult,
+  Score,
+  CacheScore,
+  ScoreTensor,
+  TokenScoresOptions,
 } from './types'
 export type { CacheOptions, CacheLayer, CacheResult, LayerReport, Budgets } from './cache/types'
 export { keepCount, type KeepRule } from './keep-count'

@@ -24,12 +24,62 @@ export interface HostTensor {
   dims: number[]
 }
 
+/**
+ * A scorer (docs/policies.md). For compressCache and the Compressor, `project` holds one
+ * Float32Array per layer and `scores` one tensor per layer.
+ */
+export type Score =
+  | 'low-norm'
+  | 'high-norm'
+  | 'kv-norm'
+  | 'keydiff'
+  | { project: Float32Array | readonly number[] }
+  | { scores: ScoreTensor }
+
+/**
+ * Scores for `{ scores }`: a float32 tensor [batch, kvHeads, seqLen], a host TensorLike for
+ * host keys or a DeviceTensor on the keys' device for device keys.
+ */
+export interface ScoreTensor {
+  readonly type: DType | string
+  readonly dims: readonly number[]
+}
+
+/**
+ * A cache's scorer (compressCache, Compressor, CacheCompressor): a name applies to every
+ * layer; `project` holds one vector set per layer, `scores` one tensor per layer (compressCache).
+ */
+export type CacheScore =
+  | 'low-norm'
+  | 'high-norm'
+  | 'kv-norm'
+  | 'keydiff'
+  | { project: readonly (Float32Array | readonly number[])[] }
+  | { scores: readonly ScoreTensor[] }
+
+/** tokenScores's options. */
+export interface TokenScoresOptions {
+  /** The scorer (default 'low-norm'). */
+  score?: Score
+  /** Valid length per batch entry; positions past it score NaN. */
+  lengths?: ArrayLike<number>
+  /** Device tensors only: the CUDA stream. */
+  stream?: bigint
+}
+
 /** compress's options: how many tokens to keep (keepRatio or keep, with sink and recent), and how. */
 export interface CompressOptions extends KeepRule {
   /** Order of the kept tokens: 'position' (default, ascending) or 'norm' (ascending rank, as the reference). */
   order?: 'position' | 'norm'
-  /** 'low-norm' (default, the paper) keeps the lowest norms; 'high-norm' is the paper's ablation. */
-  score?: 'low-norm' | 'high-norm'
+  /**
+   * Which tokens a head keeps: the k with the highest score (docs/policies.md has each formula
+   * and paper). 'low-norm' (default, Devoto et al. 2024) keeps the lowest key norms;
+   * 'high-norm' the highest (the paper's ablation); 'kv-norm' the highest key norm times value
+   * norm (CurDKV); 'keydiff' the keys least similar to the head's mean direction (KeyDiff);
+   * `{ project: vectors }` the lowest f_h . k (Q-Filters: one float32 vector per KV head,
+   * [kvHeads * keyDim]); `{ scores }` your own float32 scores [batch, kvHeads, seqLen].
+   */
+  score?: Score
   /** Valid length per batch entry (ragged batches); each at most dims[2]. Default: all dims[2]. */
   lengths?: ArrayLike<number>
   /**

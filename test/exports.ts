@@ -16,6 +16,8 @@ export const PUBLIC_EXPORTS = [
   'releaseMemory',
   'setErrorClass',
   'setPoolLimit',
+  'tokenScores',
+  'tokenScoresSync',
   'uncertaintyCounts',
   'uncertaintyCountsSync',
 ]

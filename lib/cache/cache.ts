@@ -53,7 +53,7 @@ function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
       tasks.push({ index, skipped: { layer: index, before: len, after: len, compressed: false, reason } })
       continue
     }
-    const options: NativeCompressOptions = { ...p.base, ...budget(index, layer.keys.dims[2]) }
+    const options: NativeCompressOptions = { ...p.base, ...budget(index, layer.keys.dims[2]), score: p.score(index) }
     if (options.keepRatio === undefined) delete options.keepRatio
     if (options.keep === undefined) delete options.keep
     tasks.push({ index, layer, options })

@@ -1,6 +1,6 @@
 // compressCache's options: the compress options of every layer plus pruneAfter, skipLayers and
 // the per-layer budgets, turned into a plan that gives each layer its keepRatio / keep.
-import type { NativeCompressOptions } from '../../binding'
+import type { NativeCompressOptions, NativeScore } from '../../binding'
 import { checkObject, intList, invalid, isInt } from '../check'
 import { KvtrimError } from '../errors'
 import { decodeCompressOptions } from '../compress'
@@ -16,6 +16,8 @@ export interface CachePlan {
    * (seqLen) and the layer's own dims[2] (capacity)
    */
   budget: (seqLen: number) => (layer: number, capacity: number) => { keepRatio?: number; keep?: number }
+  /** per layer: its score option (a cache's { project } / { scores } hold one entry per layer) */
+  score: (layer: number) => NativeScore
 }
 
 export function cacheOptions(options: unknown, layerCount: number): CachePlan {
@@ -62,5 +64,19 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
       return (l, capacity) => ({ keepRatio: undefined, keep: Math.min(counts[l], capacity) })
     }
   }
-  return { base, pruneAfter, skip: new Set(skipLayers), budget }
+  return { base, pruneAfter, skip: new Set(skipLayers), budget, score: layerScores(base.score, layerCount) }
+}
+
+/**
+ * A cache's score per layer: a name applies to every layer; { project } and { scores } hold
+ * one entry per layer (native code checked each entry's kind; compress checks it per layer).
+ */
+function layerScores(score: NativeScore, layerCount: number): (layer: number) => NativeScore {
+  if (typeof score === 'string') return () => score
+  const [name, list] = 'project' in score ? ['project', score.project] : ['scores', score.scores]
+  const n = (list as unknown[]).length
+  if (n !== layerCount) {
+    throw new KvtrimError(`Expected score.${name} to have one entry per layer (${layerCount}) but it has ${n}`, 'INVALID_OPTION')
+  }
+  return (l) => ({ [name]: (list as unknown[])[l] }) as NativeScore
 }

@@ -1,6 +1,6 @@
 // The types of the cache policies (compressCache, budgets): one model's layers and their options.
 import type { DeviceTensor } from '../tensor'
-import type { CompressOptions, TensorLike } from '../types'
+import type { CacheScore, CompressOptions, TensorLike } from '../types'
 
 /** Per-layer budgets for compressCache (see docs/policies.md and lib/cache/budgets.ts). */
 export type Budgets =
@@ -22,7 +22,9 @@ export type Budgets =
   /** One absolute count per layer; with `total`, the counts must sum to it. */
   | { readonly keep: readonly number[]; readonly total?: number }
 
-export interface CacheOptions extends CompressOptions {
+export interface CacheOptions extends Omit<CompressOptions, 'score'> {
+  /** The scorer (docs/policies.md): a name for every layer, or one project / scores entry per layer. */
+  score?: CacheScore
   /** A layer shorter than this (valid length below pruneAfter) is left as is. Default 0. */
   pruneAfter?: number
   /** Layers left as is. Default []. */

@@ -23,6 +23,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"decodeOptions", DecodeOptions},
       {"keyNormsSync", KeyNormsSync},
       {"keyNorms", KeyNorms},
+      {"tokenScoresSync", TokenScoresSync},
+      {"tokenScores", TokenScores},
       {"compressSync", CompressSync},
       {"compress", Compress},
       {"compressInPlaceSync", CompressInPlaceSync},

@@ -22,6 +22,11 @@ Napi::Value CompressInPlace(const Napi::CallbackInfo& info);
 Napi::Value CompressLayersSync(const Napi::CallbackInfo& info);
 Napi::Value CompressLayers(const Napi::CallbackInfo& info);
 
+// token_scores.cc: tokenScoresSync(keys, values, { score?, lengths?, stream? }) and tokenScores
+// -> Float32Array [B, H, S] (host tensors) or a DeviceBuffer of float32 scores (device).
+Napi::Value TokenScoresSync(const Napi::CallbackInfo& info);
+Napi::Value TokenScores(const Napi::CallbackInfo& info);
+
 // uncertainty.cc: uncertaintyCountsSync(input, { threshold, causal }) -> Int32Array, and its
 // Promise twin uncertaintyCounts; input is { attention } or { queries, keys }, host or device.
 Napi::Value UncertaintyCountsSync(const Napi::CallbackInfo& info);

@@ -37,6 +37,7 @@ Napi::Object tensor_object(Napi::Env env, DType t, Napi::Value data, Napi::Array
 // One (keys, values, options) triple: its job, its outputs and its result object.
 struct Entry {
   TensorArg keys, values;
+  TensorArg scores;  // score: { scores }
   CompressOptions options;
   CompressJob job;
   Napi::ObjectReference result;
@@ -51,10 +52,17 @@ struct Entry {
     decode_compress_options(env, ov, OptionsFor::Compress, &options);
     read_tensor(env, kv, "keys", &keys);
     read_tensor(env, vv, "values", &values);
+    const bool given = options.params.score == Score::Given;
+    if (given) read_tensor(env, options.scores, "score.scores", &scores);
     check_args(env, options, &keys, &values, u);
+    if (given) {
+      check_same_place(env, keys, scores);
+      check_fields(env, &scores, use);  // read only, even in place
+    }
     bind_tensor(env, &keys, u);
     bind_tensor(env, &values, u);
-    job = plan_compress(env, keys, values, options, in_place);
+    if (given) bind_tensor(env, &scores, use);
+    job = plan_compress(env, keys, values, options, in_place, given ? &scores : nullptr);
     job.out_keys = const_cast<void*>(keys.view.data);
     job.out_values = const_cast<void*>(values.view.data);
     Napi::Object r = Napi::Object::New(env);
@@ -149,6 +157,7 @@ struct CompressOp : Operation {
       const Entry& e = *entries[0];
       Status s = check_unchanged(env, e.keys, name);
       if (s.ok()) s = check_unchanged(env, e.values, name);
+      if (s.ok() && e.job.params.score == Score::Given) s = check_unchanged(env, e.scores, name);
       if (s.ok()) *r = e.result.Value();
       return s;
     }

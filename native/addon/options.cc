@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "errors.h"
@@ -84,6 +85,37 @@ bool int_list(Napi::Env env, Napi::Value v, std::vector<int64_t>* out) {
   return true;
 }
 
+// A list of finite numbers as float32 (each rounded as Math.fround does): a Float32Array or
+// Float64Array, or an array of numbers; false when `v` is not one or an entry is not finite.
+bool float_list(Napi::Env env, Napi::Value v, std::vector<float>* out) {
+  out->clear();
+  if (v.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t n = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, v, &type, &n, &data, nullptr, nullptr) != napi_ok) return false;
+    if (type != napi_float32_array && type != napi_float64_array) return false;
+    for (size_t i = 0; i < n; ++i) {
+      const double d = type == napi_float32_array ? static_cast<const float*>(data)[i] : static_cast<const double*>(data)[i];
+      if (!std::isfinite(float(d))) return false;
+      out->push_back(float(d));
+    }
+    return true;
+  }
+  if (!is_array(env, v)) return false;
+  Napi::Object a = v.As<Napi::Object>();
+  Napi::Value len = a.Get("length");
+  const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
+  for (double i = 0; i < n; ++i) {
+    Napi::Value x = a.Get(Napi::Number::New(env, i));
+    if (!x.IsNumber()) return false;
+    const float f = float(x.As<Napi::Number>().DoubleValue());
+    if (!std::isfinite(f)) return false;
+    out->push_back(f);
+  }
+  return true;
+}
+
 bool is_options_object(Napi::Env env, Napi::Value v) {
   return v.Type() == napi_object && !is_array(env, v);
 }
@@ -132,6 +164,7 @@ void read_stream(Napi::Env env, Napi::Value v, const char* name, CompressOptions
 }
 
 const std::vector<const char*> kCompressKeys = {"keepRatio", "keep", "order", "score", "sink", "recent", "lengths", "stream"};
+const std::vector<const char*> kScoresKeys = {"score", "lengths", "stream"};
 // compressCache's: compress's and its own (budgets stand in for keepRatio / keep)
 const std::vector<const char*> kCacheKeys = [] {
   std::vector<const char*> k = kCompressKeys;
@@ -171,11 +204,75 @@ void throw_invalid(Napi::Env env, Code code, const std::string& expected, const 
   throw_error(env, code, "Expected " + expected + " for " + name + " but received " + describe(env, value));
 }
 
+namespace {
+
+const char* const kScoreExpected =
+    "'low-norm', 'high-norm', 'kv-norm', 'keydiff', { project: vectors } or { scores: tensor }";
+
+// score: a scorer's name, { project }, or { scores } (docs/policies.md). For a cache, project
+// and scores hold one entry per layer.
+void read_score(Napi::Env env, Napi::Value w, bool cache, CompressOptions* out) {
+  CompressParams& p = out->params;
+  p.score = Score::LowNorm;
+  if (w.IsUndefined() || w.IsNull()) return;
+  if (w.IsString()) {
+    const std::string s = w.As<Napi::String>().Utf8Value();
+    if (s == "low-norm") p.score = Score::LowNorm;
+    else if (s == "high-norm") p.score = Score::HighNorm;
+    else if (s == "kv-norm") p.score = Score::KvNorm;
+    else if (s == "keydiff") p.score = Score::KeyDiff;
+    else throw_invalid(env, Code::InvalidOption, kScoreExpected, "score", w);
+    return;
+  }
+  if (!is_options_object(env, w)) throw_invalid(env, Code::InvalidOption, kScoreExpected, "score", w);
+  Napi::Object o = w.As<Napi::Object>();
+  check_known(env, o, {"project", "scores"}, true);
+  Napi::Value project = o.Get("project"), scores = o.Get("scores");
+  if (project.IsUndefined() == scores.IsUndefined()) {
+    throw_invalid(env, Code::InvalidOption, "an object with one of project or scores", "score", w);
+  }
+  if (!project.IsUndefined()) {
+    p.score = Score::Project;
+    if (!cache) {
+      if (!float_list(env, project, &out->project)) {
+        throw_invalid(env, Code::InvalidOption, "a Float32Array (or an array) of finite numbers, kvHeads * keyDim of them",
+                      "score.project", project);
+      }
+      return;
+    }
+    if (!is_array(env, project)) {
+      throw_invalid(env, Code::InvalidOption, "an array with one Float32Array of kvHeads * keyDim finite numbers per layer",
+                    "score.project", project);
+    }
+    Napi::Object a = project.As<Napi::Object>();
+    Napi::Value len = a.Get("length");
+    const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
+    for (uint32_t l = 0; l < n; ++l) {
+      Napi::Value v = a.Get(l);
+      out->project_layers.emplace_back();
+      if (!float_list(env, v, &out->project_layers.back())) {
+        throw_invalid(env, Code::InvalidOption, "a Float32Array (or an array) of finite numbers, kvHeads * keyDim of them",
+                      "score.project[" + std::to_string(l) + "]", v);
+      }
+    }
+    return;
+  }
+  p.score = Score::Given;
+  if (cache && !is_array(env, scores)) {
+    throw_invalid(env, Code::InvalidOption, "an array with one float32 tensor [batch, kvHeads, seqLen] per layer",
+                  "score.scores", scores);
+  }
+  out->scores = scores;  // the tensor's fields are read with the other tensors
+}
+
+}  // namespace
+
 void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, CompressOptions* out) {
   const bool cache = whose == OptionsFor::Cache;
   if (!is_options_object(env, v)) throw_invalid(env, Code::InvalidArgument, "an options object", "options", v);
   Napi::Object o = v.As<Napi::Object>();
-  check_known(env, o, cache ? kCacheKeys : kCompressKeys, true);
+  const bool scores_only = whose == OptionsFor::Scores;
+  check_known(env, o, cache ? kCacheKeys : scores_only ? kScoresKeys : kCompressKeys, true);
   CompressParams& p = out->params;
   Napi::Value ratio = o.Get("keepRatio"), keep = o.Get("keep");
   out->has_ratio = !ratio.IsUndefined();
@@ -185,7 +282,7 @@ void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, Com
   }
   if (out->has_keep && !is_int(keep, &p.keep)) throw_invalid(env, Code::InvalidKeep, "an integer in [0, seqLen]", "keep", keep);
   if (out->has_ratio && out->has_keep) throw_error(env, Code::InvalidOption, "Expected one of keepRatio or keep, not both");
-  if (!out->has_ratio && !out->has_keep && !cache) {
+  if (!out->has_ratio && !out->has_keep && !cache && !scores_only) {
     throw_error(env, Code::InvalidOption, "Expected keepRatio (in (0, 1]) or keep (a token count) in options");
   }
   p.use_ratio = out->has_ratio;
@@ -199,7 +296,7 @@ void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, Com
     return s == b;
   };
   p.order = word("order", "position", "norm", "'position' or 'norm'") ? Order::Norm : Order::Position;
-  p.score = word("score", "low-norm", "high-norm", "'low-norm' or 'high-norm'") ? Score::HighNorm : Score::LowNorm;
+  read_score(env, o.Get("score"), cache, out);
   auto count = [&](const char* name, Code code, int64_t* to) {
     Napi::Value c = o.Get(name);
     *to = 0;
@@ -244,24 +341,79 @@ void check_args(Napi::Env env, const CompressOptions& o, TensorArg* keys, Tensor
 }
 
 CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg& values,
-                          const CompressOptions& o, bool in_place) {
+                          const CompressOptions& o, bool in_place, const TensorArg* scores) {
   Shape shape;
   throw_if(env, check_pair(keys.view, values.view, &shape));
   if (in_place) throw_if(env, check_in_place(keys.view, values.view, o.params));
-  Plan plan;
+  CompressJob j;
   throw_if(env, make_plan(shape, o.params, o.has_lengths ? o.lengths.data() : nullptr,
-                          int64_t(o.lengths.size()), &plan));
-  return CompressJob{keys.view.dtype, shape, keys.view.data, values.view.data, o.params, std::move(plan),
-                     nullptr, nullptr, nullptr, in_place};
+                          int64_t(o.lengths.size()), &j.plan));
+  j.dtype = keys.view.dtype;
+  j.shape = shape;
+  j.keys = keys.view.data;
+  j.values = values.view.data;
+  j.params = o.params;
+  j.in_place = in_place;
+  const std::string bhs = "[" + std::to_string(shape.batch) + ", " + std::to_string(shape.heads) + ", " +
+                          std::to_string(shape.seq) + "]";
+  if (o.params.score == Score::Project) {
+    const int64_t want = shape.heads * shape.key_dim;
+    if (int64_t(o.project.size()) != want) {
+      throw_error(env, Code::InvalidOption, "Expected score.project to have kvHeads * keyDim = " + std::to_string(want) +
+          " numbers (one vector per KV head) but it has " + std::to_string(o.project.size()));
+    }
+    j.vectors = o.project.data();
+  }
+  if (o.params.score == Score::Given) {
+    const TensorView& v = scores->view;
+    const bool dims_ok = v.dims.size() == 3 && v.dims[0] == shape.batch && v.dims[1] == shape.heads && v.dims[2] == shape.seq;
+    if (v.dtype != DType::F32 || !dims_ok) {
+      std::string got = std::string(dtype_name(v.dtype)) + " [";
+      for (size_t i = 0; i < v.dims.size(); ++i) got += (i ? ", " : "") + std::to_string(v.dims[i]);
+      throw_error(env, Code::InvalidOption, "Expected score.scores to be a float32 tensor of dims [batch, kvHeads, seqLen] = " +
+          bhs + " but received " + got + "]");
+    }
+    j.scores = static_cast<const float*>(v.data);
+  }
+  return j;
 }
 
 Napi::Value DecodeOptions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CompressOptions d;
-  decode_compress_options(env, info[0], info[1].ToBoolean().Value() ? OptionsFor::Cache : OptionsFor::Compress, &d);
+  const bool cache = info[1].ToBoolean().Value();
+  decode_compress_options(env, info[0], cache ? OptionsFor::Cache : OptionsFor::Compress, &d);
   Napi::Object r = Napi::Object::New(env);
   r.Set("order", d.params.order == Order::Norm ? "norm" : "position");
-  r.Set("score", d.params.score == Score::HighNorm ? "high-norm" : "low-norm");
+  switch (d.params.score) {
+    case Score::LowNorm: r.Set("score", "low-norm"); break;
+    case Score::HighNorm: r.Set("score", "high-norm"); break;
+    case Score::KvNorm: r.Set("score", "kv-norm"); break;
+    case Score::KeyDiff: r.Set("score", "keydiff"); break;
+    case Score::Project: {
+      Napi::Object sc = Napi::Object::New(env);
+      auto f32 = [&](const std::vector<float>& v) {
+        Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+        std::copy(v.begin(), v.end(), a.Data());
+        return a;
+      };
+      if (!cache) {
+        sc.Set("project", f32(d.project));
+      } else {
+        Napi::Array layers = Napi::Array::New(env, d.project_layers.size());
+        for (size_t l = 0; l < d.project_layers.size(); ++l) layers.Set(uint32_t(l), f32(d.project_layers[l]));
+        sc.Set("project", layers);
+      }
+      r.Set("score", sc);
+      break;
+    }
+    case Score::Given: {
+      Napi::Object sc = Napi::Object::New(env);
+      sc.Set("scores", d.scores);
+      r.Set("score", sc);
+      break;
+    }
+  }
   r.Set("sink", Napi::Number::New(env, double(d.params.sink)));
   r.Set("recent", Napi::Number::New(env, double(d.params.recent)));
   if (d.has_ratio) r.Set("keepRatio", Napi::Number::New(env, d.params.keep_ratio));

@@ -27,7 +27,8 @@ std::string describe(Napi::Env env, Napi::Value v);
 
 // Whose options: compress's, or compressCache's (which also knows pruneAfter, skipLayers and
 // budgets, and whose per-layer budgets may stand in for keepRatio / keep).
-enum class OptionsFor { Compress, Cache };
+// tokenScores's options are { score, lengths, stream } (no keep count).
+enum class OptionsFor { Compress, Cache, Scores };
 
 struct CompressOptions {
   CompressParams params;  // keep_ratio / keep as given (one of them, except for a cache)
@@ -36,6 +37,12 @@ struct CompressOptions {
   bool has_lengths = false;
   bool has_stream = false;
   uint64_t stream = 0;  // a cudaStream_t
+  // score: { project } -- the vectors, copied (compress: one layer's [kvHeads * keyDim]; a
+  // cache: one list per layer); { scores } -- the tensor (compress) or the per-layer array
+  // (a cache), read by the operation (read_tensor) after the options.
+  std::vector<float> project;
+  std::vector<std::vector<float>> project_layers;
+  Napi::Value scores;
   void* stream_ptr() const { return reinterpret_cast<void*>(uintptr_t(stream)); }
 };
 
@@ -52,8 +59,9 @@ void check_args(Napi::Env env, const CompressOptions& o, TensorArg* keys, Tensor
 
 // Checks a bound (keys, values, options) triple and plans it: the job, without its outputs.
 // The same for host and device tensors, so both paths apply one set of rules.
+// `scores`: the bound { scores } tensor when options.score is one (else null).
 CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg& values,
-                          const CompressOptions& o, bool in_place);
+                          const CompressOptions& o, bool in_place, const TensorArg* scores = nullptr);
 
 // binding.decodeOptions(options, budgets): compress's options decoded as the operations see
 // them, { order, score, sink, recent, keepRatio?, keep?, lengths?, stream? } (for

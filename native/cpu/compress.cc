@@ -1,9 +1,9 @@
 // Three parallel phases, each over independent tasks, so no locks and no shared writes:
-//   1. norms of every valid key row (blocks of tokens; 8 rows at a time with AVX2),
+//   1. the score of every valid token (scores.cc: a norm, a product of norms, a dot, ...),
 //   2. per (batch, head) row: radix select of the kept tokens (core/select.cc),
 //   3. gather of the kept key and value rows, runs of consecutive tokens copied at once.
-// Bytes moved: keys read once for norms, kept key and value rows read and written once,
-// plus 4 bytes of norm per token (written in 1, read in 2).
+// Bytes moved: what the scorer reads (scores.cc; the keys once for a norm), kept key and value
+// rows read and written once, plus 4 bytes of score per token (written in 1, read in 2).
 #include "compress.h"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "../core/select.h"
 #include "norms.h"
 #include "parallel.h"
+#include "scores.h"
 
 namespace kvtrim::cpu {
 
@@ -41,32 +42,28 @@ Status compress(const CompressJob& job) {
   const int64_t krow = s.key_dim * esz, vrow = s.value_dim * esz;
   if (rows == 0) return Status::success();
 
-  std::vector<float> norms;
-  try {
-    norms.resize(size_t(rows * s.seq));
-  } catch (const std::bad_alloc&) {
-    return Status::error(Code::OutOfMemory, "out of host memory for " +
-        std::to_string(rows * s.seq * 4) + " bytes of norm scratch");
+  // 1. Scores (given scores are used where they are).
+  std::vector<float> own;
+  const float* scores = job.scores;
+  if (job.params.score != Score::Given) {
+    try {
+      own.resize(size_t(rows * s.seq));
+    } catch (const std::bad_alloc&) {
+      return Status::error(Code::OutOfMemory, "out of host memory for " +
+          std::to_string(rows * s.seq * 4) + " bytes of score scratch");
+    }
+    Status st = score_tokens(job, own.data(), false);
+    if (!st.ok()) return st;
+    scores = own.data();
   }
-  auto len_of = [&](int64_t row) { return job.plan.lengths[size_t(row / s.heads)]; };
   auto kept_of = [&](int64_t row) { return job.plan.kept[size_t(row / s.heads)]; };
-
-  // 1. Norms. Tasks past a row's valid length do nothing.
-  const int64_t nblk = (s.seq + kNormBlock - 1) / kNormBlock;
-  parallel_for(rows * nblk, rows * s.seq * krow, [&](int64_t task) {
-    const int64_t row = task / nblk, t0 = (task % nblk) * kNormBlock;
-    const int64_t t1 = std::min(len_of(row), t0 + kNormBlock);
-    if (t0 >= t1) return;
-    const char* base = static_cast<const char*>(job.keys) + (row * s.seq + t0) * krow;
-    row_norms(job.dtype, base, t1 - t0, s.key_dim, norms.data() + row * s.seq + t0);
-  });
 
   // 2. Select, one task per row; scratch is per thread and reused.
   bool oom = false;
   parallel_for(rows, rows * s.seq * 16, [&](int64_t row) {
     thread_local std::vector<uint32_t> keys;
     thread_local std::vector<uint64_t> kept;
-    const int64_t len = len_of(row), k = kept_of(row);
+    const int64_t len = job.plan.lengths[size_t(row / s.heads)], k = kept_of(row);
     int32_t* out = job.out_indices + row * kmax;
     try {
       if (int64_t(keys.size()) < len) keys.resize(size_t(len));
@@ -75,8 +72,9 @@ Status compress(const CompressJob& job) {
       oom = true;  // benign race: every writer stores true
       return;
     }
-    select_row(norms.data() + row * s.seq, len, k, job.params.sink, job.params.recent,
-               job.params.score, job.params.order, SelectScratch{keys.data(), kept.data()}, out);
+    const float* sr = scores + row * s.seq;
+    for (int64_t i = 0; i < len; ++i) keys[size_t(i)] = score_key(f32_to_bits(sr[i]));
+    select_keys(keys.data(), len, k, job.params.sink, job.params.recent, job.params.order, kept.data(), out);
     std::fill(out + k, out + kmax, -1);
   });
   if (oom) return Status::error(Code::OutOfMemory, "out of host memory for selection scratch");

@@ -14,6 +14,7 @@
 #endif
 
 #include "../core/norm.h"
+#include "../core/score.h"
 
 namespace kvtrim::cpu {
 
@@ -76,6 +77,17 @@ void row_norms(DType t, const void* rows, int64_t n_rows, int64_t head_dim, floa
   if (has_avx2_f16c() && row_norms_avx2(t, rows, n_rows, head_dim, out)) return;
   if (has_neon() && row_norms_neon(t, rows, n_rows, head_dim, out)) return;
   row_norms_portable(t, rows, n_rows, head_dim, out);
+}
+
+void row_dots_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
+  const int64_t row_bytes = head_dim * dtype_size(t);
+  const char* p = static_cast<const char*>(rows);
+  for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot_scalar(t, p + r * row_bytes, y, head_dim);
+}
+
+void row_dots(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
+  if (has_avx2_f16c() && row_dots_avx2(t, rows, n_rows, head_dim, y, out)) return;
+  row_dots_portable(t, rows, n_rows, head_dim, y, out);
 }
 
 }  // namespace kvtrim::cpu

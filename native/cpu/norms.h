@@ -13,6 +13,12 @@ const char* norm_isa();
 // out[r] = norm of row r, for r in [0, n_rows); rows are head_dim elements apart.
 void row_norms(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);
 
+// out[r] = rows[r] . y (y: head_dim floats), in the contract's dot order (docs/policies.md),
+// not canonicalised (the scorers canonicalise what they derive from it).
+void row_dots(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
+void row_dots_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
+bool row_dots_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
+
 // The implementations behind row_norms, exposed so tests and benchmarks can pin one. The SIMD
 // ones return false (and do nothing) where they are not compiled in (other architecture).
 void row_norms_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);

@@ -53,9 +53,10 @@ KVTRIM_AVX2 inline void transpose8(__m256* r) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-// Norms of 8 consecutive rows starting at `base`.
-KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim,
-                            float* out) {
+// Norms of 8 consecutive rows starting at `base` or, with y, their dots with y (products
+// instead of squares; a zero pad may turn a -0 chunk sum into +0, which canonical_score undoes).
+KVTRIM_AVX2 void eight_rows_impl(DType t, const char* base, int64_t row_bytes, int64_t head_dim,
+                                 const float* y, float* out) {
   const int esz = dtype_size(t);
   const int64_t n = num_chunks(head_dim);
   const int64_t full = head_dim / kChunk;  // chunks that need no padding
@@ -73,17 +74,33 @@ KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_
         r[i] = load8(t, pad[i]);
       }
     }
-    for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(r[i], r[i]);
+    if (y == nullptr) {
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(r[i], r[i]);
+    } else {
+      alignas(32) float ypad[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      const int64_t m = head_dim - c * kChunk < kChunk ? head_dim - c * kChunk : kChunk;
+      for (int64_t e = 0; e < m; ++e) ypad[e] = y[c * kChunk + e];
+      const __m256 yc = _mm256_load_ps(ypad);
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(r[i], yc);
+    }
     transpose8(r);
     __m256 s = r[0];
     for (int j = 1; j < 8; ++j) s = _mm256_add_ps(s, r[j]);
     sums[c] = s;
   }
   pairwise_tree(sums, n);  // step 3, vertically (native/core/norm.h; `+=` on __m256 is vaddps)
+  if (y != nullptr) {
+    _mm256_storeu_ps(out, sums[0]);
+    return;
+  }
   // Step 5: NaN lanes become the canonical NaN (one compare and one blend per 8 rows).
   const __m256 norm = _mm256_sqrt_ps(sums[0]);
   const __m256 nan = _mm256_castsi256_ps(_mm256_set1_epi32(int(kCanonicalNaN)));
   _mm256_storeu_ps(out, _mm256_blendv_ps(norm, nan, _mm256_cmp_ps(norm, norm, _CMP_UNORD_Q)));
+}
+
+KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, float* out) {
+  eight_rows_impl(t, base, row_bytes, head_dim, nullptr, out);
 }
 
 }  // namespace
@@ -92,12 +109,22 @@ bool row_norms_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim,
   return rows_in_groups<8>(t, rows, n_rows, head_dim, out, eight_rows);
 }
 
+bool row_dots_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
+  const int64_t row_bytes = head_dim * dtype_size(t);
+  const char* p = static_cast<const char*>(rows);
+  int64_t r = 0;
+  for (; r + 8 <= n_rows; r += 8) eight_rows_impl(t, p + r * row_bytes, row_bytes, head_dim, y, out + r);
+  if (r < n_rows) row_dots_portable(t, p + r * row_bytes, n_rows - r, head_dim, y, out + r);
+  return true;
+}
+
 }  // namespace kvtrim::cpu
 
 #else
 
 namespace kvtrim::cpu {
 bool row_norms_avx2(DType, const void*, int64_t, int64_t, float*) { return false; }
+bool row_dots_avx2(DType, const void*, int64_t, int64_t, const float*, float*) { return false; }
 }  // namespace kvtrim::cpu
 
 #endif
