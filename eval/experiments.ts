@@ -8,7 +8,7 @@
 // - the diagnostic: per layer and KV head, Spearman's correlation between a prefill key's L2 norm
 //   and the attention the continuation's queries give it (normAttentionCorrelation).
 import { normAttentionCorrelation } from '../lib/index'
-import { CacheCompressor } from '../lib/cache/transformers'
+import { CacheCompressor, type CacheCompressorOptions } from '../lib/cache/transformers'
 import type { Decoder } from './decoder'
 import { logProb, type KvCache } from './llama2c'
 import { DECODE_POLICIES, POLICIES, compressPrefill, policyOptions, queryFilters, type Policy } from './policies'
@@ -144,7 +144,8 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
         const k = Math.ceil(ratio * P)
         for (const every of o.every) {
           const kv = new CacheCompressor({
-            keepRatio: ratio, ...policyOptions(policy, k), decode: { every }, pruneAfter: o.pruneAfter, skipLayers: o.skipLayers, sharedMask: model.sharedMask === true,
+            // DECODE_POLICIES use low-norm / high-norm / sink / recent only
+            keepRatio: ratio, ...(policyOptions(policy, k) as Pick<CacheCompressorOptions, 'sink' | 'recent' | 'score'>), decode: { every }, pruneAfter: o.pruneAfter, skipLayers: o.skipLayers, sharedMask: model.sharedMask === true,
           })
           let cache = kv.afterPrefillSync(pre.cache).cache
           let nll = 0, maxCache = 0

@@ -14,11 +14,11 @@ export interface OracleTensor {
   dims: number[]
 }
 
-/** A float32 tensor [batch, kvHeads, seqLen] of given scores (`score: { scores }`). */
+/** A float32 tensor [batch, kvHeads, seqLen] of given scores (`score: { scores }`); data a Float32Array. */
 export interface OracleScoresTensor {
-  type?: string
-  data: Float32Array
-  dims: readonly number[]
+  readonly type?: string
+  readonly data?: unknown
+  readonly dims: readonly number[]
 }
 
 /** The scorers of docs/policies.md "Scorers: which tokens a head keeps". */
@@ -193,7 +193,7 @@ export function scores(keys: OracleTensor, values: OracleTensor, score: OracleSc
   const name = scoreName(score)
   if (name === 'scores') {
     // given: copied as bits (a float32 read into a JS number and back may lose a NaN's payload)
-    const given = (score as { scores: OracleScoresTensor }).scores.data
+    const given = (score as { scores: OracleScoresTensor }).scores.data as Float32Array
     const g = new Uint32Array(given.buffer, given.byteOffset, given.length)
     for (let b = 0; b < B; b++) {
       const len = lengths ? lengths[b] : S

@@ -287,7 +287,7 @@ describe('tokenScores and compress with every scorer', () => {
           const score = scorer(r, name, c.dims)
           const what = `case ${i} ${describeCase(c, score)}`
           const o = { ...c.options, score }
-          const given = typeof score === 'object' && 'scores' in score ? score.scores.data.slice() : undefined
+          const given = typeof score === 'object' && 'scores' in score ? (score.scores.data as Float32Array).slice() : undefined
           const vectors = typeof score === 'object' && 'project' in score ? Array.from(score.project) : undefined
           const got = api.tokenScoresSync(keys, values, { score, lengths: c.options.lengths })
           expect(got).toBeInstanceOf(Float32Array)
@@ -444,7 +444,7 @@ describe('the Promise forms and compressCache', () => {
       expect(got.keys.dims, `${what}: dims`).toEqual(want.keys.dims)
     }
     for (const score of ['high-norm', 'kv-norm', 'keydiff'] as const) {
-      const res = compressCacheSync(layers, opts({ keepRatio: 0.3, sink: 1, recent: 3, score }))
+      const res = compressCacheSync(layers, { keepRatio: 0.3, sink: 1, recent: 3, score })
       layers.forEach((l, i) => layerCheck(res.layers[i], oracle.compress(l.keys, l.values, { keepRatio: 0.3, sink: 1, recent: 3, score }), `${score} layer ${i}`))
     }
     // one project vector set per layer (each [kvHeads * keyDim]), per-layer budgets, ragged lengths
