@@ -27,7 +27,8 @@
  *     score, the norm pass), so its ratio shows that cost against a one-read floor. Each scorer
  *     is checked against the oracle bit for bit on [1, 8, 1024, 128] first.
  * Prints a table and writes bench/results/cpu.json. --quick (CI smoke run): 3 runs each, the main
- * shape, and the oracle check on the small shape only.
+ * shape, and the oracle check on the small shape only. --scorers: the memcpy floor and section 5
+ * only (bench/results/cpu-scorers.json).
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -40,6 +41,7 @@ import { backend, compress, keepCount, compressSync, keyNormsSync, type Compress
 import * as oracle from '../test/oracle'
 
 const QUICK = process.argv.includes('--quick')
+const SCORERS_ONLY = process.argv.includes('--scorers')
 const MEMCPY_RUNS = QUICK ? 3 : 9
 const WARMUPS = QUICK ? 1 : 2
 const RUNS = QUICK ? 3 : 11
@@ -498,6 +500,8 @@ async function main(): Promise<void> {
   )
   console.log(`floor = bytes to move / ${fmt(floorBandwidth / 1e9, 1)} GB/s (the single-thread figure)\n`)
 
+  if (SCORERS_ONLY) return scorersOnly(started, info, cpus, single, multi)
+
   // 2. the main shape
   const main = [1, 8, 32768, 128]
   const keys = randomTensor('float16', main, 0x1234567)
@@ -623,6 +627,31 @@ async function main(): Promise<void> {
     oracle: oracleRuns,
     results: rows,
     skipped,
+  }
+  fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
+  console.log(`\nwrote ${path.relative(process.cwd(), out)}`)
+}
+
+/** --scorers: section 5 alone, after the memcpy floor. */
+async function scorersOnly(started: Date, info: ReturnType<typeof backend>, cpus: os.CpuInfo[], single: Memcpy, multi: Memcpy): Promise<void> {
+  const main = [1, 8, 32768, 128]
+  const keys = randomTensor('float16', main, 0x1234567)
+  const values = randomTensor('float16', main, 0x7654321)
+  const scorerRows = await benchScorers(keys, values, 0.5)
+  console.log('')
+  printTable()
+  const out = path.join(__dirname, 'results', 'cpu-scorers.json')
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  const json = {
+    date: started.toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: { model: cpus[0]?.model ?? 'unknown', logicalCores: cpus.length },
+    backend: info,
+    env: { KVTRIM_THREADS: process.env.KVTRIM_THREADS ?? null },
+    memcpy: { singleThread: single, threads: { threads: info.cpu.threads, ...multi } },
+    floorBytesPerSec: floorBandwidth,
+    scorers: scorerRows,
   }
   fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`)
