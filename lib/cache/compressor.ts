@@ -8,6 +8,8 @@ import { driveAsync, driveSync, type Steps } from '../drive'
 import { KvtrimError } from '../errors'
 import { keepCount } from '../keep-count'
 import { compress, compressInPlace, compressInPlaceSync, compressSync } from '../compress'
+import { tokenScores, tokenScoresSync } from '../scores'
+import { ScoreMemory } from './score-memory'
 import { isDeviceTensor } from '../tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from '../types'
 import type { CacheLayer } from './types'
@@ -28,7 +30,18 @@ export interface CompressorOptions {
   /** compress's options, applied at every compression (the kept tokens stay in position order). */
   sink?: number
   recent?: number
-  score?: 'low-norm' | 'high-norm'
+  /**
+   * The scorer (docs/policies.md): a name, or { project: one Float32Array per layer }. Given
+   * scores ({ scores }) are compressCache's and compress's only.
+   */
+  score?: 'low-norm' | 'high-norm' | 'kv-norm' | 'keydiff' | { project: readonly (Float32Array | readonly number[])[] }
+  /**
+   * Whether to remember the scores of the tokens a layer keeps and score only the tokens
+   * appended since (host caches; default true). The result is bit-identical either way; turn it
+   * off only if you modify the kept keys or values between steps (e.g. re-rotate keys), which a
+   * one-row probe would not always notice. keydiff always rescores (its anchor is a mean).
+   */
+  reuseScores?: boolean
   /** Layers never compressed. */
   skipLayers?: readonly number[]
   /**
@@ -181,6 +194,27 @@ function staticLengths(keys: TensorLike, shape: readonly number[], len: number):
   return new Int32Array(batch).fill(len)
 }
 
+type CompressorScore = NonNullable<CompressorOptions['score']>
+const SCORE_NAMES = ['low-norm', 'high-norm', 'kv-norm', 'keydiff']
+
+/** The Compressor's score option, checked: a name or { project: one vector list per layer } (copied). */
+function compressorScore(score: unknown): CompressorScore | undefined {
+  if (score === undefined || (typeof score === 'string' && SCORE_NAMES.includes(score))) return score as CompressorScore | undefined
+  const expected = "'low-norm', 'high-norm', 'kv-norm', 'keydiff' or { project: one Float32Array per layer }"
+  if (typeof score !== 'object' || score === null || Array.isArray(score)) throw invalid('INVALID_OPTION', expected, 'score', score)
+  checkKnown(score, ['project'], { prefix: 'score.', label: 'known' })
+  const project: unknown = (score as { project?: unknown }).project
+  if (!Array.isArray(project)) throw invalid('INVALID_OPTION', 'an array with one Float32Array per layer', 'score.project', project)
+  const layers: Float32Array[] = []
+  for (let l = 0; l < project.length; l++) {
+    const v: unknown = project[l]
+    const ok = v instanceof Float32Array || (Array.isArray(v) && v.every((x) => typeof x === 'number'))
+    if (!ok) throw invalid('INVALID_OPTION', 'a Float32Array (or an array of numbers) of kvHeads * keyDim', `score.project[${l}]`, v)
+    layers.push(Float32Array.from(v as ArrayLike<number>))
+  }
+  return { project: layers }
+}
+
 interface Work {
   cache: unknown
   view: View
@@ -203,10 +237,11 @@ export class Compressor {
   #lengths: number[] | undefined
   #position = 0
   #busy = false
+  readonly #memory = new ScoreMemory()
 
   constructor(options: CompressorOptions) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
-    const known = ['target', 'keepRatio', 'interval', 'mode', 'sink', 'recent', 'score', 'skipLayers', 'position']
+    const known = ['target', 'keepRatio', 'interval', 'mode', 'sink', 'recent', 'score', 'reuseScores', 'skipLayers', 'position']
     checkKnown(options, known)
     const o = readOptions<CompressorOptions>(options, known) // each read once: what is checked is what is used
     if ((o.target === undefined) === (o.keepRatio === undefined)) {
@@ -227,8 +262,9 @@ export class Compressor {
     if (mode !== 'dynamic' && mode !== 'static') throw invalid('INVALID_OPTION', "'dynamic' or 'static'", 'mode', o.mode)
     if (o.sink !== undefined && (!isInt(o.sink) || o.sink < 0)) throw invalid('INVALID_SINK', 'a non-negative integer', 'sink', o.sink)
     if (o.recent !== undefined && (!isInt(o.recent) || o.recent < 0)) throw invalid('INVALID_RECENT', 'a non-negative integer', 'recent', o.recent)
-    if (o.score !== undefined && o.score !== 'low-norm' && o.score !== 'high-norm') {
-      throw invalid('INVALID_OPTION', "'low-norm' or 'high-norm'", 'score', o.score)
+    o.score = compressorScore(o.score)
+    if (o.reuseScores !== undefined && typeof o.reuseScores !== 'boolean') {
+      throw invalid('INVALID_OPTION', 'a boolean', 'reuseScores', o.reuseScores)
     }
     if (o.skipLayers !== undefined) {
       const skip = Array.isArray(o.skipLayers) ? intList(o.skipLayers) : undefined
@@ -264,6 +300,7 @@ export class Compressor {
     this.#targets = undefined
     this.#lengths = undefined
     this.#position = 0
+    this.#memory.forget()
   }
 
   /** Compresses the layers that hold more than target + interval tokens back to target. */
@@ -294,13 +331,30 @@ export class Compressor {
         continue
       }
       try {
-        if (this.mode === 'static') {
-          const r = yield { sync: () => compressInPlaceSync(keys, values, o), async: () => compressInPlace(keys, values, o) }
-          layers.push(this.#inPlaceDone(l, w.before[l], r as InPlaceResult))
-        } else {
-          const r = yield { sync: () => compressSync(keys, values, o), async: () => compress(keys, values, o) }
-          layers.push(this.#done(l, w.before[l], w.view.layers[l], r as CompressResult, next))
+        // score only what was appended since this layer's last compression (score-memory.ts)
+        const score = o.score
+        const plan = this.#options.reuseScores !== false && ScoreMemory.reusable(score) ? this.#memory.plan(l, keys, values, w.before[l]) : undefined
+        this.#memory.drop(l)
+        let all: Float32Array | undefined
+        let oc = o
+        if (plan) {
+          const so = { score }
+          const fresh = (yield { sync: () => tokenScoresSync(plan.keys, plan.values, so), async: () => tokenScores(plan.keys, plan.values, so) }) as Float32Array
+          all = plan.assemble(fresh)
+          const scores: TensorLike = { type: 'float32', data: all, dims: keys.dims.slice(0, 3) }
+          oc = { ...o, score: { scores } }
         }
+        let kept: { indices: Int32Array; kept: number }
+        if (this.mode === 'static') {
+          const r = (yield { sync: () => compressInPlaceSync(keys, values, oc), async: () => compressInPlace(keys, values, oc) }) as InPlaceResult
+          layers.push(this.#inPlaceDone(l, w.before[l], r))
+          kept = r
+        } else {
+          const r = (yield { sync: () => compressSync(keys, values, oc), async: () => compress(keys, values, oc) }) as CompressResult
+          layers.push(this.#done(l, w.before[l], w.view.layers[l], r, next))
+          kept = r
+        }
+        if (all) this.#memory.kept(l, all, keys.dims, kept.indices, kept.kept, this.mode === 'static' ? keys : next[l].keys)
       } catch (err) {
         throw prefixed(err, l)
       }
@@ -329,6 +383,9 @@ export class Compressor {
       } else {
         targets = before.map((len) => keepCount(len, { keepRatio: o.keepRatio }))
       }
+      if (typeof o.score === 'object' && o.score.project.length !== L) {
+        throw new KvtrimError(`Expected score.project to have one entry per layer (${L}) but it has ${o.score.project.length}`, 'INVALID_OPTION')
+      }
       const protect = (o.sink ?? 0) + (o.recent ?? 0)
       targets.forEach((t, l) => {
         if (t < protect) {
@@ -352,7 +409,9 @@ export class Compressor {
       const o: CompressOptions = { keep: targets[l], order: 'position' }
       if (this.#options.sink !== undefined) o.sink = this.#options.sink
       if (this.#options.recent !== undefined) o.recent = this.#options.recent
-      if (this.#options.score !== undefined) o.score = this.#options.score
+      const score = this.#options.score
+      if (typeof score === 'string') o.score = score
+      else if (score !== undefined) o.score = { project: score.project[l] as Float32Array }
       if (this.mode === 'static') {
         const lengths = staticLengths(v.layers[l].keys, v.shapes[l], len)
         if (lengths) o.lengths = lengths

@@ -7,7 +7,7 @@
 // position_ids explicitly (transformers.js derives them from the attention mask otherwise, which
 // is then wrong). It needs neither package: their tensors are used through their fields.
 import { compressCache, compressCacheSync } from './cache'
-import { Compressor, sameKind, view, type StepResult } from './compressor'
+import { Compressor, sameKind, view, type CompressorOptions, type StepResult } from './compressor'
 import { checkKnown, intList, invalid, isArrayLike, isInt, maxOf, readOptions } from '../check'
 import { KvtrimError } from '../errors'
 import type { TensorLike } from '../types'
@@ -25,8 +25,11 @@ export interface CacheCompressorOptions {
   /** Always kept at every compression: the first `sink` and the last `recent` tokens. */
   sink?: number
   recent?: number
-  /** 'low-norm' (default, the paper) or 'high-norm' (its ablation). */
-  score?: 'low-norm' | 'high-norm'
+  /**
+   * The scorer (docs/policies.md): 'low-norm' (default, the paper), 'high-norm', 'kv-norm',
+   * 'keydiff', or { project: one Float32Array per layer }; after the prefill and while decoding.
+   */
+  score?: CompressorOptions['score']
   /**
    * While decoding: every `every` new tokens, compress each layer back to `target` tokens
    * (default: each layer's length after afterPrefill). Omit to compress only after the prefill.

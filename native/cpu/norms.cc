@@ -87,6 +87,7 @@ void row_dots_portable(DType t, const void* rows, int64_t n_rows, int64_t head_d
 
 void row_dots(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
   if (has_avx2_f16c() && row_dots_avx2(t, rows, n_rows, head_dim, y, out)) return;
+  if (has_neon() && row_dots_neon(t, rows, n_rows, head_dim, y, out)) return;
   row_dots_portable(t, rows, n_rows, head_dim, y, out);
 }
 

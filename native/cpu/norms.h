@@ -18,6 +18,7 @@ void row_norms(DType t, const void* rows, int64_t n_rows, int64_t head_dim, floa
 void row_dots(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
 void row_dots_portable(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
 bool row_dots_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
+bool row_dots_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out);
 
 // The implementations behind row_norms, exposed so tests and benchmarks can pin one. The SIMD
 // ones return false (and do nothing) where they are not compiled in (other architecture).

@@ -71,8 +71,9 @@ inline void transpose4(float32x4_t* r) {
   r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
 }
 
-// Norms of 4 consecutive rows starting at `base`.
-void four_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, float* out) {
+// Norms of 4 consecutive rows starting at `base` or, with y, their dots with y (products
+// instead of squares; a zero pad may turn a -0 chunk sum into +0, which canonical_score undoes).
+void four_rows_impl(DType t, const char* base, int64_t row_bytes, int64_t head_dim, const float* y, float* out) {
   const int esz = dtype_size(t);
   const int64_t n = num_chunks(head_dim);
   const int64_t full = head_dim / kChunk;  // chunks that need no padding
@@ -94,16 +95,34 @@ void four_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, f
     transpose4(hi);  // hi[j]: element 4 + j
     // Step 1 and 2: square (one rounding), then the chunk's left-to-right sum. A zero pad adds
     // +0 to a sum of squares, which changes nothing (no -0 can occur).
+    if (y != nullptr) {  // the dot's factors: y's chunk, zero past the row (a pad times 0)
+      alignas(16) float yc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      const int64_t m = head_dim - c * kChunk < kChunk ? head_dim - c * kChunk : kChunk;
+      for (int64_t e = 0; e < m; ++e) yc[e] = y[c * kChunk + e];
+      float32x4_t s = vmulq_f32(lo[0], vdupq_n_f32(yc[0]));
+      for (int j = 1; j < 4; ++j) s = vaddq_f32(s, vmulq_f32(lo[j], vdupq_n_f32(yc[j])));
+      for (int j = 0; j < 4; ++j) s = vaddq_f32(s, vmulq_f32(hi[j], vdupq_n_f32(yc[4 + j])));
+      sums[c] = s;
+      continue;
+    }
     float32x4_t s = vmulq_f32(lo[0], lo[0]);
     for (int j = 1; j < 4; ++j) s = vaddq_f32(s, vmulq_f32(lo[j], lo[j]));
     for (int j = 0; j < 4; ++j) s = vaddq_f32(s, vmulq_f32(hi[j], hi[j]));
     sums[c] = s;
   }
   pairwise_tree(sums, n);  // step 3, vertically (native/core/norm.h; `+=` on float32x4_t is FADD)
+  if (y != nullptr) {
+    vst1q_f32(out, n > 0 ? sums[0] : vdupq_n_f32(0.f));
+    return;
+  }
   // Steps 4 and 5: sqrt, NaN lanes become the canonical NaN (one compare and one select).
   const float32x4_t norm = vsqrtq_f32(n > 0 ? sums[0] : vdupq_n_f32(0.f));
   const float32x4_t nan = vreinterpretq_f32_u32(vdupq_n_u32(kCanonicalNaN));
   vst1q_f32(out, vbslq_f32(vceqq_f32(norm, norm), norm, nan));
+}
+
+void four_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, float* out) {
+  four_rows_impl(t, base, row_bytes, head_dim, nullptr, out);
 }
 
 }  // namespace
@@ -112,12 +131,22 @@ bool row_norms_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim,
   return rows_in_groups<4>(t, rows, n_rows, head_dim, out, four_rows);
 }
 
+bool row_dots_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
+  const int64_t row_bytes = head_dim * dtype_size(t);
+  const char* p = static_cast<const char*>(rows);
+  int64_t r = 0;
+  for (; r + 4 <= n_rows; r += 4) four_rows_impl(t, p + r * row_bytes, row_bytes, head_dim, y, out + r);
+  if (r < n_rows) row_dots_portable(t, p + r * row_bytes, n_rows - r, head_dim, y, out + r);
+  return true;
+}
+
 }  // namespace kvtrim::cpu
 
 #else
 
 namespace kvtrim::cpu {
 bool row_norms_neon(DType, const void*, int64_t, int64_t, float*) { return false; }
+bool row_dots_neon(DType, const void*, int64_t, int64_t, const float*, float*) { return false; }
 }  // namespace kvtrim::cpu
 
 #endif
