@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import * as kvtrim from '../lib/index'
 import type { CompressOptions, CompressResult, HostTensor } from '../lib/index'
 import * as oracle from './oracle'
+import { CacheCompressor } from '../lib/cache/transformers'
 import { expectSameBits } from './expect'
 import { randomNaN } from './nan'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
@@ -22,7 +23,7 @@ const api = kvtrim as unknown as {
   tokenScoresSync(keys: unknown, values: unknown, o: ScoreOptions): Float32Array
   tokenScores(keys: unknown, values: unknown, o: ScoreOptions): Promise<Float32Array>
 }
-const { compress, compressSync, compressInPlace, compressInPlaceSync, compressCache, compressCacheSync, keyNormsSync } = kvtrim
+const { compress, compressSync, compressInPlace, compressInPlaceSync, compressCache, compressCacheSync, keyNormsSync, Compressor } = kvtrim
 const opts = (o: oracle.OracleOptions): CompressOptions => o as unknown as CompressOptions
 
 const DTYPES = ['float16', 'bfloat16', 'float32'] as const
@@ -457,5 +458,33 @@ describe('the Promise forms and compressCache', () => {
     const scores = layers.map((l) => ({ type: 'float32', data: randomScores(r, 2, 3, l.keys.dims[2]), dims: l.keys.dims.slice(0, 3) }))
     const given = compressCacheSync(layers, { keepRatio: 0.5, score: { scores } } as never)
     layers.forEach((l, i) => layerCheck(given.layers[i], oracle.compress(l.keys, l.values, { keepRatio: 0.5, score: { scores: scores[i] } }), `scores layer ${i}`))
+  })
+})
+
+describe('the Compressor and CacheCompressor with every scorer', () => {
+  it(`a first step / afterPrefill keeps the oracle's tokens (project: one vector set per layer) (seed ${seed})`, () => {
+    const r = rng(seed + 17)
+    const type = pick(r, DTYPES)
+    const S = int(r, 60, 200) // one length: the CacheCompressor's shared attention mask wants every layer alike
+    const layers = [0, 1].map(() => tensors(r, type, [1, 3, S, 16], 12))
+    const project = layers.map(() => randomVectors(r, 3, 16))
+    const copyLayers = () => layers.map((l) => ({ keys: copy(l.keys), values: copy(l.values) }))
+    for (const name of ['low-norm', 'high-norm', 'kv-norm', 'keydiff', 'project'] as const) {
+      const score = name === 'project' ? { project } : name
+      const layerScore = (l: number): Score => (name === 'project' ? { project: project[l] } : name)
+      // Compressor: layers above target + interval go back to target, order position, sink / recent
+      const step = new Compressor({ target: 20, interval: 8, sink: 2, recent: 3, score } as never).stepSync(copyLayers())
+      layers.forEach((l, i) => {
+        const want = oracle.compress(l.keys, l.values, { keep: 20, sink: 2, recent: 3, score: layerScore(i) })
+        expectSameBits(step.layers[i].indices as Int32Array, want.indices, `Compressor ${name} layer ${i}: indices`)
+        expectSameBits(step.cache[i].keys.data as Uint16Array, want.keys.data, `Compressor ${name} layer ${i}: keys`)
+      })
+      // CacheCompressor: compressCache after the prefill
+      const kv = new CacheCompressor({ keepRatio: 0.4, score } as never).afterPrefillSync(copyLayers())
+      layers.forEach((l, i) => {
+        const want = oracle.compress(l.keys, l.values, { keepRatio: 0.4, score: layerScore(i) })
+        expectSameBits((kv.cache as Array<{ keys: oracle.OracleTensor }>)[i].keys.data, want.keys.data, `CacheCompressor ${name} layer ${i}: keys`)
+      })
+    }
   })
 })
