@@ -57,10 +57,10 @@ function stress(r: Rng, t: oracle.OracleTensor, p: number): oracle.OracleTensor 
       let b: number
       if (kind === 0) b = neg // zero
       else if (kind === 1) {
-        // tiny: fp16 subnormals; bf16 exponents 1..40 (about 1e-38 .. 1e-26); f32 about 1e-30
+        // tiny: fp16 subnormals; bf16 exponents 1..40 (about 1e-38 .. 1e-26); f32 1e-38 .. 1e-17 (squares partly subnormal)
         if (t.type === 'float16') b = neg | int(r, 1, 0x3ff)
         else if (t.type === 'bfloat16') b = neg | (int(r, 1, 40) << 7) | int(r, 0, 0x7f)
-        else b = (neg | (int(r, 1, 28) << 23) | int(r, 0, 0x7fffff)) >>> 0
+        else b = (neg | (int(r, 1, 70) << 23) | int(r, 0, 0x7fffff)) >>> 0
       } else if (kind === 2) {
         // huge: finite elements whose squares overflow fp32 (fp16 cannot: its largest square is 4.3e9)
         if (t.type === 'float16') b = neg | (30 << 10) | int(r, 0, 0x3ff)
