@@ -609,9 +609,20 @@ async function main(): Promise<void> {
     )
   }
 
-  const out = path.join(__dirname, 'results', 'cpu.json')
-  fs.mkdirSync(path.dirname(out), { recursive: true })
-  const json = {
+  writeJson('cpu.json', {
+    ...runInfo(started, info, cpus, single, multi),
+    main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
+    breakdown,
+    scorers: scorerRows,
+    oracle: oracleRuns,
+    results: rows,
+    skipped,
+  })
+}
+
+/** The machine, the build and the memcpy floor: the head of every JSON this script writes. */
+function runInfo(started: Date, info: ReturnType<typeof backend>, cpus: os.CpuInfo[], single: Memcpy, multi: Memcpy) {
+  return {
     date: started.toISOString(),
     quick: QUICK,
     node: process.version,
@@ -621,13 +632,12 @@ async function main(): Promise<void> {
     env: { KVTRIM_THREADS: process.env.KVTRIM_THREADS ?? null },
     memcpy: { singleThread: single, threads: { threads: info.cpu.threads, ...multi } },
     floorBytesPerSec: floorBandwidth,
-    main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
-    breakdown,
-    scorers: scorerRows,
-    oracle: oracleRuns,
-    results: rows,
-    skipped,
   }
+}
+
+function writeJson(name: string, json: object): void {
+  const out = path.join(__dirname, 'results', name)
+  fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`)
 }
@@ -640,21 +650,7 @@ async function scorersOnly(started: Date, info: ReturnType<typeof backend>, cpus
   const scorerRows = await benchScorers(keys, values, 0.5)
   console.log('')
   printTable()
-  const out = path.join(__dirname, 'results', 'cpu-scorers.json')
-  fs.mkdirSync(path.dirname(out), { recursive: true })
-  const json = {
-    date: started.toISOString(),
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-    cpu: { model: cpus[0]?.model ?? 'unknown', logicalCores: cpus.length },
-    backend: info,
-    env: { KVTRIM_THREADS: process.env.KVTRIM_THREADS ?? null },
-    memcpy: { singleThread: single, threads: { threads: info.cpu.threads, ...multi } },
-    floorBytesPerSec: floorBandwidth,
-    scorers: scorerRows,
-  }
-  fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
-  console.log(`\nwrote ${path.relative(process.cwd(), out)}`)
+  writeJson('cpu-scorers.json', { ...runInfo(started, info, cpus, single, multi), scorers: scorerRows })
 }
 
 main().catch((err) => {

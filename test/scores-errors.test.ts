@@ -42,12 +42,9 @@ async function expectRejects(p: Promise<unknown>, code: string, message?: RegExp
   if (message) expect((err as kvtrim.KvtrimError).message).toMatch(message)
 }
 
-const caught = (fn: () => unknown): unknown => {
-  try {
-    fn()
-  } catch (e) {
-    return e
-  }
+/** What fn throws (undefined when it returns). */
+function caught(fn: () => unknown): unknown {
+  try { fn() } catch (e) { return e }
   return undefined
 }
 

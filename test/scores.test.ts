@@ -161,19 +161,24 @@ function sameResult(a: CompressResult, b: CompressResult, what: string): void {
   expectSameBits(a.values.data, b.values.data, `${what}: values`)
 }
 
-/** The kept rows of an in-place compress (rows [0, lengths[b]) of each head) against the oracle. */
+/**
+ * The kept rows of an in-place compress (rows [0, lengths[b]) of each head) against the oracle:
+ * they are packed into the oracle's [B, H, K, D] layout (zero rows past a batch entry's length,
+ * as the oracle pads) and compared in one go.
+ */
 function expectFront(keys: oracle.OracleTensor, values: oracle.OracleTensor, want: oracle.OracleCompressResult, what: string) {
-  const [B, H, S, D] = keys.dims
-  const Dv = values.dims[3]
-  const K = want.kept
-  for (let b = 0; b < B; b++) {
-    const k = want.lengths[b]
-    for (let h = 0; h < H; h++) {
-      const row = b * H + h
-      expectSameBits(keys.data.subarray(row * S * D, (row * S + k) * D), want.keys.data.subarray(row * K * D, (row * K + k) * D), `${what} keys b${b} h${h}`)
-      expectSameBits(values.data.subarray(row * S * Dv, (row * S + k) * Dv), want.values.data.subarray(row * K * Dv, (row * K + k) * Dv), `${what} values b${b} h${h}`)
+  const [B, H, S] = keys.dims
+  const pack = (t: oracle.OracleTensor, like: Float32Array | Uint16Array) => {
+    const D = t.dims[3]
+    const out = like.slice().fill(0)
+    for (let row = 0; row < B * H; row++) {
+      const n = want.lengths[Math.floor(row / H)] * D
+      out.set(t.data.subarray(row * S * D, row * S * D + n), row * want.kept * D)
     }
+    return out
   }
+  expectSameBits(pack(keys, want.keys.data), want.keys.data, `${what}: keys`)
+  expectSameBits(pack(values, want.values.data), want.values.data, `${what}: values`)
 }
 
 const copy = (t: oracle.OracleTensor): oracle.OracleTensor => ({ type: t.type, data: t.data.slice(), dims: [...t.dims] })
