@@ -66,16 +66,10 @@ describe('score: bad scorers', () => {
     everyEntry({}, 'INVALID_OPTION', SCORE)
     everyEntry({ project: vectors, scores: given }, 'INVALID_OPTION', /one of project or scores/)
     everyEntry({ project: undefined }, 'INVALID_OPTION', SCORE)
-    everyEntry({ projct: vectors }, 'INVALID_OPTION', all('projct', 'project', 'scores'))
+    // an unknown member is named as score's, with the known ones
+    everyEntry({ projct: vectors }, 'INVALID_OPTION', all("'score\\.projct'", 'score\\.project', 'score\\.scores'))
     everyEntry({ project: vectors, extra: 1 }, 'INVALID_OPTION', /extra/)
-    everyEntry({ Scores: given }, 'INVALID_OPTION', /did you mean 'scores'/)
-  })
-
-  // KNOWN DISAGREEMENT (reported): an unknown member of score is reported as "Unknown option
-  // 'projct'; known options: project, scores", which does not say that it is score's member.
-  // NOTES: bad input names `score`. Remove .fails when the message names score.
-  it.fails('an unknown member of score is reported as score\'s (known disagreement)', () => {
-    expectCode(() => compressSync(keys, values, { keepRatio: 0.5, score: { projct: vectors } } as never), 'INVALID_OPTION', SCORE)
+    everyEntry({ Scores: given }, 'INVALID_OPTION', /'score\.Scores'; did you mean 'score\.scores'/)
   })
 
   it('tokenScores takes score, lengths and stream only; its score is checked like compress\'s', () => {
@@ -88,11 +82,9 @@ describe('score: bad scorers', () => {
     expect(Array.from(api.tokenScoresSync(keys, values, undefined as never))).toEqual(Array.from(api.tokenScoresSync(keys, values, { score: 'low-norm' })))
   })
 
-  // KNOWN DISAGREEMENT (reported): tokenScoresSync(keys, values, null) is taken as no options
-  // (lib/scores.ts: options ?? {}), where keyNormsSync(keys, null) and compressSync(..., null)
-  // are INVALID_ARGUMENT naming options (test/errors.test.ts). Remove .fails when it agrees.
-  it.fails('tokenScores(keys, values, null) is refused like keyNorms(keys, null) (known disagreement)', () => {
+  it('tokenScores(keys, values, null) is refused like keyNorms(keys, null); so is the Promise form', async () => {
     expectCode(() => api.tokenScoresSync(keys, values, null as never), 'INVALID_ARGUMENT', /options/)
+    await expectRejects(api.tokenScores(keys, values, null as never), 'INVALID_ARGUMENT', /options/)
   })
 
   it('the CacheCompressor checks score at its first call; a bad one is INVALID_OPTION naming score', () => {
@@ -197,16 +189,15 @@ describe('score.scores: bad tensors', () => {
     }
   })
 
-  // KNOWN NATIVE BUG (reported): the scores tensor's data length is not checked against its
-  // dims, so a Float32Array shorter than batch * kvHeads * seqLen is read past its end (with
-  // an empty one the process dies of SIGSEGV; not tried here). Remove .fails when fixed.
-  it.fails('a data length that does not match the dims is refused, naming score.scores (known native bug)', () => {
-    for (const n of [95, 97]) {
-      const err = caught(() => compressSync(keys, values, { keepRatio: 0.5, score: withScores({ type: 'float32', data: new Float32Array(n).fill(1), dims: [2, 3, 16] }) } as never))
-      expect(err, `Float32Array(${n})`).toBeInstanceOf(KvtrimError)
-      expect((err as Error).message).toMatch(/score\.scores/)
-      const err2 = caught(() => api.tokenScoresSync(keys, values, { score: withScores({ type: 'float32', data: new Float32Array(n).fill(1), dims: [2, 3, 16] }) }))
-      expect(err2, `tokenScores Float32Array(${n})`).toBeInstanceOf(KvtrimError)
+  // Found by this suite (a shorter array was read past its end, an empty one crashed the
+  // process): the data must hold batch * kvHeads * seqLen floats.
+  it('a data length that does not match the dims is DATA_LENGTH, naming score.scores and both counts', async () => {
+    for (const n of [0, 1, 95, 97, 192]) {
+      const bad = withScores({ type: 'float32', data: new Float32Array(n).fill(1), dims: [2, 3, 16] })
+      everyEntry(bad, 'DATA_LENGTH', new RegExp(`score\\.scores\\.data.*96.*\\b${n}\\b`))
+      await expectRejects(compress(keys, values, { keepRatio: 0.5, score: bad } as never), 'DATA_LENGTH', /score\.scores/)
+      const layers = [{ keys, values }, { keys, values }]
+      expectCode(() => compressCacheSync(layers, { keepRatio: 0.5, score: { scores: [given, bad.scores] } } as never), 'DATA_LENGTH', /score\.scores/)
     }
   })
 
