@@ -4,7 +4,7 @@
 // keepRatio, keys with NaN, Inf, zero, tiny (norm underflows to 0), huge (norm overflows) and
 // duplicated rows. tokenScores equals the oracle's scores bit for bit; compress equals the
 // oracle's compress bit for bit; compress with a scorer equals compress with the scores it
-// returns. KVTRIM_SEED=<n> replays a run.
+// returns. KVTRIM_SEED=<n> replays a run; KVTRIM_PROPERTY_RUNS=<factor> lengthens the fast-check part.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import * as kvtrim from '../lib/index'
@@ -384,7 +384,8 @@ describe('tokenScores and compress with every scorer', () => {
           check(compressSync(keys, values, opts(o)), oracle.compress(keys, values, o), what)
         },
       ),
-      { seed, numRuns: 150, endOnFailure: true },
+      // KVTRIM_PROPERTY_RUNS=<factor> multiplies the runs, as in test/property.test.ts
+      { seed, numRuns: Math.max(1, Math.round(150 * Number(process.env.KVTRIM_PROPERTY_RUNS ?? 1))), endOnFailure: true },
     )
   })
 })
