@@ -10,6 +10,7 @@
 
 #include "cuda_backend.h"
 #include "dev_tools.h"
+#include "job_args.h"
 #include "kernels/compress.cuh"
 #include "launch.h"
 #include "runtime.h"
@@ -29,7 +30,7 @@ int copy_unit(const CompressJob& job) {
   return esz;
 }
 
-// The kernel variants compress_kernel<KIND, UNIT> share one signature: the variant of a job is
+// The kernel variants compress_kernel<KIND, UNIT, PHASE_A> share one signature: the variant of a job is
 // chosen here, once, at run time.
 using CompressKernel = void (*)(CompressArgs);
 struct Variant {
@@ -37,34 +38,30 @@ struct Variant {
   int unit;
 };
 
+// The norm scorers' variants exist for every unit (as before the other scorers); the other
+// scorers' only for the units copy_unit can pick (16, or the element size).
 template <int KIND>
-Variant variant_of_unit(int unit) {
+Variant variant_of_unit(int unit, bool norm_scores) {
+  constexpr int kElem = KIND == kF32 ? 4 : 2;
+  if (!norm_scores) {
+    return unit == 16 ? Variant{&compress_kernel<KIND, 16, kOtherScores>, 16} : Variant{&compress_kernel<KIND, kElem, kOtherScores>, kElem};
+  }
   switch (unit) {
-    case 16: return Variant{&compress_kernel<KIND, 16>, 16};
-    case 4: return Variant{&compress_kernel<KIND, 4>, 4};
-    default: return Variant{&compress_kernel<KIND, 2>, 2};
+    case 16: return Variant{&compress_kernel<KIND, 16, kNormScores>, 16};
+    case 4: return Variant{&compress_kernel<KIND, 4, kNormScores>, 4};
+    default: return Variant{&compress_kernel<KIND, 2, kNormScores>, 2};
   }
 }
 
 Variant variant_for(const CompressJob& job) {
   const int unit = copy_unit(job);
+  const bool norm = job.params.score == Score::LowNorm || job.params.score == Score::HighNorm;
   switch (job.dtype) {
-    case DType::F16: return variant_of_unit<kF16>(unit);
-    case DType::BF16: return variant_of_unit<kBF16>(unit);
-    case DType::F32: return variant_of_unit<kF32>(unit);
+    case DType::F16: return variant_of_unit<kF16>(unit, norm);
+    case DType::BF16: return variant_of_unit<kBF16>(unit, norm);
+    case DType::F32: return variant_of_unit<kF32>(unit, norm);
   }
   return Variant{nullptr, 0};
-}
-
-// Scratch device memory, one growing buffer per device, held for the duration of one op.
-struct Scratch {
-  std::mutex mu;
-  void* ptr = nullptr;
-  size_t bytes = 0;
-};
-Scratch& scratch_for(int device) {
-  static Scratch pool[64];
-  return pool[device & 63];
 }
 
 // Occupancy-aware split of rows over blocks: the one place this is decided.
@@ -86,7 +83,8 @@ Status choose_geometry(const CompressJob& job, CompressKernel kernel, size_t sme
   int64_t longest = 0;
   for (int64_t l : job.plan.lengths) longest = std::max(longest, l);
   int split = 1;
-  const bool can_split = coop && !job.in_place && job.params.order == Order::Position;
+  // keydiff's anchor spans the whole row: one block per row
+  const bool can_split = coop && !job.in_place && job.params.order == Order::Position && job.params.score != Score::KeyDiff;
   if (can_split && rows < resident) {
     constexpr int64_t kMinTokensPerBlock = 512;  // below this a block's fixed costs (3 histogram rounds) dominate
     split = int(std::max<int64_t>(1, std::min<int64_t>(resident / rows, (longest + kMinTokensPerBlock - 1) / kMinTokensPerBlock)));
@@ -96,104 +94,6 @@ Status choose_geometry(const CompressJob& job, CompressKernel kernel, size_t sme
     if (forced >= 1 && can_split) split = int(std::min<int64_t>(forced, std::max<int64_t>(1, resident / std::max<int64_t>(rows, 1))));
   }
   *c = Choice{split, resident, sms, split > 1};
-  return Status::success();
-}
-
-// Where one job's scratch lives, relative to its base: lengths and kept per batch entry (ints,
-// uploaded from the plan), rank keys, and for split rows the histograms, counts and barrier
-// counters (zeroed), and for order 'norm' the sort buffer.
-struct Layout {
-  size_t len, kept, keys, hist, counts, barrier, sort, total;
-  int split, sort_n;
-};
-
-Layout layout_for(const CompressJob& job, int split) {
-  const Shape& s = job.shape;
-  const size_t rows = size_t(s.batch * s.heads);
-  Layout L{};
-  L.split = split;
-  L.sort_n = job.params.order == Order::Norm ? int(pow2_ceil(std::max<int64_t>(job.plan.max_kept, 1))) : 0;
-  L.len = 0;
-  L.kept = L.len + align_up(sizeof(int) * size_t(s.batch));
-  L.keys = L.kept + align_up(sizeof(int) * size_t(s.batch));
-  L.hist = L.keys + align_up(sizeof(unsigned) * rows * size_t(s.seq));
-  L.counts = L.hist + align_up(sizeof(unsigned) * (split > 1 ? rows * kRadixRounds * kRadixBins : 0));
-  L.barrier = L.counts + align_up(sizeof(unsigned) * (split > 1 ? rows * size_t(split) * 2 : 0));
-  L.sort = L.barrier + align_up(sizeof(unsigned) * (split > 1 ? rows : 0));
-  L.total = L.sort + align_up(sizeof(unsigned long long) * rows * size_t(L.sort_n));
-  return L;
-}
-
-// The kernel arguments of a job whose scratch starts at `base` (device memory).
-CompressArgs args_for(const CompressJob& job, const Layout& L, int unit, unsigned char* base) {
-  const Shape& s = job.shape;
-  const int esz = dtype_size(job.dtype);
-  CompressArgs a{};
-  a.keys = static_cast<const unsigned char*>(job.keys);
-  a.values = static_cast<const unsigned char*>(job.values);
-  a.out_keys = static_cast<unsigned char*>(job.out_keys);
-  a.out_values = static_cast<unsigned char*>(job.out_values);
-  a.out_indices = job.out_indices;
-  a.heads = int(s.heads);
-  a.seq = s.seq;
-  a.key_row_bytes = int(s.key_dim * esz);
-  a.value_row_bytes = int(s.value_dim * esz);
-  a.kmax = int(job.plan.max_kept);
-  a.out_seq = job.in_place ? s.seq : job.plan.max_kept;
-  a.lengths = reinterpret_cast<const int*>(base + L.len);
-  a.kept = reinterpret_cast<const int*>(base + L.kept);
-  a.sink = int(std::min<int64_t>(job.params.sink, INT32_MAX));
-  a.recent = int(std::min<int64_t>(job.params.recent, INT32_MAX));
-  a.high = job.params.score == Score::HighNorm;
-  a.order_norm = job.params.order == Order::Norm;
-  a.in_place = job.in_place;
-  a.split = L.split;
-  a.copy_unit = unit;
-  a.norm = norm_geometry(s.key_dim, job.keys);
-  a.keys32 = reinterpret_cast<unsigned*>(base + L.keys);
-  a.hist = reinterpret_cast<unsigned*>(base + L.hist);
-  a.counts = reinterpret_cast<unsigned*>(base + L.counts);
-  a.barrier = reinterpret_cast<unsigned*>(base + L.barrier);
-  a.sortbuf = reinterpret_cast<unsigned long long*>(base + L.sort);
-  a.sort_n = L.sort_n;
-  return a;
-}
-
-// Uploads a job's lengths and kept counts; clears the split-row scratch.
-Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base, std::vector<int>* host,
-                   cudaStream_t stream) {
-  const int64_t B = job.shape.batch;
-  host->assign(size_t(2 * B), 0);
-  for (int64_t b = 0; b < B; ++b) {
-    (*host)[size_t(b)] = int(job.plan.lengths[size_t(b)]);
-    (*host)[size_t(B + b)] = int(job.plan.kept[size_t(b)]);
-  }
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.len, host->data(), sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.kept, host->data() + B, sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
-  if (L.split > 1) KVTRIM_CUDA_TRY(cudaMemsetAsync(base + L.hist, 0, L.sort - L.hist, stream));
-  // The copies read `host` asynchronously: the caller keeps it alive until the stream syncs.
-  return Status::success();
-}
-
-// The device's scratch buffer, grown to `bytes`; locked for the duration of one operation.
-Status scratch(size_t bytes, std::unique_lock<std::mutex>* lock, unsigned char** base) {
-  int dev = 0;
-  KVTRIM_CUDA_TRY(cudaGetDevice(&dev));
-  Scratch& sc = scratch_for(dev);
-  *lock = std::unique_lock<std::mutex>(sc.mu);
-  if (sc.bytes < bytes) {
-    if (sc.ptr) KVTRIM_CUDA_TRY(cudaFree(sc.ptr));
-    sc.ptr = nullptr;
-    sc.bytes = 0;
-    KVTRIM_CUDA_TRY(cudaMalloc(&sc.ptr, bytes));
-    sc.bytes = bytes;
-  }
-  *base = static_cast<unsigned char*>(sc.ptr);
-  return Status::success();
-}
-
-Status check_seq(const CompressJob& job) {
-  if (job.shape.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
   return Status::success();
 }
 
@@ -277,7 +177,126 @@ Status run_compress_layers(const std::vector<CompressJob>& jobs, cudaStream_t st
   return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
+// Scratch device memory, one growing buffer per device, held for the duration of one op.
+struct Scratch {
+  std::mutex mu;
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
+Scratch& scratch_for(int device) {
+  static Scratch pool[64];
+  return pool[device & 63];
+}
+
 }  // namespace
+
+// ---- job_args.h: one job's scratch and kernel arguments (compress, compress_layers, token_scores)
+
+Layout layout_for(const CompressJob& job, int split) {
+  const Shape& s = job.shape;
+  const size_t rows = size_t(s.batch * s.heads);
+  Layout L{};
+  L.split = split;
+  L.sort_n = job.params.order == Order::Norm ? int(pow2_ceil(std::max<int64_t>(job.plan.max_kept, 1))) : 0;
+  L.len = 0;
+  L.kept = L.len + align_up(sizeof(int) * size_t(s.batch));
+  L.keys = L.kept + align_up(sizeof(int) * size_t(s.batch));
+  L.hist = L.keys + align_up(sizeof(unsigned) * rows * size_t(s.seq));
+  L.counts = L.hist + align_up(sizeof(unsigned) * (split > 1 ? rows * kRadixRounds * kRadixBins : 0));
+  L.barrier = L.counts + align_up(sizeof(unsigned) * (split > 1 ? rows * size_t(split) * 2 : 0));
+  L.sort = L.barrier + align_up(sizeof(unsigned) * (split > 1 ? rows : 0));
+  L.vectors = L.sort + align_up(sizeof(unsigned long long) * rows * size_t(L.sort_n));
+  const bool project = job.params.score == Score::Project, keydiff = job.params.score == Score::KeyDiff;
+  L.chunks = L.vectors + align_up(sizeof(float) * (project ? size_t(s.heads * s.key_dim) : 0));
+  L.token_chunks = int((s.seq + kTokenChunk - 1) / kTokenChunk);
+  L.total = L.chunks + align_up(sizeof(float) * (keydiff ? rows * size_t(L.token_chunks) * size_t(s.key_dim) : 0));
+  return L;
+}
+
+// The kernel arguments of a job whose scratch starts at `base` (device memory).
+CompressArgs args_for(const CompressJob& job, const Layout& L, int unit, unsigned char* base) {
+  const Shape& s = job.shape;
+  const int esz = dtype_size(job.dtype);
+  CompressArgs a{};
+  a.keys = static_cast<const unsigned char*>(job.keys);
+  a.values = static_cast<const unsigned char*>(job.values);
+  a.out_keys = static_cast<unsigned char*>(job.out_keys);
+  a.out_values = static_cast<unsigned char*>(job.out_values);
+  a.out_indices = job.out_indices;
+  a.heads = int(s.heads);
+  a.seq = s.seq;
+  a.key_row_bytes = int(s.key_dim * esz);
+  a.value_row_bytes = int(s.value_dim * esz);
+  a.kmax = int(job.plan.max_kept);
+  a.out_seq = job.in_place ? s.seq : job.plan.max_kept;
+  a.lengths = reinterpret_cast<const int*>(base + L.len);
+  a.kept = reinterpret_cast<const int*>(base + L.kept);
+  a.sink = int(std::min<int64_t>(job.params.sink, INT32_MAX));
+  a.recent = int(std::min<int64_t>(job.params.recent, INT32_MAX));
+  a.high = job.params.score == Score::HighNorm;
+  a.order_norm = job.params.order == Order::Norm;
+  a.in_place = job.in_place;
+  a.split = L.split;
+  a.copy_unit = unit;
+  a.norm = norm_geometry(s.key_dim, job.keys);
+  a.keys32 = reinterpret_cast<unsigned*>(base + L.keys);
+  a.hist = reinterpret_cast<unsigned*>(base + L.hist);
+  a.counts = reinterpret_cast<unsigned*>(base + L.counts);
+  a.barrier = reinterpret_cast<unsigned*>(base + L.barrier);
+  a.sortbuf = reinterpret_cast<unsigned long long*>(base + L.sort);
+  a.sort_n = L.sort_n;
+  a.sc.scorer = int(job.params.score);
+  a.sc.vnorm = norm_geometry(s.value_dim, job.values);
+  a.sc.vectors = reinterpret_cast<const float*>(base + L.vectors);
+  a.sc.given = job.scores;
+  a.sc.chunks = reinterpret_cast<float*>(base + L.chunks);
+  a.sc.token_chunks = L.token_chunks;
+  return a;
+}
+
+Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base, std::vector<int>* host,
+                   cudaStream_t stream) {
+  const int64_t B = job.shape.batch;
+  host->assign(size_t(2 * B), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    (*host)[size_t(b)] = int(job.plan.lengths[size_t(b)]);
+    // tokenScores' plans may carry lengths only
+    (*host)[size_t(B + b)] = size_t(b) < job.plan.kept.size() ? int(job.plan.kept[size_t(b)]) : 0;
+  }
+  if (job.params.score == Score::Project) {  // job.vectors is host memory (job.h), alive for the call
+    if (job.vectors == nullptr) return Status::error(Code::Internal, "compress: score 'project' without vectors");
+    KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.vectors, job.vectors, sizeof(float) * size_t(job.shape.heads * job.shape.key_dim),
+                                    cudaMemcpyHostToDevice, stream));
+  }
+  if (job.params.score == Score::Given && job.scores == nullptr && job.shape.batch * job.shape.heads > 0)
+    return Status::error(Code::Internal, "compress: score 'scores' without scores");
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.len, host->data(), sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.kept, host->data() + B, sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
+  if (L.split > 1) KVTRIM_CUDA_TRY(cudaMemsetAsync(base + L.hist, 0, L.sort - L.hist, stream));
+  // The copies read `host` asynchronously: the caller keeps it alive until the stream syncs.
+  return Status::success();
+}
+
+Status scratch(size_t bytes, std::unique_lock<std::mutex>* lock, unsigned char** base) {
+  int dev = 0;
+  KVTRIM_CUDA_TRY(cudaGetDevice(&dev));
+  Scratch& sc = scratch_for(dev);
+  *lock = std::unique_lock<std::mutex>(sc.mu);
+  if (sc.bytes < bytes) {
+    if (sc.ptr) KVTRIM_CUDA_TRY(cudaFree(sc.ptr));
+    sc.ptr = nullptr;
+    sc.bytes = 0;
+    KVTRIM_CUDA_TRY(cudaMalloc(&sc.ptr, bytes));
+    sc.bytes = bytes;
+  }
+  *base = static_cast<unsigned char*>(sc.ptr);
+  return Status::success();
+}
+
+Status check_seq(const CompressJob& job) {
+  if (job.shape.seq > INT32_MAX / 2) return Status::error(Code::InvalidDims, "seqLen above 2^30 on the GPU path");
+  return Status::success();
+}
 
 Status compress(int device, const CompressJob& job, void* stream) {
   return with_device(device, [&]() -> Status { return run_compress(job, as_stream(stream)); });

@@ -1,10 +1,14 @@
-// The fused compress: per (batch, head) row, key norms, selection of the k kept tokens and the
-// gather of their key and value rows, in one launch.
+// The fused compress: per (batch, head) row, token scores, selection of the k kept tokens and
+// the gather of their key and value rows, in one launch.
 //
 // Algorithm, per row (G blocks share a row; G = 1 unless the row is split, see below):
-//   A. norms: every valid token's key row is read once (norms.cuh) and its 32-bit rank key
-//      (NaN largest; ties then by position) is written to a scratch array (4 bytes per token,
-//      1.6% of a 256-byte fp16 row, and L2-resident: it is read again at once).
+//   A. scores: low-norm / high-norm read every valid token's key row once (norms.cuh) and write
+//      its 32-bit rank key (NaN largest; ties then by position) to a scratch array (4 bytes per
+//      token, 1.6% of a 256-byte fp16 row, and L2-resident: it is read again at once). The other
+//      scorers (scores.cuh, a run-time switch on args.sc.scorer in one variant for them all,
+//      see PhaseA) write score_key of their score there instead: kv-norm reads the K and V rows once,
+//      project the K rows once, given only its 4-byte scores, keydiff the K rows 3 times (norms,
+//      anchor, dots; G = 1 only, since its anchor spans the row).
 //   B. radix select of the m-th smallest key among the unprotected middle tokens [sink, len -
 //      recent): the contract's three digit rounds (11, 11, 10 bits: native/core/contract.h) over
 //      the scratch keys, each a shared-memory histogram of the keys matching the prefix so far
@@ -16,8 +20,10 @@
 //      key and value rows are then copied, 16 bytes per thread per step where the row allows.
 //   D. order 'norm' only: the kept (key, position) pairs go to scratch instead and are bitonic-
 //      sorted there (64-bit keys are unique: no stability needed) before the gather.
-// Bytes moved: the K rows once (A), the kept K and V rows read and written once (C), plus the
-// keys (4 bytes/token written once, read 4 times) -- within ~7% of the floor for fp16 D = 128.
+// Bytes moved (norm scorers): the K rows once (A), the kept K and V rows read and written once
+// (C), plus the keys (4 bytes/token written once, read 4 times) -- within ~7% of the floor for
+// fp16 D = 128. kv-norm adds the V rows once; keydiff reads the K rows 3 times (plus its
+// chunk sums, D floats per 32 tokens); given reads 4 bytes per token instead of the K rows.
 //
 // Split rows (few long rows, G > 1, launched cooperatively so all blocks are co-resident):
 // block g owns a contiguous slice of the row. Histograms are summed in global memory with
@@ -36,7 +42,7 @@
 // tile has already loaded or that no later tile reads (later sources lie at positions >= their
 // slots > this tile's slots).
 #pragma once
-#include "norms.cuh"
+#include "scores.cuh"
 
 namespace kvtrim::cuda {
 
@@ -57,7 +63,7 @@ struct CompressArgs {
   const int* lengths;         // [batch] valid tokens
   const int* kept;            // [batch] tokens to keep
   int sink, recent;
-  int high, order_norm, in_place;
+  int high, order_norm, in_place;  // high: the norm path's high-norm ranking
   int split;                  // G: blocks per row
   int copy_unit;              // 16 when every row and base is 16-byte aligned, else 4 or 2
   NormGeometry norm;
@@ -67,6 +73,7 @@ struct CompressArgs {
   unsigned* barrier;          // [rows] (split only; zeroed)
   unsigned long long* sortbuf;  // [rows, sort_n] (order 'norm' only)
   int sort_n;                 // power of two >= kmax
+  ScoreArgs sc;               // the scorer and its inputs (scores.cuh)
 };
 
 // Shared memory: histogram, scan scratch, small broadcast slots, the tile's kept list.
@@ -162,8 +169,15 @@ KVTRIM_DEV void find_digit(const CompressSmem& sm, unsigned need, int bins) {
   __syncthreads();
 }
 
+// Which phase A a kernel carries (a template parameter, measured: with the other scorers'
+// phase A in the same body, ptxas either spilled or took 128 registers for several variants, and
+// 64 registers with no spill is what gives 2 blocks of 512 per SM). compress_kernel has a
+// variant per kind: the norm scorers' (unchanged) and the others'; compress_layers_kernel, at 1
+// block per SM anyway, carries both behind the run-time switch.
+enum PhaseA : int { kNormScores = 0, kOtherScores = 1, kAnyScores = 2 };
+
 // The whole algorithm for block g of the G blocks of (batch, head) row `row` of one tensor pair.
-template <int KIND, int UNIT>
+template <int KIND, int UNIT, int PHASE_A>
 KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const int g) {
   const CompressSmem sm = carve_smem(KVTRIM_DYNAMIC_SMEM());
   const int G = a.split;
@@ -174,8 +188,9 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
   const int t0 = min_i(len, g * per), t1 = min_i(len, t0 + per);
   unsigned* keys32 = a.keys32 + row * a.seq;
 
-  // A. Norms of this block's slice, as rank keys.
-  {
+  // A. Scores of this block's slice, as rank keys. The norm scorers keep their own loop
+  // (rank_key of the norm, as before the other scorers existed); the rest share score_tokens.
+  if (PHASE_A == kNormScores || (PHASE_A == kAnyScores && (a.sc.scorer == kLowNorm || a.sc.scorer == kHighNorm))) {
     const int groups_per_warp = 32 / a.norm.lanes;
     const int warp = int(threadIdx.x >> 5), warps = int(blockDim.x >> 5);
     const int group = int(threadIdx.x & 31u) / a.norm.lanes;
@@ -186,6 +201,8 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
       const float n = group_row_norm<KIND>(base + (long long)(valid ? tok : t0) * a.key_row_bytes, valid, a.norm);
       if (valid && (threadIdx.x & unsigned(a.norm.lanes - 1)) == 0) keys32[tok] = rank_key(__float_as_uint(n), a.high != 0);
     }
+  } else {
+    score_tokens<KIND>(a, row, t0, t1, len, keys32, [&](int tok, float s) { keys32[tok] = score_key(__float_as_uint(s)); });
   }
   __syncthreads();
 
@@ -353,14 +370,16 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
 
 // One tensor pair: G blocks per row. __grid_constant__: the body reads the arguments where
 // they are (the constant bank), with no copy to registers or local memory.
-template <int KIND, int UNIT>
+template <int KIND, int UNIT, int PHASE_A>
 __global__ void __launch_bounds__(kCompressThreads) compress_kernel(const __grid_constant__ CompressArgs a) {
-  compress_row<KIND, UNIT>(a, blockIdx.x / a.split, int(blockIdx.x % a.split));
+  compress_row<KIND, UNIT, PHASE_A>(a, blockIdx.x / a.split, int(blockIdx.x % a.split));
 }
 
 // Every layer of a model in one launch (compressCache on device tensors): layer l owns blocks
 // [first_block[l], first_block[l + 1]), one per row (split = 1). Descriptors live in device
-// memory; all layers share the element type and the copy unit (the launcher checks).
+// memory; all layers share the element type and the copy unit (the launcher checks); each
+// layer's descriptor carries its own scorer and scorer inputs, so every scorer batches (keydiff
+// needs G = 1, which this kernel always has).
 // The descriptor is read in place from global memory (read-only, so loaded as its fields are
 // used): copying it to registers up front spills.
 template <int KIND, int UNIT>
@@ -369,7 +388,7 @@ __global__ void __launch_bounds__(kCompressThreads, 1)
   int l = 0;
   while (l + 1 < n_layers && blockIdx.x >= first_block[l + 1]) ++l;
   const CompressArgs& a = layers[l];
-  compress_row<KIND, UNIT>(a, (long long)(blockIdx.x - first_block[l]), 0);
+  compress_row<KIND, UNIT, kAnyScores>(a, (long long)(blockIdx.x - first_block[l]), 0);
 }
 
 }  // namespace kvtrim::cuda

@@ -1,4 +1,5 @@
-// Key norms on the GPU in the contract's canonical order (native/core/norm.h says it in C++).
+// Key norms and row dots on the GPU in the contract's canonical order (native/core/norm.h and
+// score.h say it in C++).
 //
 // A token's row is read by a group of L lanes of one warp (L = min(32, chunks rounded up to a
 // power of two)); lane l owns chunks l, l + L, l + 2L, ... and sums each chunk's kChunk (8)
@@ -40,29 +41,58 @@ inline NormGeometry norm_geometry(int64_t head_dim, const void* base) {
   return g;
 }
 
-template <int KIND>
-KVTRIM_DEV float square_add(float s, unsigned raw, bool first) {
+// What a row sum adds: squares (a norm), products with a float32 vector y (a dot), or either,
+// chosen at run time by y != nullptr (one copy of the code for a kernel that needs both).
+enum SumKind : int { kSquares = 0, kDot = 1, kSquaresOrDot = 2 };
+
+// One term of a chunk's left-to-right sum: x[i] * x[i] or x[i] * y[i], each product rounded
+// on its own, the chunk's first term taken as it is.
+template <int KIND, int SUM>
+KVTRIM_DEV float term_add(float s, unsigned raw, const float* y, int i, bool first) {
   const float x = to_f32<KIND>(raw);
-  const float sq = __fmul_rn(x, x);
-  return first ? sq : __fadd_rn(s, sq);
+  const float p = __fmul_rn(x, SUM == kSquares ? x : SUM == kDot ? y[i] : (y != nullptr ? y[i] : x));
+  return first ? p : __fadd_rn(s, p);
 }
 
-// Left-to-right sum of squares of chunk c of a row.
-template <int KIND>
-KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& g) {
+// Left-to-right sum of chunk c of a row (SumKind SUM).
+template <int KIND, int SUM>
+KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& g, const float* y) {
   float s = 0.f;
+  if (g.vec && SUM != kSquares && y != nullptr) {
+    // A dot: 4 elements and 4 of y (16-byte aligned wherever the row is: the launcher's
+    // vectors and anchor are) at a time, so its operands take 8 registers, not 16.
+#pragma unroll 1
+    for (int h = 0; h < 2; ++h) {
+      const float4 yv = reinterpret_cast<const float4*>(y)[2 * c + h];
+      const float ys[4] = {yv.x, yv.y, yv.z, yv.w};
+      unsigned w[4];
+      if (KIND == kF32) {
+        const uint4 q = reinterpret_cast<const uint4*>(row)[2 * c + h];
+        w[0] = q.x, w[1] = q.y, w[2] = q.z, w[3] = q.w;
+      } else {
+        const uint2 q = reinterpret_cast<const uint2*>(row)[2 * c + h];
+        w[0] = q.x & 0xFFFFu, w[1] = q.x >> 16, w[2] = q.y & 0xFFFFu, w[3] = q.y >> 16;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float p = __fmul_rn(to_f32<KIND>(w[i]), ys[i]);
+        s = (h == 0 && i == 0) ? p : __fadd_rn(s, p);
+      }
+    }
+    return s;
+  }
   if (g.vec) {
     if (KIND == kF32) {
       const uint4* p = reinterpret_cast<const uint4*>(row) + 2 * c;
       const uint4 a = p[0], b = p[1];
       const unsigned w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-      for (int i = 0; i < 8; ++i) s = square_add<KIND>(s, w[i], i == 0);
+      for (int i = 0; i < 8; ++i) s = term_add<KIND, SUM>(s, w[i], y, kChunk * c + i, i == 0);
     } else {
       const uint4 a = reinterpret_cast<const uint4*>(row)[c];
       const unsigned w[4] = {a.x, a.y, a.z, a.w};
 #pragma unroll
-      for (int i = 0; i < 8; ++i) s = square_add<KIND>(s, (w[i / 2] >> (16 * (i & 1))) & 0xFFFFu, i == 0);
+      for (int i = 0; i < 8; ++i) s = term_add<KIND, SUM>(s, (w[i / 2] >> (16 * (i & 1))) & 0xFFFFu, y, kChunk * c + i, i == 0);
     }
     return s;
   }
@@ -70,22 +100,24 @@ KVTRIM_DEV float chunk_sum(const unsigned char* row, int c, const NormGeometry& 
   for (int i = begin; i < end; ++i) {
     const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(row)[i]
                                       : unsigned(reinterpret_cast<const unsigned short*>(row)[i]);
-    s = square_add<KIND>(s, raw, i == begin);
+    s = term_add<KIND, SUM>(s, raw, y, i, i == begin);
   }
   return s;
 }
 
-// Norm of the row at `row` (ignored when !valid), computed by the L lanes of this thread's
-// segment; every lane of the warp must call it (shuffles use the full mask). Returns the norm
-// in every lane of the segment.
-template <int KIND>
-KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const NormGeometry& g) {
+// The contract's sum of a row at `row` (ignored when !valid): chunk sums, then the pairwise
+// tree, computed by the L lanes of this thread's segment; every lane of the warp must call it
+// (shuffles use the full mask). Returns the total in every lane of the segment. A chunk past
+// the row adds +0: exact for squares; for a dot it can only turn a -0 total into +0, which no
+// score keeps (canonical_score, score_key).
+template <int KIND, int SUM>
+KVTRIM_DEV float group_row_sum(const unsigned char* row, bool valid, const NormGeometry& g, const float* y) {
   const int lane = int(threadIdx.x & 31u) & (g.lanes - 1);
   float s[kMaxLocalChunks];
 #pragma unroll
   for (int j = 0; j < kMaxLocalChunks; ++j) {
     const int c = lane + g.lanes * j;
-    s[j] = (valid && j < g.local && c < g.chunks) ? chunk_sum<KIND>(row, c, g) : 0.f;
+    s[j] = (valid && j < g.local && c < g.chunks) ? chunk_sum<KIND, SUM>(row, c, g, y) : 0.f;
   }
   if (g.local >= 4) {
     s[0] = __fadd_rn(s[0], s[2]);
@@ -96,10 +128,20 @@ KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const Norm
     const float other = __shfl_down_sync(0xFFFFFFFFu, s[0], half, g.lanes);
     s[0] = __fadd_rn(s[0], other);
   }
-  const float total = __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
-  const float norm = __fsqrt_rn(total);
-  // The contract's canonical NaN (native/core/norm.h, step 5): a GPU's own NaN is 0x7FFFFFFF.
+  return __shfl_sync(0xFFFFFFFFu, s[0], 0, g.lanes);
+}
+
+// A norm from its sum of squares: sqrtf, NaN canonical (native/core/norm.h, step 5: a GPU's
+// own NaN is 0x7FFFFFFF).
+KVTRIM_DEV float norm_of_sum(float sum) {
+  const float norm = __fsqrt_rn(sum);
   return norm != norm ? __uint_as_float(kCanonicalNaN) : norm;
+}
+
+// Norm of a row (group_row_sum's rules), in every lane of the segment.
+template <int KIND>
+KVTRIM_DEV float group_row_norm(const unsigned char* row, bool valid, const NormGeometry& g) {
+  return norm_of_sum(group_row_sum<KIND, kSquares>(row, valid, g, nullptr));
 }
 
 // keyNorms: out[r] = norm of key row r, for n_rows rows. Grid-stride over groups of tokens.
