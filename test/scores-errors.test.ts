@@ -87,12 +87,15 @@ describe('score: bad scorers', () => {
     await expectRejects(api.tokenScores(keys, values, null as never), 'INVALID_ARGUMENT', /options/)
   })
 
-  it('the CacheCompressor checks score at its first call; a bad one is INVALID_OPTION naming score', () => {
+  it('the CacheCompressor checks score at its first call, the Compressor when made; INVALID_OPTION naming score', () => {
     for (const bad of ['low', 5, {}, { projct: [vectors] }]) {
       const kv = new CacheCompressor({ keepRatio: 0.5, score: bad } as never)
       expectCode(() => kv.afterPrefillSync([{ keys, values }]), 'INVALID_OPTION', /score/)
     }
     for (const bad of ['low', 5]) expectCode(() => new Compressor({ target: 4, interval: 0, score: bad } as never), 'INVALID_OPTION', /score/)
+    // the Compressor takes project per layer, and no given scores (they would be stale after a step)
+    expectCode(() => new Compressor({ target: 4, interval: 0, score: { scores: [given] } } as never), 'INVALID_OPTION', /score\.scores/)
+    expectCode(() => new Compressor({ target: 4, interval: 0, score: { project: vectors } } as never), 'INVALID_OPTION', all('score\\.project', 'per layer'))
   })
 })
 
