@@ -37,4 +37,11 @@ __device__ __forceinline__ unsigned char* kvtrim_dynamic_smem() {
 #endif
 
 #define KVTRIM_DEV __device__ __forceinline__
+// A device function kept out of line on the GPU, so that ptxas allocates its registers apart
+// (kernels/scores.cuh: keydiff_anchor); an ordinary inline function under the emulator.
+#if defined(__CUDACC__)
+#define KVTRIM_DEV_NOINLINE __device__ __noinline__
+#else
+#define KVTRIM_DEV_NOINLINE inline
+#endif
 // KVTRIM_HD (host and device) comes with the contract: native/core/contract.h.

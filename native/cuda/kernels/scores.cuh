@@ -66,7 +66,7 @@ KVTRIM_DEV void for_token_groups(int t0, int t1, int lanes, F f) {
 // take consecutive d: coalesced), then the pairwise tree over the chunks, a barrier per level.
 // Threads map to (chunk, dimension) once (no division in the loops: registers).
 template <int KIND>
-KVTRIM_DEV void keydiff_anchor(const unsigned char* keys, int row_bytes, int D, int len, const unsigned* norms,
+KVTRIM_DEV_NOINLINE void keydiff_anchor(const unsigned char* keys, int row_bytes, int D, int len, const unsigned* norms,
                                float* chunks) {
   const int n = (len + kTokenChunk - 1) / kTokenChunk;
   const int span = min_i(D, int(blockDim.x));   // threads per chunk
@@ -74,16 +74,15 @@ KVTRIM_DEV void keydiff_anchor(const unsigned char* keys, int row_bytes, int D, 
   const int c_first = int(threadIdx.x) / span, d_first = int(threadIdx.x) - c_first * span;
   const bool active = c_first < per;
   for (int c = c_first; active && c < n; c += per) {
-    const int end = min_i(len, (c + 1) * kTokenChunk);
+    const int j0 = c * kTokenChunk, end = min_i(len, j0 + kTokenChunk);
     for (int d = d_first; d < D; d += span) {
       float s = 0.f;
+      const unsigned char* r = keys + (long long)j0 * row_bytes + (long long)d * (KIND == kF32 ? 4 : 2);
 #pragma unroll 1
-      for (int j = c * kTokenChunk; j < end; ++j) {
+      for (int j = j0; j < end; ++j, r += row_bytes) {  // a running pointer: fewer live registers
         const float nj = __uint_as_float(norms[j]);
         if (!finite_dev(nj) || nj == 0.f) continue;  // adds nothing (score.h: keydiff_counts)
-        const unsigned char* r = keys + (long long)j * row_bytes;
-        const unsigned raw = KIND == kF32 ? reinterpret_cast<const unsigned*>(r)[d]
-                                          : unsigned(reinterpret_cast<const unsigned short*>(r)[d]);
+        const unsigned raw = KIND == kF32 ? *reinterpret_cast<const unsigned*>(r) : unsigned(*reinterpret_cast<const unsigned short*>(r));
         s = __fadd_rn(s, __fdiv_rn(to_f32<KIND>(raw), nj));
       }
       chunks[(long long)c * D + d] = s;
