@@ -252,7 +252,7 @@ CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg&
   throw_if(env, make_plan(shape, o.params, o.has_lengths ? o.lengths.data() : nullptr,
                           int64_t(o.lengths.size()), &plan));
   return CompressJob{keys.view.dtype, shape, keys.view.data, values.view.data, o.params, std::move(plan),
-                     nullptr, nullptr, nullptr, in_place};
+                     nullptr, nullptr, nullptr, nullptr, nullptr, in_place};
 }
 
 Napi::Value DecodeOptions(const Napi::CallbackInfo& info) {
