@@ -26,6 +26,7 @@ class Operation {
   virtual void settled() {}
 };
 
+
 // Runs `op` now (the ...Sync forms): its result, or a thrown KvtrimError.
 Napi::Value run_now(Napi::Env env, Operation& op);
 // Queues `op` on the libuv pool and returns its Promise.
