@@ -61,7 +61,7 @@ export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike
   return compressChecked(keys, values, options, true)
 }
 
-/** {@link compressSync}, off the event loop (settled when the CPU or GPU work is done). */
+/** {@link compressSync}, off the event loop (settled when the CPU or GPU work is done; host work on at most 32 KiB of input runs at once, as it takes less than the hop to a worker thread). */
 export function compress(keys: DeviceTensor, values: DeviceTensor, options: CompressOptions): Promise<CompressResult<DeviceTensor>>
 export function compress(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<CompressResult>
 export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>>

@@ -119,7 +119,41 @@ Napi::Value run_now(Napi::Env env, Operation& op) {
   return result;
 }
 
+namespace {
+
+// A tiny operation: run now, its Promise settled at once (resolved with the result, or
+// rejected with the error, as a queued one would be).
+Napi::Value run_tiny(Napi::Env env, Operation& op) {
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+    op.settled();
+    throw Napi::Error::New(env);
+  }
+  Napi::Value outcome;
+  bool ok = false, settled = false;
+  try {
+    Status s = run_guarded(op);
+    if (s.ok()) s = op.finish(env, &outcome);
+    op.settled();
+    settled = true;
+    ok = s.ok();
+    if (!ok) outcome = make_error(env, s.code, s.message).Value();
+  } catch (const Napi::Error& e) {
+    // finish() or the error could not be made: reject with what was thrown
+    if (!settled) op.settled();
+    ok = false;
+    outcome = e.IsEmpty() ? Napi::Value(env.Undefined()) : e.Value();
+  }
+  const napi_status st = ok ? napi_resolve_deferred(env, deferred, outcome) : napi_reject_deferred(env, deferred, outcome);
+  if (st != napi_ok) throw Napi::Error::New(env);
+  return Napi::Value(env, promise);
+}
+
+}  // namespace
+
 Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* name) {
+  if (op->tiny()) return run_tiny(env, *op);
   auto t = std::make_unique<Task>();
   t->op = std::move(op);
   AddonData* data = env.GetInstanceData<AddonData>();

@@ -182,6 +182,9 @@ struct CompressOp : Operation {
   const char* name = "compress";
 
   bool on_device() const { return entries[0]->keys.on_device; }
+  bool tiny() const override {
+    return !layers && !on_device() && entries[0]->keys.bytes + entries[0]->values.bytes <= kTinyInputBytes;
+  }
 
   Status run() override {
     if (!on_device()) return cpu::compress(entries[0]->job);
