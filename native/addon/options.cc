@@ -138,12 +138,12 @@ void check_known(Napi::Env env, Napi::Object o, const std::vector<const char*>& 
   for (uint32_t i = 0; i < n; ++i) {
     const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
     bool found = false;
+    for (const char* k : known) found = found || key == k;
+    if (found) continue;
     const char* near = nullptr;
     for (const char* k : known) {
-      if (key == k) found = true;
       if (near == nullptr && lower(key) == lower(k)) near = k;
     }
-    if (found) continue;
     std::string list;
     for (const char* k : known) list += (list.empty() ? "" : ", ") + prefix + k;
     throw_error(env, Code::InvalidOption, "Unknown option '" + prefix + key + "'" +
