@@ -19,8 +19,16 @@
  *     always, and on the main shape too without --quick. The native result must equal the
  *     oracle's bit for bit (indices, kept rows, norms); the script fails loudly otherwise.
  *  4. More shapes, native path only (skipped with --quick, or above ~4 GiB of memory).
+ *  5. Scorers (docs/policies.md): compressSync of the main shape at keepRatio 0.5 with each
+ *     `score` ('low-norm', 'high-norm', 'kv-norm', 'keydiff', { project }, { scores }), median
+ *     as above. Bytes that must move per scorer: what the score itself needs read (keys once;
+ *     kv-norm: keys and values once; given scores: the float32 scores, no keys) + the kept key
+ *     and value rows read and written. keydiff reads the keys three times by design (anchor,
+ *     score, the norm pass), so its ratio shows that cost against a one-read floor. Each scorer
+ *     is checked against the oracle bit for bit on [1, 8, 1024, 128] first.
  * Prints a table and writes bench/results/cpu.json. --quick (CI smoke run): 3 runs each, the main
- * shape, and the oracle check on the small shape only.
+ * shape, and the oracle check on the small shape only. --scorers: the memcpy floor and section 5
+ * only (bench/results/cpu-scorers.json).
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -28,10 +36,12 @@ import * as path from 'node:path'
 import * as v8 from 'node:v8'
 import * as vm from 'node:vm'
 import { Worker } from 'node:worker_threads'
+import * as kvtrim from '../lib/index'
 import { backend, compress, keepCount, compressSync, keyNormsSync, type CompressOptions, type CompressResult } from '../lib/index'
 import * as oracle from '../test/oracle'
 
 const QUICK = process.argv.includes('--quick')
+const SCORERS_ONLY = process.argv.includes('--scorers')
 const MEMCPY_RUNS = QUICK ? 3 : 9
 const WARMUPS = QUICK ? 1 : 2
 const RUNS = QUICK ? 3 : 11
@@ -228,6 +238,8 @@ async function memcpyThreads(size: number, threads: number, runs: number): Promi
 
 interface Row {
   op: 'compressSync' | 'compress (async)' | 'keyNormsSync' | 'oracle compress (TS)'
+  /** section 5: the scorer (absent: the default, low-norm) */
+  score?: string
   shape: number[]
   dtype: DType
   keepRatio: number | null
@@ -385,6 +397,57 @@ async function nativeOnly(type: DType, dims: number[]): Promise<void> {
   await benchNorms(keys)
 }
 
+// ---- 5. scorers ---------------------------------------------------------------------------------
+
+type ScoreOption = NonNullable<CompressOptions['score']>
+const tokenScoresSync = (kvtrim as unknown as { tokenScoresSync(k: Tensor, v: Tensor, o: { score: unknown }): Float32Array }).tokenScoresSync
+
+/** Per-head vectors [H * D] for the project scorer (random, seeded). */
+function projectVectors(H: number, D: number): Float32Array {
+  return random32(H * D, 0x5eed)
+}
+
+/** The scorers, named as the table prints them, for keys of `dims`. */
+function scorers(keys: Tensor, values: Tensor): Array<[string, ScoreOption]> {
+  const [B, H, S, D] = keys.dims
+  const given = { type: 'float32', data: tokenScoresSync(keys, values, { score: 'low-norm' }), dims: [B, H, S] }
+  return [
+    ['low-norm', 'low-norm'],
+    ['high-norm', 'high-norm'],
+    ['kv-norm', 'kv-norm' as ScoreOption],
+    ['keydiff', 'keydiff' as ScoreOption],
+    ['project', { project: projectVectors(H, D) } as unknown as ScoreOption],
+    ['scores', { scores: given } as unknown as ScoreOption],
+  ]
+}
+
+/** Bytes that must move for compress with a scorer (see 5. in the header). */
+function scorerBytes(name: string, keys: Tensor, values: Tensor, keepRatio: number): number {
+  const [B, H, S, D] = keys.dims
+  const e = elemBytes(keys.type)
+  const gather = 2 * B * H * keepCount(S, { keepRatio }) * (D + values.dims[3]) * e
+  if (name === 'scores') return B * H * S * 4 + gather
+  if (name === 'kv-norm') return B * H * S * (D + values.dims[3]) * e + gather
+  return B * H * S * D * e + gather
+}
+
+/** Each scorer against the oracle on a small shape (fails loudly), then timed on the main shape. */
+async function benchScorers(keys: Tensor, values: Tensor, keepRatio: number): Promise<Row[]> {
+  const small = [1, 8, 1024, 128]
+  const sk = randomTensor('float16', small, 0x600d), sv = randomTensor('float16', small, 0xf00d)
+  for (const [name, score] of scorers(sk, sv)) {
+    const o = { keepRatio, score }
+    checkSame(`[${small.join(', ')}] float16 keepRatio ${keepRatio} score ${name}`, compressSync(sk, sv, o), oracle.compress(sk, sv, o as oracle.OracleOptions))
+  }
+  const out: Row[] = []
+  for (const [name, score] of scorers(keys, values)) {
+    const options: CompressOptions = { keepRatio, score }
+    const timesMs = await timeRuns(() => compressSync(keys, values, options), WARMUPS, RUNS)
+    out.push(record({ ...compressRow('compressSync', keys, keepRatio, WARMUPS, RUNS, timesMs), score: name, bytesToMove: scorerBytes(name, keys, values, keepRatio) }))
+  }
+  return out
+}
+
 // ---- output -------------------------------------------------------------------------------------
 
 const fmt = (x: number, digits = 2): string => x.toFixed(digits)
@@ -393,7 +456,7 @@ const shapeStr = (d: number[]): string => `[${d.join(',')}]`
 function printTable(): void {
   const head = ['op', 'shape', 'dtype', 'keep', 'k', 'runs', 'median ms', 'min ms', 'MiB to move', 'GB/s eff.', 'x floor']
   const body = rows.map((r) => [
-    r.op,
+    r.score ? `${r.op} ${r.score}` : r.op,
     shapeStr(r.shape),
     r.dtype,
     r.keepRatio === null ? '-' : String(r.keepRatio),
@@ -436,6 +499,8 @@ async function main(): Promise<void> {
       `on ${info.cpu.threads} threads: ${fmt(multi.bytesPerSec / 1e9, 1)} GB/s`,
   )
   console.log(`floor = bytes to move / ${fmt(floorBandwidth / 1e9, 1)} GB/s (the single-thread figure)\n`)
+
+  if (SCORERS_ONLY) return scorersOnly(started, info, cpus, single, multi)
 
   // 2. the main shape
   const main = [1, 8, 32768, 128]
@@ -487,6 +552,9 @@ async function main(): Promise<void> {
     },
   }
 
+  // 5. the scorers on the main shape (after the breakdown, before the other shapes' allocations)
+  const scorerRows = await benchScorers(keys, values, 0.5)
+
   // 3. the oracle
   const oracleRuns: OracleRun[] = []
   if (!QUICK) {
@@ -529,6 +597,11 @@ async function main(): Promise<void> {
       `\n  One compress call: ${b.perCall.minorPageFaults} minor page faults, CPU time ${fmt(b.perCall.userCpuMs, 1)} ms user +` +
       ` ${fmt(b.perCall.systemCpuMs, 1)} ms system (all threads).`,
   )
+  console.log(
+    `scorers, compressSync [1,8,32768,128] float16 keepRatio 0.5: ` +
+      scorerRows.map((r) => `${r.score} ${fmt(r.medianMs)} ms (${fmt(r.ratioToFloor, 1)}x)`).join(', ') +
+      '; each bit-exact against the oracle on [1,8,1024,128]',
+  )
   for (const o of oracleRuns) {
     console.log(
       `oracle ${shapeStr(o.shape)} ${o.dtype} keepRatio ${o.keepRatio}: TS ${fmt(o.oracleMs, 0)} ms once, native ` +
@@ -536,9 +609,20 @@ async function main(): Promise<void> {
     )
   }
 
-  const out = path.join(__dirname, 'results', 'cpu.json')
-  fs.mkdirSync(path.dirname(out), { recursive: true })
-  const json = {
+  writeJson('cpu.json', {
+    ...runInfo(started, info, cpus, single, multi),
+    main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
+    breakdown,
+    scorers: scorerRows,
+    oracle: oracleRuns,
+    results: rows,
+    skipped,
+  })
+}
+
+/** The machine, the build and the memcpy floor: the head of every JSON this script writes. */
+function runInfo(started: Date, info: ReturnType<typeof backend>, cpus: os.CpuInfo[], single: Memcpy, multi: Memcpy) {
+  return {
     date: started.toISOString(),
     quick: QUICK,
     node: process.version,
@@ -548,14 +632,25 @@ async function main(): Promise<void> {
     env: { KVTRIM_THREADS: process.env.KVTRIM_THREADS ?? null },
     memcpy: { singleThread: single, threads: { threads: info.cpu.threads, ...multi } },
     floorBytesPerSec: floorBandwidth,
-    main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
-    breakdown,
-    oracle: oracleRuns,
-    results: rows,
-    skipped,
   }
+}
+
+function writeJson(name: string, json: object): void {
+  const out = path.join(__dirname, 'results', name)
+  fs.mkdirSync(path.dirname(out), { recursive: true })
   fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n')
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`)
+}
+
+/** --scorers: section 5 alone, after the memcpy floor. */
+async function scorersOnly(started: Date, info: ReturnType<typeof backend>, cpus: os.CpuInfo[], single: Memcpy, multi: Memcpy): Promise<void> {
+  const main = [1, 8, 32768, 128]
+  const keys = randomTensor('float16', main, 0x1234567)
+  const values = randomTensor('float16', main, 0x7654321)
+  const scorerRows = await benchScorers(keys, values, 0.5)
+  console.log('')
+  printTable()
+  writeJson('cpu-scorers.json', { ...runInfo(started, info, cpus, single, multi), scorers: scorerRows })
 }
 
 main().catch((err) => {

@@ -2,13 +2,16 @@
 // - language modelling: perplexity of a continuation after compressing the prefill's cache, per
 //   policy and keep ratio; and the decode-time variant (kvtrim/transformers' CacheCompressor:
 //   compress after the prefill, then every N generated tokens back to the same budget);
+// - every scorer of docs/policies.md as a policy; project's vectors come from the prompt's own
+//   queries (queryFilters in policies.ts), so a decoder that returns no queries (an ONNX export)
+//   reports it as n/a;
 // - the diagnostic: per layer and KV head, Spearman's correlation between a prefill key's L2 norm
 //   and the attention the continuation's queries give it (normAttentionCorrelation).
 import { normAttentionCorrelation } from '../lib/index'
-import { CacheCompressor } from '../lib/cache/transformers'
+import { CacheCompressor, type CacheCompressorOptions } from '../lib/cache/transformers'
 import type { Decoder } from './decoder'
 import { logProb, type KvCache } from './llama2c'
-import { DECODE_POLICIES, POLICIES, compressPrefill, policyOptions, type Policy } from './policies'
+import { DECODE_POLICIES, POLICIES, compressPrefill, policyOptions, queryFilters, type Policy } from './policies'
 import { passkey, type PasskeyResult, type TextCodec } from './passkey'
 import { rng, sampleStories } from './text'
 import { BOS } from './tokenizer'
@@ -39,6 +42,7 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number, label: string) => void
 }
 
+/** perplexity NaN: the policy could not run on this decoder (project without queries) */
 export interface PrefillRow { policy: Policy; keepRatio: number; kept: number; perplexity: number }
 export interface DecodeRow { policy: Policy; keepRatio: number; every: number; target: number; maxCache: number; perplexity: number }
 
@@ -104,7 +108,8 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
   const compression = { pruneAfter: o.pruneAfter, skipLayers: o.skipLayers }
 
   for (const [si, story] of stories.entries()) {
-    const pre = await model.forward(story.slice(0, P), Array.from({ length: P }, (_, i) => i), null, { logits: 'last' })
+    const pre = await model.forward(story.slice(0, P), Array.from({ length: P }, (_, i) => i), null, { logits: 'last', queries: true })
+    const project = pre.queries && queryFilters(pre.queries, c)
     // the baseline and, from its attention, the diagnostic
     const toks = story.slice(P, P + C)
     const full = await model.forward(toks, toks.map((_, i) => P + i), pre.cache, { attention: true })
@@ -124,8 +129,12 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
     for (const policy of o.policies) {
       for (const ratio of o.ratios) {
         const key = `${policy}@${ratio}`
-        const cache = compressPrefill(pre.cache, policy, ratio, compression, random)
-        prefillNll.set(key, (prefillNll.get(key) ?? 0) + (await continuationNll(model, story, P, C, cache)))
+        if (policy === 'project' && !project) {
+          prefillNll.set(key, NaN)
+        } else {
+          const cache = compressPrefill(pre.cache, policy, ratio, compression, random, project)
+          prefillNll.set(key, (prefillNll.get(key) ?? 0) + (await continuationNll(model, story, P, C, cache)))
+        }
         tick(`story ${si + 1}: ${policy} keep ${ratio}`)
       }
     }
@@ -135,7 +144,8 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
         const k = Math.ceil(ratio * P)
         for (const every of o.every) {
           const kv = new CacheCompressor({
-            keepRatio: ratio, ...policyOptions(policy, k), decode: { every }, pruneAfter: o.pruneAfter, skipLayers: o.skipLayers, sharedMask: model.sharedMask === true,
+            // DECODE_POLICIES use low-norm / high-norm / sink / recent only
+            keepRatio: ratio, ...(policyOptions(policy, k) as Pick<CacheCompressorOptions, 'sink' | 'recent' | 'score'>), decode: { every }, pruneAfter: o.pruneAfter, skipLayers: o.skipLayers, sharedMask: model.sharedMask === true,
           })
           let cache = kv.afterPrefillSync(pre.cache).cache
           let nll = 0, maxCache = 0

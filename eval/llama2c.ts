@@ -40,6 +40,8 @@ export interface ForwardOptions {
   logits?: 'all' | 'last'
   /** Also return the attention weights per layer: [nHeads, T, cacheLen + T] (softmax rows; zero past a token's own column). */
   attention?: boolean
+  /** Also return the new tokens' queries per layer (after RoPE, as they meet the cached keys): [nHeads, T, headDim]. */
+  queries?: boolean
 }
 
 export interface ForwardResult {
@@ -47,6 +49,8 @@ export interface ForwardResult {
   /** the cache with the new tokens' keys and values appended (new tensors; the input is untouched) */
   cache: KvCache
   attention?: Float32Array[]
+  /** [nHeads, T, headDim] per layer, when asked for */
+  queries?: Float32Array[]
 }
 
 /** The checkpoint's tensors, matrices [out, in] row-major (views into one buffer). */
@@ -217,6 +221,7 @@ export class Llama2Model {
     const scale = 1 / Math.sqrt(headDim)
     const next: KvCache = []
     const attention: Float32Array[] = []
+    const queryOut: Float32Array[] = []
     for (let l = 0; l < nLayers; l++) {
       const S = past[l].keys.dims[2], total = S + T
       if (past[l].values.dims[2] !== S) throw new Error(`Expected keys and values of layer ${l} to hold the same number of rows`)
@@ -239,6 +244,11 @@ export class Llama2Model {
           K.set(k.subarray(h * headDim, (h + 1) * headDim), (h * total + S + t) * headDim)
           Vc.set(v.subarray(h * headDim, (h + 1) * headDim), (h * total + S + t) * headDim)
         }
+      }
+      if (o.queries) {
+        const qs = new Float32Array(nHeads * T * headDim)
+        for (let t = 0; t < T; t++) for (let h = 0; h < nHeads; h++) qs.set(queries[t].subarray(h * headDim, (h + 1) * headDim), (h * T + t) * headDim)
+        queryOut.push(qs)
       }
       const att = o.attention ? new Float32Array(nHeads * T * total) : undefined
       for (let t = 0; t < T; t++) {
@@ -269,7 +279,7 @@ export class Llama2Model {
       rmsnorm(x[t], w.rmsFinal, xb)
       matvec(w.classifier, xb, logits.subarray(r * vocabSize, (r + 1) * vocabSize), vocabSize, dim)
     })
-    return o.attention ? { logits, cache: next, attention } : { logits, cache: next }
+    return { logits, cache: next, ...(o.attention && { attention }), ...(o.queries && { queries: queryOut }) }
   }
 }
 

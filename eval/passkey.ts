@@ -6,7 +6,7 @@
 // whole cache score 0 everywhere: the baseline says so.
 import type { Decoder } from './decoder'
 import { argmax, type KvCache } from './llama2c'
-import { compressPrefill, type Policy } from './policies'
+import { compressPrefill, queryFilters, type Policy } from './policies'
 import { rng } from './text'
 
 export interface TextCodec {
@@ -30,6 +30,7 @@ export interface PasskeyResult {
   promptTokens: number[]
   /** fraction of trials answered with the whole cache */
   baseline: number
+  /** accuracy NaN: the policy could not run on this decoder (project without queries) */
   rows: Array<{ policy: Policy; keepRatio: number; accuracy: number }>
   /** the first trial's answer with the whole cache, for the record */
   example: { key: string; answer: string }
@@ -76,13 +77,18 @@ export async function passkey(model: Decoder, codec: TextCodec, o: PasskeyOption
     const key = String(10000 + Math.floor(random() * 90000))
     const ids = passkeyPrompt(codec, key, 0.1 + 0.8 * random(), context)
     promptTokens.push(ids.length)
-    const pre = await model.forward(ids.slice(0, -1), ids.slice(0, -1).map((_, i) => i), null, { logits: 'last' })
+    const pre = await model.forward(ids.slice(0, -1), ids.slice(0, -1).map((_, i) => i), null, { logits: 'last', queries: true })
+    const project = pre.queries && queryFilters(pre.queries, model.config)
     const full = await answer(model, codec, ids, pre.cache, maxTokens)
     if (t === 0) example = { key, answer: full }
     if (full.includes(key)) baseHits++
     for (const policy of o.policies) {
       for (const ratio of o.ratios) {
-        const cache = compressPrefill(pre.cache, policy, ratio, { pruneAfter: 0, skipLayers: [] }, random)
+        if (policy === 'project' && !project) {
+          hits.set(`${policy}@${ratio}`, NaN)
+          continue
+        }
+        const cache = compressPrefill(pre.cache, policy, ratio, { pruneAfter: 0, skipLayers: [] }, random, project)
         if ((await answer(model, codec, ids, cache, maxTokens)).includes(key)) hits.set(`${policy}@${ratio}`, (hits.get(`${policy}@${ratio}`) ?? 0) + 1)
       }
     }

@@ -1,10 +1,13 @@
 // The policies the evaluation compares, as kvtrim options for a budget of k tokens per head:
 // the paper's low-norm, its high-norm ablation, a random choice, a recent window, sink + recent
-// (StreamingLLM; PoD's proximal tokens) and low-norm with sink + recent.
+// (StreamingLLM; PoD's proximal tokens), low-norm with sink + recent, and the other scorers of
+// docs/policies.md: kv-norm (CurDKV), keydiff (KeyDiff) and project (Q-Filters' idea, with the
+// vectors of queryFilters below: the mean query of each KV head over the prompt).
 import { compressSync, type CompressOptions } from '../lib/index'
+import type { DecoderConfig } from './decoder'
 import type { F32Tensor, KvCache } from './llama2c'
 
-export const POLICIES = ['low-norm', 'high-norm', 'random', 'recent', 'sink+recent', 'low-norm+sink+recent'] as const
+export const POLICIES = ['low-norm', 'high-norm', 'random', 'recent', 'sink+recent', 'low-norm+sink+recent', 'kv-norm', 'keydiff', 'project'] as const
 export type Policy = (typeof POLICIES)[number]
 /** Policies the decode-time Compressor can run (random is not a kvtrim policy). */
 export const DECODE_POLICIES: readonly Policy[] = ['low-norm', 'high-norm', 'recent', 'sink+recent', 'low-norm+sink+recent']
@@ -12,13 +15,43 @@ export const DECODE_POLICIES: readonly Policy[] = ['low-norm', 'high-norm', 'rec
 export const SINK = 4
 export const RECENT = 16
 
-/** sink / recent / score for a budget of k tokens (k = ceil(keepRatio * len)). */
-export function policyOptions(policy: Policy, k: number): Pick<CompressOptions, 'sink' | 'recent' | 'score'> {
+/**
+ * Q-Filters (Godey et al. 2025, arXiv 2503.02812) scores a key by its projection on one direction
+ * per head estimated from queries. Approximated here from the prompt itself: per layer and KV
+ * head, the mean of the queries (after RoPE, as they meet the cached keys) of the query heads it
+ * serves, over every prompt position. kvtrim's project score is -(f . k), so f = -mean(q) keeps
+ * the keys with the highest mean-query logit mean(q) . k. `queries`: per layer [nHeads, T, headDim].
+ */
+export function queryFilters(queries: readonly Float32Array[], c: Pick<DecoderConfig, 'nHeads' | 'nKvHeads' | 'headDim'>): Float32Array[] {
+  const group = c.nHeads / c.nKvHeads
+  return queries.map((q) => {
+    const T = q.length / (c.nHeads * c.headDim)
+    const f = new Float64Array(c.nKvHeads * c.headDim)
+    for (let h = 0; h < c.nHeads; h++) {
+      const kh = Math.floor(h / group)
+      for (let t = 0; t < T; t++) for (let d = 0; d < c.headDim; d++) f[kh * c.headDim + d] += q[(h * T + t) * c.headDim + d]
+    }
+    return Float32Array.from(f, (x) => -x / (group * T))
+  })
+}
+
+/**
+ * sink / recent / score for a budget of k tokens (k = ceil(keepRatio * len)); `project`: the
+ * layer's vectors ([kvHeads * headDim], queryFilters') for the project policy.
+ */
+export function policyOptions(policy: Policy, k: number, project?: Float32Array): Pick<CompressOptions, 'sink' | 'recent' | 'score'> {
   switch (policy) {
     case 'low-norm':
       return {}
     case 'high-norm':
       return { score: 'high-norm' }
+    case 'kv-norm':
+      return { score: 'kv-norm' }
+    case 'keydiff':
+      return { score: 'keydiff' }
+    case 'project':
+      if (!project) throw new Error('project needs query vectors (queryFilters), which this decoder does not give')
+      return { score: { project } }
     case 'recent':
       return { recent: k }
     case 'sink+recent':
@@ -54,8 +87,11 @@ export interface PrefillCompression {
   skipLayers: readonly number[]
 }
 
-/** The cache after compressing every layer to k = ceil(keepRatio * len) tokens with `policy`. */
-export function compressPrefill(cache: KvCache, policy: Policy, keepRatio: number, o: PrefillCompression, random: () => number): KvCache {
+/**
+ * The cache after compressing every layer to k = ceil(keepRatio * len) tokens with `policy`;
+ * `project`: per layer the project policy's vectors (queryFilters of the prompt's queries).
+ */
+export function compressPrefill(cache: KvCache, policy: Policy, keepRatio: number, o: PrefillCompression, random: () => number, project?: readonly Float32Array[]): KvCache {
   return cache.map((layer, l) => {
     const S = layer.keys.dims[2], H = layer.keys.dims[1]
     if (o.skipLayers.includes(l) || S < o.pruneAfter) return layer
@@ -64,7 +100,7 @@ export function compressPrefill(cache: KvCache, policy: Policy, keepRatio: numbe
       const keep = Array.from({ length: H }, () => randomKeep(S, k, random))
       return { keys: gather(layer.keys, H, keep), values: gather(layer.values, H, keep) }
     }
-    const r = compressSync(layer.keys, layer.values, { keepRatio, ...policyOptions(policy, k) })
+    const r = compressSync(layer.keys, layer.values, { keepRatio, ...policyOptions(policy, k, project?.[l]) })
     return { keys: r.keys as F32Tensor, values: r.values as F32Tensor }
   })
 }

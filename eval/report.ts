@@ -53,12 +53,15 @@ export function table(r: EvalResult): string {
 
 const COLORS: Record<string, string> = {
   'low-norm': '#d62728', 'high-norm': '#9467bd', random: '#7f7f7f', recent: '#1f77b4', 'sink+recent': '#2ca02c', 'low-norm+sink+recent': '#ff7f0e',
+  'kv-norm': '#8c564b', keydiff: '#e377c2', project: '#17becf',
 }
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
 interface Panel { x: number; y: number; w: number; h: number }
 
 function linePanel(p: Panel, title: string, lines: Array<{ name: string; points: Array<[number, number]> }>, baseline: number, yMax: number): string {
+  // a policy that could not run (NaN) draws no points
+  lines = lines.map((l) => ({ ...l, points: l.points.filter(([, y]) => Number.isFinite(y)) }))
   const ys = lines.flatMap((l) => l.points.map(([, y]) => y)).concat(baseline)
   const lo = Math.min(...ys), hi = Math.min(yMax, Math.max(...ys))
   const pad = (hi - lo) * 0.05 || 0.05
@@ -119,14 +122,20 @@ export function chart(r: EvalResult): string {
     ...(decodeLines.length ? [linePanel({ x: 440, y: 0, w: 440, h: H }, `Decode-time, compressed every ${every} tokens`, decodeLines, r.baseline, yMax)] : []),
     ...(r.correlation ? [barPanel({ x: 880, y: 0, w: 380, h: H }, "Spearman's rho: key norm vs attention", r.correlation.perHead, r.correlation.perLayer)] : []),
   ]
-  // legend
-  let lx = 50
+  // legend (wrapped onto a second row when the policies do not fit one)
+  let lx = 50, ly = H + 20
   const entries: Array<[string, string]> = [...r.options.policies.map((n): [string, string] => [n, `stroke="${COLORS[n]}" stroke-width="3"`]), ['no compression', 'stroke="#000" stroke-dasharray="4 3"']]
   for (const [name, style] of entries) {
-    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${H + 20}" y2="${H + 20}" ${style}/><text x="${lx + 25}" y="${H + 24}">${esc(name)}</text>`)
-    lx += 45 + 7.5 * name.length
+    const w = 45 + 7.5 * name.length
+    if (lx + w > W - 10) {
+      lx = 50
+      ly += 18
+    }
+    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly}" y2="${ly}" ${style}/><text x="${lx + 25}" y="${ly + 4}">${esc(name)}</text>`)
+    lx += w
   }
-  parts.push(`<text x="${W - 10}" y="${H + 24}" text-anchor="end" font-size="10">points above ${f(yMax, 2)} are drawn at the top; the table has them</text>`)
+  parts.push(`<text x="${W - 10}" y="${ly + 22}" text-anchor="end" font-size="10">points above ${f(yMax, 2)} are drawn at the top; the table has them</text>`)
+  parts[0] = parts[0].replace(/height="\d+" viewBox="0 0 (\d+) \d+"/, (_, w: string) => `height="${ly + 32}" viewBox="0 0 ${w} ${ly + 32}"`)
   parts.push('</svg>')
   return parts.join('\n') + '\n'
 }

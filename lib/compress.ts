@@ -40,9 +40,9 @@ function shaped(keys: AnyTensor, values: AnyTensor, r: NativeCompressResult | Na
  * @internal compress on either backend, now (sync) or as a Promise; `options` as the caller
  * gave them or as decodeCompressOptions returned them (native code checks them either way).
  */
-export function compressChecked(keys: AnyTensor, values: AnyTensor, options: CompressOptions | NativeCompressOptions, sync: true): CompressResult<HostTensor | DeviceTensor>
-export function compressChecked(keys: AnyTensor, values: AnyTensor, options: CompressOptions | NativeCompressOptions, sync: false): Promise<CompressResult<HostTensor | DeviceTensor>>
-export function compressChecked(keys: AnyTensor, values: AnyTensor, options: CompressOptions | NativeCompressOptions, sync: boolean): unknown {
+export function compressChecked(keys: AnyTensor, values: AnyTensor, options: CompressOptions | Partial<NativeCompressOptions>, sync: true): CompressResult<HostTensor | DeviceTensor>
+export function compressChecked(keys: AnyTensor, values: AnyTensor, options: CompressOptions | Partial<NativeCompressOptions>, sync: false): Promise<CompressResult<HostTensor | DeviceTensor>>
+export function compressChecked(keys: AnyTensor, values: AnyTensor, options: CompressOptions | Partial<NativeCompressOptions>, sync: boolean): unknown {
   const b = binding()
   if (sync) return shaped(keys, values, b.compressSync(keys, values, options))
   return b.compress(keys, values, options).then((r) => shaped(keys, values, r))
@@ -61,7 +61,7 @@ export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike
   return compressChecked(keys, values, options, true)
 }
 
-/** {@link compressSync}, off the event loop (settled when the CPU or GPU work is done). */
+/** {@link compressSync}, off the event loop (settled when the CPU or GPU work is done; host work on at most 32 KiB of input runs at once, as it takes less than the hop to a worker thread). */
 export function compress(keys: DeviceTensor, values: DeviceTensor, options: CompressOptions): Promise<CompressResult<DeviceTensor>>
 export function compress(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<CompressResult>
 export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>>

@@ -28,7 +28,7 @@ export function tokenScoresSync(keys: DeviceTensor, values: DeviceTensor, option
 export function tokenScoresSync(keys: TensorLike, values: TensorLike, options?: TokenScoresOptions): Float32Array
 export function tokenScoresSync(keys: AnyTensor, values: AnyTensor, options?: TokenScoresOptions): Float32Array | DeviceTensor
 export function tokenScoresSync(keys: AnyTensor, values: AnyTensor, options?: TokenScoresOptions): Float32Array | DeviceTensor {
-  return scores(keys, values, options ?? {}, true)
+  return scores(keys, values, options === undefined ? {} : options, true)
 }
 
 /** {@link tokenScoresSync}, off the event loop. */
@@ -36,5 +36,5 @@ export function tokenScores(keys: DeviceTensor, values: DeviceTensor, options?: 
 export function tokenScores(keys: TensorLike, values: TensorLike, options?: TokenScoresOptions): Promise<Float32Array>
 export function tokenScores(keys: AnyTensor, values: AnyTensor, options?: TokenScoresOptions): Promise<Float32Array | DeviceTensor>
 export function tokenScores(keys: AnyTensor, values: AnyTensor, options?: TokenScoresOptions): Promise<Float32Array | DeviceTensor> {
-  return withCallerStack(() => scores(keys, values, options ?? {}, false), tokenScores)
+  return withCallerStack(() => scores(keys, values, options === undefined ? {} : options, false), tokenScores)
 }

@@ -18,6 +18,7 @@ describe('crash suite: nothing a caller does takes the process down (each scenar
     ['getter-detaches-raw', /^(DETACHED_BUFFER|DATA_LENGTH|ok)(,(DETACHED_BUFFER|DATA_LENGTH|ok))*$/, 'the same getters against the raw native binding (no facade in between)'],
     ['scores-pending-changes', 'ok', 'given scores and tokenScores inputs resized, shared or transferred while the Promise is pending'],
     ['score-getters', /^(DETACHED_BUFFER|DATA_LENGTH|INVALID_OPTION|ok)(,(DETACHED_BUFFER|DATA_LENGTH|INVALID_OPTION|ok))*$/, 'getters and Proxies on score, score.scores and score.project that detach keys or scores during a sync call (facade and raw binding)'],
+    ['scores-short-data', 'DATA_LENGTH', 'given scores whose data is shorter than their dims (empty too), sync, async, tokenScores and the raw binding'],
     ['sync-loop-memory', 'ok', '400 compressSync calls on [1,8,4096,128] fp16 in a loop that never yields: RSS bounded'],
     ['thousands-pending', 'ok', '3,000 compress() Promises in flight at once, all equal to the sync result'],
     ['exit-with-pending', 'ok', 'process.exit() on the main thread with large compress() calls pending'],

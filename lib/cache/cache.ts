@@ -12,7 +12,8 @@ import { cacheOptions, type CachePlan } from './options'
 import type { CacheLayer, CacheOptions, CacheResult, LayerReport } from './types'
 
 type AnyLayer = CacheLayer<TensorLike | DeviceTensor>
-type LayerTask = { index: number; layer: AnyLayer; options: NativeCompressOptions } | { index: number; skipped: LayerReport }
+// a layer's options as native code decodes them, defaults left out
+type LayerTask = { index: number; layer: AnyLayer; options: Partial<NativeCompressOptions> } | { index: number; skipped: LayerReport }
 
 function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): number {
   const keys = (layer as { keys?: unknown } | null)?.keys
@@ -36,6 +37,9 @@ function seqLenOf(layer: unknown, index: number, lengths?: ArrayLike<number>): n
   return lengths && lengths.length > 0 ? maxOf(lengths) : seqLen
 }
 
+// The decoded options' defaults (native/addon/options.cc reads undefined as these).
+const DEFAULTS = { order: 'position', score: 'low-norm', sink: 0, recent: 0 } as const
+
 function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
   if (!Array.isArray(layers)) throw new KvtrimError(`Expected layers to be an array but received ${describe(layers)}`, 'INVALID_ARGUMENT')
   const p: CachePlan = cacheOptions(options, layers.length)
@@ -44,6 +48,15 @@ function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
   for (let index = 0; index < layers.length; index++) lens.push(seqLenOf(layers[index], index, p.base.lengths))
   // per-layer budgets are counted against the longest layer (all layers, skipped ones included)
   const budget = p.budget(maxOf(lens, 0))
+  // each layer's options: the base's without keepRatio / keep, plus the layer's budget (built
+  // by assignment: a spread then `delete` of the unused key cost ~3 us a layer)
+  const { keepRatio: _ratio, keep: _keep, ...decoded } = p.base
+  // and without the defaults (native code reads a missing option as its default): fewer
+  // properties for the decoder to walk on every layer
+  const rest: Partial<NativeCompressOptions> = {}
+  for (const [k, v] of Object.entries(decoded) as [keyof NativeCompressOptions, unknown][]) {
+    if (v !== DEFAULTS[k as keyof typeof DEFAULTS]) (rest as Record<string, unknown>)[k] = v
+  }
   const tasks: LayerTask[] = []
   for (let index = 0; index < layers.length; index++) {
     const layer = layers[index]
@@ -53,9 +66,12 @@ function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
       tasks.push({ index, skipped: { layer: index, before: len, after: len, compressed: false, reason } })
       continue
     }
-    const options: NativeCompressOptions = { ...p.base, ...budget(index, layer.keys.dims[2]), score: p.score(index) }
-    if (options.keepRatio === undefined) delete options.keepRatio
-    if (options.keep === undefined) delete options.keep
+    const { keepRatio, keep } = budget(index, layer.keys.dims[2])
+    const options = { ...rest } as NativeCompressOptions
+    // a name is the same for every layer (and left out when the default); project / scores per layer
+    if (typeof p.base.score === 'object') options.score = p.score(index)
+    if (keepRatio !== undefined) options.keepRatio = keepRatio
+    if (keep !== undefined) options.keep = keep
     tasks.push({ index, layer, options })
   }
   return tasks
@@ -104,7 +120,7 @@ function batchArgs(todo: CompressTask[]) {
     // device tensors go as they are (native code reads type, buffer and dims)
     todo.map((t) => t.layer.keys as DeviceTensor),
     todo.map((t) => t.layer.values as DeviceTensor),
-    todo.map((t) => t.options),
+    todo.map((t) => t.options as NativeCompressOptions), // defaults left out: native code fills them in
     todo.map((t) => t.index),
   ] as const
 }

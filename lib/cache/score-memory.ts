@@ -85,6 +85,8 @@ export class ScoreMemory {
   plan(l: number, keys: TensorLike, values: TensorLike, len: number): ScorePlan | undefined {
     if (isDeviceTensor(keys) || isDeviceTensor(values) || !typed(keys) || !typed(values)) return undefined
     const [B, H, S, D] = keys.dims
+    // only tensors whose data is what their dims say (else compress refuses them, with the reason)
+    if (typed(keys)!.length !== B * H * S * D || typed(values)!.length !== B * H * S * values.dims[3] || !(len <= S)) return undefined
     let m = this.#layers[l]
     if (m && (m.known > len || (m.probe && !sameRow(m.probe, typed(keys)!.subarray((m.known - 1) * D, m.known * D))))) {
       m = undefined // not the cache we returned: rescore it all

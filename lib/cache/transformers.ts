@@ -157,6 +157,9 @@ export class CacheCompressor {
       checkKnown(o.decode, ['every', 'target'], { prefix: 'decode.', label: 'known' })
       o.decode = { every: o.decode.every, ...(o.decode.target !== undefined && { target: o.decode.target }) }
     }
+    if (o.decode !== undefined && typeof o.score === 'object' && o.score !== null && 'scores' in o.score) {
+      throw new KvtrimError('Expected score to be a name or { project } with decode: given scores ({ scores }) fit one compressCache, not the decode steps', 'INVALID_OPTION')
+    }
     if (o.sharedMask !== false) {
       const why = differingBudgets(o)
       if (why) throw sharedMaskError(why)

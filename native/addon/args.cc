@@ -54,8 +54,9 @@ void check_data(Napi::Env env, Napi::Value data, TensorArg* out, Use use) {
         " for type '" + dtype_name(t.dtype) + "'");
   }
   out->array = Napi::Persistent(data);
+  if (use == Use::Now) return;  // read before the call returns: nothing can take it meanwhile
   out->resizable = is_resizable(env, arr);
-  if (use != Use::Now && !out->resizable) out->must_copy = !mark_untransferable(env, arr);
+  if (!out->resizable) out->must_copy = !mark_untransferable(env, arr);
 }
 
 // dims' length: a whole number of entries, or -1.
@@ -86,6 +87,7 @@ void read_tensor(Napi::Env env, Napi::Value v, const char* name, TensorArg* out)
   Napi::Object a = out->raw_dims.As<Napi::Object>();
   out->raw_rank = rank_of(a.Get("length"));
   if (out->raw_rank > 8) return;  // refused by check_fields
+  out->raw_dim_values.reserve(size_t(out->raw_rank));
   for (uint32_t i = 0; i < uint32_t(out->raw_rank); ++i) out->raw_dim_values.push_back(a.Get(i));
 }
 
@@ -109,6 +111,7 @@ void check_fields(Napi::Env env, TensorArg* out, Use use) {
                                             std::to_string(int64_t(rank)) + " entries");
   }
   t.dims.clear();
+  t.dims.reserve(out->raw_dim_values.size());
   for (size_t i = 0; i < out->raw_dim_values.size(); ++i) {
     t.dims.push_back(read_int(env, out->raw_dim_values[i], Code::InvalidDims, n + ".dims[" + std::to_string(i) + "]"));
   }

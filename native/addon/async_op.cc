@@ -19,16 +19,37 @@ struct Task {
   Status status;
 };
 
+// The executor, one function per environment (made on first use): the intrinsic Promise
+// constructor calls it at once, with the task that run_async put in AddonData::executor_task.
 napi_value Executor(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2] = {nullptr, nullptr};
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) == napi_ok && argc == 2) {
-    Task* t = static_cast<Task*>(data);
-    t->resolve = Napi::Persistent(Napi::Function(env, argv[0]));
-    t->reject = Napi::Persistent(Napi::Function(env, argv[1]));
+    AddonData* d = static_cast<AddonData*>(data);
+    Task* t = static_cast<Task*>(d->executor_task);
+    d->executor_task = nullptr;
+    if (t != nullptr) {
+      t->resolve = Napi::Persistent(Napi::Function(env, argv[0]));
+      t->reject = Napi::Persistent(Napi::Function(env, argv[1]));
+    }
   }
   return nullptr;
+}
+
+// The Promise of `t` (its resolve and reject held by t), or an empty value.
+Napi::Value new_promise(Napi::Env env, AddonData* data, Task* t) {
+  if (data->executor.IsEmpty()) {
+    napi_value fn = nullptr;
+    if (napi_create_function(env, "executor", NAPI_AUTO_LENGTH, Executor, data, &fn) != napi_ok) return Napi::Value();
+    data->executor = Napi::Persistent(Napi::Function(env, fn));
+  }
+  struct Slot {  // cleared however the constructor returns
+    AddonData* d;
+    ~Slot() { d->executor_task = nullptr; }
+  } slot{data};
+  data->executor_task = t;
+  return data->promise_class.New({data->executor.Value()});
 }
 
 void Execute(napi_env, void* data) {
@@ -98,17 +119,50 @@ Napi::Value run_now(Napi::Env env, Operation& op) {
   return result;
 }
 
+namespace {
+
+// A tiny operation: run now, its Promise settled at once (resolved with the result, or
+// rejected with the error, as a queued one would be).
+Napi::Value run_tiny(Napi::Env env, Operation& op) {
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+    op.settled();
+    throw Napi::Error::New(env);
+  }
+  Napi::Value outcome;
+  bool ok = false, settled = false;
+  try {
+    Status s = run_guarded(op);
+    if (s.ok()) s = op.finish(env, &outcome);
+    op.settled();
+    settled = true;
+    ok = s.ok();
+    if (!ok) outcome = make_error(env, s.code, s.message).Value();
+  } catch (const Napi::Error& e) {
+    // finish() or the error could not be made: reject with what was thrown
+    if (!settled) op.settled();
+    ok = false;
+    outcome = e.IsEmpty() ? Napi::Value(env.Undefined()) : e.Value();
+  }
+  const napi_status st = ok ? napi_resolve_deferred(env, deferred, outcome) : napi_reject_deferred(env, deferred, outcome);
+  if (st != napi_ok) throw Napi::Error::New(env);
+  return Napi::Value(env, promise);
+}
+
+}  // namespace
+
 Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* name) {
+  if (op->tiny()) return run_tiny(env, *op);
   auto t = std::make_unique<Task>();
   t->op = std::move(op);
   AddonData* data = env.GetInstanceData<AddonData>();
-  napi_value executor = nullptr, promise = nullptr, resource_name = nullptr;
-  if (data == nullptr || data->promise_class.IsEmpty() ||
-      napi_create_function(env, "executor", NAPI_AUTO_LENGTH, Executor, t.get(), &executor) != napi_ok) {
+  napi_value resource_name = nullptr;
+  Napi::Value promise;
+  if (data == nullptr || data->promise_class.IsEmpty() || (promise = new_promise(env, data, t.get())).IsEmpty()) {
     t->op->settled();
     throw_error(env, Code::Internal, std::string("could not start ") + name);
   }
-  promise = data->promise_class.New({Napi::Value(env, executor)});
   if (t->resolve.IsEmpty() || t->reject.IsEmpty() ||
       napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_create_async_work(env, nullptr, resource_name, Execute, Complete, t.get(), &t->work) != napi_ok) {
@@ -121,7 +175,7 @@ Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* 
     throw_error(env, Code::Internal, std::string("could not queue ") + name);
   }
   t.release();  // owned by the libuv request until Complete
-  return Napi::Value(env, promise);
+  return promise;
 }
 
 }  // namespace kvtrim::addon

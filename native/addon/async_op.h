@@ -24,11 +24,20 @@ class Operation {
   // (Everything the operation holds -- references to its inputs and outputs, pinned device
   // buffers -- is released when it is destroyed, right after.)
   virtual void settled() {}
+  // Whether the work is so small that running it now, on the main thread, costs less than the
+  // hop to a worker thread and back (tens of microseconds): run_async then runs it at once and
+  // returns a Promise already settled. Host work only: device work keeps its stream order.
+  virtual bool tiny() const { return false; }
 };
+
+// Host inputs of at most this many bytes in all make a tiny() operation (compress of 32 KiB
+// takes ~10 us of work on one core, the hop ~30-40 us of latency).
+constexpr size_t kTinyInputBytes = size_t(32) << 10;
 
 // Runs `op` now (the ...Sync forms): its result, or a thrown KvtrimError.
 Napi::Value run_now(Napi::Env env, Operation& op);
-// Queues `op` on the libuv pool and returns its Promise.
+// Queues `op` on the libuv pool and returns its Promise (a tiny() one runs at once, its
+// Promise settled before this returns: its callbacks still run later, as for any Promise).
 Napi::Value run_async(Napi::Env env, std::unique_ptr<Operation> op, const char* name);
 
 // run(), with any C++ exception turned into a Status (nothing may escape a worker thread).

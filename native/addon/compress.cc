@@ -34,6 +34,48 @@ Napi::Object tensor_object(Napi::Env env, DType t, Napi::Value data, Napi::Array
   return o;
 }
 
+// A host result in one call: an object literal made by a function compiled once per
+// environment (V8 makes literals from a boilerplate; setting the properties one Node-API call
+// at a time walked the map transitions for each). Literals define their properties, so no
+// setter on Object.prototype runs, as with napi_set_property it could. Null where the
+// environment cannot compile it (results are then built property by property).
+Napi::Function host_result_fn(Napi::Env env) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  if (data->host_result.IsEmpty()) {
+    static const char kSource[] =
+        "(function (types) {\n"
+        "  'use strict'\n"
+        "  return function kvtrimHostResult(t, keys, values, indices, lengths, b, h, k, dk, dv, kept) {\n"
+        "    const type = types[t]\n"
+        "    if (keys === undefined) return { indices, lengths, kept }\n"
+        "    return { keys: { type, data: keys, dims: [b, h, k, dk] }, values: { type, data: values, dims: [b, h, k, dv] }, indices, lengths, kept }\n"
+        "  }\n"
+        "})";
+    napi_value script = nullptr, factory = nullptr, fn = nullptr;
+    napi_value types[1] = {nullptr};
+    bool ok = napi_create_string_utf8(env, kSource, NAPI_AUTO_LENGTH, &script) == napi_ok &&
+              napi_run_script(env, script, &factory) == napi_ok;
+    if (ok) {
+      Napi::Array t = Napi::Array::New(env, 3);
+      t.Set(uint32_t(DType::F16), dtype_name(DType::F16));
+      t.Set(uint32_t(DType::BF16), dtype_name(DType::BF16));
+      t.Set(uint32_t(DType::F32), dtype_name(DType::F32));
+      types[0] = t;
+      ok = napi_call_function(env, env.Undefined(), factory, 1, types, &fn) == napi_ok;
+    }
+    if (!ok) {
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
+      }
+      return Napi::Function();
+    }
+    data->host_result = Napi::Persistent(Napi::Function(env, fn));
+  }
+  return data->host_result.Value();
+}
+
 // One (keys, values, options) triple: its job, its outputs and its result object.
 struct Entry {
   TensorArg keys, values;
@@ -65,14 +107,10 @@ struct Entry {
     job = plan_compress(env, keys, values, options, in_place, given ? &scores : nullptr);
     job.out_keys = const_cast<void*>(keys.view.data);
     job.out_values = const_cast<void*>(values.view.data);
-    Napi::Object r = Napi::Object::New(env);
-    if (keys.on_device) outputs_on_device(env, r, in_place);
-    else outputs_on_host(env, r, in_place);
-    r.Set("kept", Napi::Number::New(env, double(job.plan.max_kept)));
-    result = Napi::Persistent(r);
+    result = Napi::Persistent(keys.on_device ? outputs_on_device(env, in_place) : outputs_on_host(env, in_place));
   }
 
-  void outputs_on_host(Napi::Env env, Napi::Object r, bool in_place) {
+  Napi::Object outputs_on_host(Napi::Env env, bool in_place) {
     const Shape& shape = job.shape;
     const int64_t rows = shape.batch * shape.heads, k = job.plan.max_kept;
     std::vector<OutputSpec> specs = {{DType::F32, rows * k, true}, {DType::F32, shape.batch, true}};
@@ -88,14 +126,34 @@ struct Entry {
     if (!in_place) {
       job.out_keys = data[2];
       job.out_values = data[3];
+    }
+    Napi::Function make = host_result_fn(env);
+    if (!make.IsEmpty()) {
+      auto num = [&](int64_t v) { return Napi::Number::New(env, double(v)); };
+      Napi::Value undefined = env.Undefined();
+      const napi_value argv[] = {
+          num(int64_t(job.dtype)), in_place ? undefined : arrays[2], in_place ? undefined : arrays[3], arrays[0],
+          arrays[1], num(shape.batch), num(shape.heads), num(k), num(shape.key_dim), num(shape.value_dim),
+          num(job.plan.max_kept)};
+      napi_value r = nullptr;
+      if (napi_call_function(env, undefined, make, sizeof(argv) / sizeof(argv[0]), argv, &r) != napi_ok) {
+        throw Napi::Error::New(env);
+      }
+      return Napi::Object(env, r);
+    }
+    Napi::Object r = Napi::Object::New(env);
+    if (!in_place) {
       r.Set("keys", tensor_object(env, job.dtype, arrays[2], dims_array(env, {shape.batch, shape.heads, k, shape.key_dim})));
       r.Set("values", tensor_object(env, job.dtype, arrays[3], dims_array(env, {shape.batch, shape.heads, k, shape.value_dim})));
     }
     r.Set("indices", arrays[0]);
     r.Set("lengths", arrays[1]);
+    r.Set("kept", Napi::Number::New(env, double(job.plan.max_kept)));
+    return r;
   }
 
-  void outputs_on_device(Napi::Env env, Napi::Object r, bool in_place) {
+  Napi::Object outputs_on_device(Napi::Env env, bool in_place) {
+    Napi::Object r = Napi::Object::New(env);
     const Shape& shape = job.shape;
     const int64_t rows = shape.batch * shape.heads, k = job.plan.max_kept;
     const int device = keys.device();
@@ -120,6 +178,8 @@ struct Entry {
     for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(job.plan.kept[size_t(i)]);
     r.Set("indices", indices);
     r.Set("lengths", kept);
+    r.Set("kept", Napi::Number::New(env, double(job.plan.max_kept)));
+    return r;
   }
 };
 
@@ -130,6 +190,9 @@ struct CompressOp : Operation {
   const char* name = "compress";
 
   bool on_device() const { return entries[0]->keys.on_device; }
+  bool tiny() const override {
+    return !layers && !on_device() && entries[0]->keys.bytes + entries[0]->values.bytes <= kTinyInputBytes;
+  }
 
   Status run() override {
     if (!on_device()) return cpu::compress(entries[0]->job);

@@ -16,6 +16,9 @@ struct AddonData {
   Napi::FunctionReference promise_class;             // the intrinsic Promise, as loaded
   Napi::FunctionReference array_is_array;            // the intrinsic Array.isArray
   Napi::FunctionReference string_fn;                 // the intrinsic String (String(value))
+  Napi::FunctionReference host_result;               // compress.cc: builds a host result object
+  Napi::FunctionReference executor;                  // async_op.cc: every Promise's executor
+  void* executor_task = nullptr;                     // async_op.cc: the task it is called for
   uint64_t calls = 0;  // binding calls begun (guarded): tells "disposed during this call"
   ~AddonData() { delete device_buffer; }
 };

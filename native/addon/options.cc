@@ -121,7 +121,8 @@ bool is_options_object(Napi::Env env, Napi::Value v) {
 }
 
 // Object.keys(options): own enumerable string keys, each known or an INVALID_OPTION naming it.
-void check_known(Napi::Env env, Napi::Object o, const std::vector<const char*>& known, bool hint) {
+void check_known(Napi::Env env, Napi::Object o, const std::vector<const char*>& known, bool hint,
+                 const std::string& prefix = "") {
   napi_value names = nullptr;
   if (napi_get_all_property_names(env, o, napi_key_own_only,
                                   napi_key_filter(napi_key_enumerable | napi_key_skip_symbols),
@@ -137,16 +138,16 @@ void check_known(Napi::Env env, Napi::Object o, const std::vector<const char*>& 
   for (uint32_t i = 0; i < n; ++i) {
     const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
     bool found = false;
+    for (const char* k : known) found = found || key == k;
+    if (found) continue;
     const char* near = nullptr;
     for (const char* k : known) {
-      if (key == k) found = true;
       if (near == nullptr && lower(key) == lower(k)) near = k;
     }
-    if (found) continue;
     std::string list;
-    for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-    throw_error(env, Code::InvalidOption, "Unknown option '" + key + "'" +
-        (hint && near != nullptr ? "; did you mean '" + std::string(near) + "'?" : "; known options: " + list));
+    for (const char* k : known) list += (list.empty() ? "" : ", ") + prefix + k;
+    throw_error(env, Code::InvalidOption, "Unknown option '" + prefix + key + "'" +
+        (hint && near != nullptr ? "; did you mean '" + prefix + std::string(near) + "'?" : "; known options: " + list));
   }
 }
 
@@ -226,7 +227,7 @@ void read_score(Napi::Env env, Napi::Value w, bool cache, CompressOptions* out) 
   }
   if (!is_options_object(env, w)) throw_invalid(env, Code::InvalidOption, kScoreExpected, "score", w);
   Napi::Object o = w.As<Napi::Object>();
-  check_known(env, o, {"project", "scores"}, true);
+  check_known(env, o, {"project", "scores"}, true, "score.");
   Napi::Value project = o.Get("project"), scores = o.Get("scores");
   if (project.IsUndefined() == scores.IsUndefined()) {
     throw_invalid(env, Code::InvalidOption, "an object with one of project or scores", "score", w);
@@ -372,6 +373,12 @@ CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg&
       for (size_t i = 0; i < v.dims.size(); ++i) got += (i ? ", " : "") + std::to_string(v.dims[i]);
       throw_error(env, Code::InvalidOption, "Expected score.scores to be a float32 tensor of dims [batch, kvHeads, seqLen] = " +
           bhs + " but received " + got + "]");
+    }
+    // the data must hold what the dims say: the scorers read batch * kvHeads * seqLen floats
+    if (v.length != shape.batch * shape.heads * shape.seq) {
+      throw_error(env, Code::DataLength, "Expected score.scores.data to hold " +
+          std::to_string(shape.batch * shape.heads * shape.seq) + " elements (the product of dims " + bhs +
+          ") but it holds " + std::to_string(v.length));
     }
     j.scores = static_cast<const float*>(v.data);
   }

@@ -8,12 +8,18 @@ namespace kvtrim::addon {
 
 namespace {
 
+constexpr size_t kMaxOutputs = 8;
+constexpr size_t kSharedAlign = 8;
+// Small outputs share one buffer while together at most this (beyond, the allocation is
+// noise next to the work, and one kept array should not hold its siblings' memory).
+constexpr size_t kSharedMaxBytes = size_t(64) << 10;
+
 size_t element_size(const OutputSpec& s) { return s.int32 ? 4 : size_t(dtype_size(s.dtype)); }
 
-Napi::TypedArray view(Napi::Env env, const OutputSpec& s, Napi::ArrayBuffer buf) {
-  if (s.int32) return Napi::Int32Array::New(env, size_t(s.count), buf, 0);
-  if (s.dtype == DType::F32) return Napi::Float32Array::New(env, size_t(s.count), buf, 0);
-  return Napi::Uint16Array::New(env, size_t(s.count), buf, 0);
+Napi::TypedArray view(Napi::Env env, const OutputSpec& s, Napi::ArrayBuffer buf, size_t offset) {
+  if (s.int32) return Napi::Int32Array::New(env, size_t(s.count), buf, offset);
+  if (s.dtype == DType::F32) return Napi::Float32Array::New(env, size_t(s.count), buf, offset);
+  return Napi::Uint16Array::New(env, size_t(s.count), buf, offset);
 }
 
 Napi::ArrayBuffer pooled(Napi::Env env, void* mem, size_t bytes) {
@@ -41,34 +47,58 @@ Napi::ArrayBuffer ordinary(Napi::Env env, size_t bytes) {
 
 std::vector<Napi::TypedArray> new_outputs(Napi::Env env, const std::vector<OutputSpec>& specs,
                                           std::vector<void*>* data, const char* what) {
-  std::vector<size_t> bytes;
-  std::vector<int> large;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    bytes.push_back(size_t(specs[i].count) * element_size(specs[i]));
-    if (bytes.back() >= cpu::kPooledMinBytes) large.push_back(int(i));
+  const size_t n = specs.size();
+  if (n > kMaxOutputs) throw_error(env, Code::Internal, "too many outputs");
+  size_t bytes[kMaxOutputs], offset[kMaxOutputs], large_bytes[kMaxOutputs];
+  int large[kMaxOutputs];
+  void* mem[kMaxOutputs] = {};
+  size_t n_large = 0, n_small = 0, shared_bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bytes[i] = size_t(specs[i].count) * element_size(specs[i]);
+    if (bytes[i] >= cpu::kPooledMinBytes) {
+      large_bytes[n_large] = bytes[i];
+      large[n_large++] = int(i);
+    } else {
+      offset[i] = shared_bytes;
+      shared_bytes += (bytes[i] + kSharedAlign - 1) / kSharedAlign * kSharedAlign;
+      ++n_small;
+    }
   }
-  std::vector<size_t> large_bytes;
-  for (int i : large) large_bytes.push_back(bytes[size_t(i)]);
-  std::vector<void*> mem(large.size(), nullptr);
-  const bool from_pool = !large.empty() && cpu::acquire_buffers(large_bytes.data(), int(large.size()), mem.data());
+  const bool from_pool = n_large > 0 && cpu::acquire_buffers(large_bytes, int(n_large), mem);
+  // Several small outputs of one call share one zeroed ArrayBuffer (one allocation, one
+  // backing store for the GC to sweep): the typed arrays are views at 8-byte aligned offsets.
+  const bool shared = n_small > 1 && shared_bytes <= kSharedMaxBytes;
   std::vector<Napi::TypedArray> out;
+  out.reserve(n);
   data->clear();
+  data->reserve(n);
   size_t next = 0;
   try {
-    for (size_t i = 0; i < specs.size(); ++i) {
+    Napi::ArrayBuffer small;
+    if (shared) small = Napi::ArrayBuffer::New(env, shared_bytes);
+    for (size_t i = 0; i < n; ++i) {
       Napi::ArrayBuffer buf;
-      if (from_pool && next < large.size() && large[next] == int(i)) {
-        void* m = mem[next];
-        mem[next++] = nullptr;  // owned by its ArrayBuffer from here on
-        buf = pooled(env, m, bytes[i]);
+      size_t at = 0;
+      if (next < n_large && large[next] == int(i)) {
+        if (from_pool) {
+          void* m = mem[next];
+          mem[next] = nullptr;  // owned by its ArrayBuffer from here on
+          buf = pooled(env, m, bytes[i]);
+        } else {
+          buf = ordinary(env, bytes[i]);
+        }
+        ++next;
+      } else if (shared) {
+        buf = small;
+        at = offset[i];
       } else {
         buf = ordinary(env, bytes[i]);
       }
-      out.push_back(view(env, specs[i], buf));
-      data->push_back(buf.Data());
+      out.push_back(view(env, specs[i], buf, at));
+      data->push_back(static_cast<char*>(buf.Data()) + at);
     }
   } catch (const Napi::Error& e) {
-    for (size_t j = 0; j < mem.size(); ++j) cpu::release_buffer(mem[j], large_bytes[j]);
+    for (size_t j = 0; j < n_large; ++j) cpu::release_buffer(mem[j], large_bytes[j]);
     throw_error(env, Code::OutOfMemory, std::string("could not allocate ") + what + ": " + e.Message());
   }
   return out;

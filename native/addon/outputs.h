@@ -1,7 +1,8 @@
 // Host output arrays. One call's large outputs come from kvtrim's recycled buffer pool when
 // it can take them (cpu/host_buffers.h), all or none; otherwise, and for small ones, they are
 // ordinary V8 memory that the GC frees by itself. Pooled memory is reported to V8 as external
-// memory while a JS array owns it, so the GC and process.memoryUsage() see it.
+// memory while a JS array owns it, so the GC and process.memoryUsage() see it. Several small
+// outputs of one call (64 KiB together at most) are views of one ArrayBuffer.
 #pragma once
 #include <napi.h>
 

@@ -71,6 +71,31 @@ for (const type of DTYPES) {
   })
 }
 
+// The scorers (docs/policies.md) on arm64: NEON row dots (project, keydiff) and the portable
+// path both equal the oracle's scores and selections.
+for (const type of DTYPES) {
+  test(`tokenScores and compress ${type}: every scorer equals the oracle bit for bit (seed ${seed})`, async () => {
+    const r = rng(seed ^ (type.length * 2654435761))
+    for (let i = 0; i < 12; i++) {
+      const d = pick(r, [7, 8, 9, 64, 128]), s = pick(r, [1, 9, 33, 100]), b = int(r, 1, 2), h = int(r, 1, 3)
+      const dv = r() < 0.8 ? d : int(r, 1, 40)
+      const keys = randomTensor(r, type, [b, h, s, d], { special: r() < 0.5, dupRows: 0.2 })
+      const values = randomTensor(r, type, [b, h, s, dv])
+      const lengths = r() < 0.3 ? Array.from({ length: b }, () => int(r, 0, s)) : undefined
+      for (const name of ['low-norm', 'high-norm', 'kv-norm', 'keydiff', 'project']) {
+        const score = name === 'project' ? { project: Float32Array.from({ length: h * d }, () => r() * 2 - 1) } : name
+        const what = `case ${i} ${type} [${b},${h},${s},${d}] dv ${dv} ${name}`
+        sameBits(kvtrim.tokenScoresSync(keys, values, { score, ...(lengths && { lengths }) }), oracle.scores(keys, values, score, lengths), `${what}: scores`)
+        const o = { keepRatio: pick(r, [0.1, 0.5, 0.9]), order: pick(r, ['position', 'norm']), score, ...(lengths && { lengths }) }
+        const want = oracle.compress(keys, values, o)
+        const got = await kvtrim.compress(keys, values, o)
+        sameBits(got.indices, want.indices, `${what}: indices`)
+        sameBits(got.keys.data, want.keys.data, `${what}: keys`)
+      }
+    }
+  })
+}
+
 test('every float16 and bfloat16 bit pattern, alone in a row of 9, equals the oracle', () => {
   for (const type of ['float16', 'bfloat16']) {
     const d = 9, rows = 65536
