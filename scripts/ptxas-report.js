@@ -21,7 +21,7 @@ const { spawnSync } = require('node:child_process')
 // ptxas writes its -v lines to stderr
 let text = ''
 // The launchers that instantiate kvtrim's kernels (probe.cu's one-line probe kernel is left out).
-for (const file of ['native/cuda/compress.cu', 'native/cuda/norms.cu', 'native/cuda/uncertainty.cu']) {
+for (const file of ['native/cuda/compress.cu', 'native/cuda/scores.cu', 'native/cuda/norms.cu', 'native/cuda/uncertainty.cu']) {
   const r = spawnSync('nvcc', ['-std=c++17', '-O3', '--fmad=false', '-Xptxas=-v', '-c', '-o', '/dev/null',
     ...gencode, path.join(root, file)], { encoding: 'utf8', maxBuffer: 1 << 26 })
   if (r.status !== 0) { console.error(r.stderr); process.exit(1) }
@@ -42,10 +42,11 @@ for (const line of text.split('\n')) {
 const names = demangle(rows.map((x) => x.mangled))
 rows.forEach((x, i) => { x.name = names[i].replace(/^void /, '').replace(/kvtrim::cuda::/g, '').replace(/\(.*$/, '') })
 
-// Occupancy on sm_90: 512 threads for compress (12.5 KiB dynamic smem), 256 for key norms.
+// Occupancy on sm_90: 512 threads for compress (12.5 KiB dynamic smem) and token scores, 256 for
+// key norms.
 function occupancy(x) {
   const compress = x.name.startsWith('compress_')
-  const threads = compress ? 512 : x.name.startsWith('key_norms') || x.name.startsWith('uncertainty') ? 256 : 1
+  const threads = compress || x.name.startsWith('token_scores') ? 512 : x.name.startsWith('key_norms') || x.name.startsWith('uncertainty') ? 256 : 1
   const dyn = compress ? 4 * (2048 + 40) + 8 * 512 : x.name.startsWith('uncertainty') ? 64 : 0
   Object.assign(x, { threads, dyn })
   const warps = Math.ceil(threads / 32)
