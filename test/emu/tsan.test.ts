@@ -10,7 +10,7 @@
 // Outside the TSan run (plain `vitest run`) it skips unless KVTRIM_EMU_TSAN_SUITE=1.
 import { afterEach, expect, it } from 'vitest'
 import {
-  compress, compressCache, compressInPlace, keyNormsSync, layerUncertainty, layerUncertaintySync,
+  compress, compressCache, compressInPlace, keyNormsSync, layerUncertainty, layerUncertaintySync, tokenScoresSync,
   type CompressOptions,
 } from '../../lib/index'
 import * as oracle from '../oracle'
@@ -34,6 +34,11 @@ const COMPRESS: Case[] = [
   { path: 'no middle token kept', type: 'float16', dims: [1, 1, 60, 13], o: { keep: 10, sink: 4, recent: 6 } },
   { path: 'split rows x2 (cooperative, row barrier)', type: 'float16', dims: [1, 1, 260, 64], o: { keepRatio: 0.5, sink: 1, recent: 8 }, split: 2 },
   { path: 'split rows x3, ragged length', type: 'bfloat16', dims: [1, 1, 300, 8], o: { keepRatio: 0.3, lengths: [280] }, split: 3 },
+  // the other scorers' phase A (kernels/scores.cuh): value-row norms, the dot, keydiff's anchor
+  // (chunk sums in global scratch, the pairwise tree between barriers)
+  { path: 'kv-norm (key and value rows, other widths)', type: 'float16', dims: [1, 1, 120, 64], o: { keepRatio: 0.5, sink: 1, recent: 4, score: 'kv-norm' } },
+  { path: 'keydiff: anchor over 5 token chunks, ragged lengths', type: 'float16', dims: [2, 1, 150, 16], o: { keepRatio: 0.4, score: 'keydiff', lengths: [150, 70] } },
+  { path: 'project, split rows x2', type: 'bfloat16', dims: [1, 1, 260, 8], o: { keepRatio: 0.5, score: { project: [0.5, -1, 0.25, 2, -0.75, 1, 0.125, -2] } }, split: 2 },
 ]
 const IN_PLACE: Case[] = [
   { path: 'in place, 16-byte copies', type: 'float16', dims: [1, 1, 200, 64], o: { keepRatio: 0.5, sink: 2, recent: 8 } },
@@ -107,6 +112,16 @@ describeTsan('kvtrim kernels under ThreadSanitizer', () => {
         expectSameBits(res.layers[i].keys.download().data, want.keys.data, `${sch} layer ${i} keys`)
         expectSameBits(res.layers[i].values.download().data, want.values.data, `${sch} layer ${i} values`)
       })
+    })
+
+    it(`token_scores_kernel: keydiff and kv-norm, padding (${sch})`, () => {
+      const r = rng(SEED + 35)
+      schedule(sch, SEED)
+      const keys = randomTensor(r, 'float16', [2, 1, 90, 16], { nanRows: 0.05 }), values = randomTensor(r, 'float16', [2, 1, 90, 8])
+      for (const score of ['keydiff', 'kv-norm'] as const) {
+        const got = tokenScoresSync(toDevice(keys), toDevice(values), { score, lengths: [90, 40] }).download().data
+        expectSameBits(got, oracle.scores(keys, values, score, [90, 40]), `${sch} ${score} scores`)
+      }
     })
 
     it(`key_norms_kernel: vector and scalar rows (${sch})`, () => {
