@@ -57,6 +57,20 @@ bool typed_int(napi_typedarray_type type, const void* data, size_t i, int64_t* o
   return safe_int(d, out);
 }
 
+// each(element) for the elements of an array (a Proxy of one too), in order, until one is
+// refused; false when `v` is not an array or an element was refused. Holes are undefined.
+template <class Each>
+bool each_element(Napi::Env env, Napi::Value v, Each each) {
+  if (!is_array(env, v)) return false;
+  Napi::Object a = v.As<Napi::Object>();
+  Napi::Value len = a.Get("length");
+  const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
+  for (double i = 0; i < n; ++i) {
+    if (!each(a.Get(Napi::Number::New(env, i)))) return false;
+  }
+  return true;
+}
+
 // A list of safe integers, copied: an array (a Proxy of one too) or a typed array (not a
 // DataView); false when `v` is not one. Holes fail, and a huge sparse array fails at its first
 // hole instead of being walked.
@@ -73,16 +87,12 @@ bool int_list(Napi::Env env, Napi::Value v, std::vector<int64_t>* out) {
     }
     return true;
   }
-  if (!is_array(env, v)) return false;
-  Napi::Object a = v.As<Napi::Object>();
-  Napi::Value len = a.Get("length");
-  const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
-  for (double i = 0; i < n; ++i) {
+  return each_element(env, v, [&](Napi::Value e) {
     int64_t x = 0;
-    if (!is_int(a.Get(Napi::Number::New(env, i)), &x)) return false;
+    if (!is_int(e, &x)) return false;
     out->push_back(x);
-  }
-  return true;
+    return true;
+  });
 }
 
 // A list of finite numbers as float32 (each rounded as Math.fround does): a Float32Array or
@@ -102,18 +112,12 @@ bool float_list(Napi::Env env, Napi::Value v, std::vector<float>* out) {
     }
     return true;
   }
-  if (!is_array(env, v)) return false;
-  Napi::Object a = v.As<Napi::Object>();
-  Napi::Value len = a.Get("length");
-  const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
-  for (double i = 0; i < n; ++i) {
-    Napi::Value x = a.Get(Napi::Number::New(env, i));
-    if (!x.IsNumber()) return false;
-    const float f = float(x.As<Napi::Number>().DoubleValue());
+  return each_element(env, v, [&](Napi::Value e) {
+    const float f = e.IsNumber() ? float(e.As<Napi::Number>().DoubleValue()) : NAN;
     if (!std::isfinite(f)) return false;
     out->push_back(f);
-  }
-  return true;
+    return true;
+  });
 }
 
 bool is_options_object(Napi::Env env, Napi::Value v) {
@@ -245,17 +249,14 @@ void read_score(Napi::Env env, Napi::Value w, bool cache, CompressOptions* out) 
       throw_invalid(env, Code::InvalidOption, "an array with one Float32Array of kvHeads * keyDim finite numbers per layer",
                     "score.project", project);
     }
-    Napi::Object a = project.As<Napi::Object>();
-    Napi::Value len = a.Get("length");
-    const double n = len.IsNumber() ? len.As<Napi::Number>().DoubleValue() : 0;
-    for (uint32_t l = 0; l < n; ++l) {
-      Napi::Value v = a.Get(l);
+    each_element(env, project, [&](Napi::Value v) {
       out->project_layers.emplace_back();
       if (!float_list(env, v, &out->project_layers.back())) {
         throw_invalid(env, Code::InvalidOption, "a Float32Array (or an array) of finite numbers, kvHeads * keyDim of them",
-                      "score.project[" + std::to_string(l) + "]", v);
+                      "score.project[" + std::to_string(out->project_layers.size() - 1) + "]", v);
       }
-    }
+      return true;
+    });
     return;
   }
   p.score = Score::Given;

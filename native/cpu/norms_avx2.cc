@@ -106,16 +106,13 @@ KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_
 }  // namespace
 
 bool row_norms_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
-  return rows_in_groups<8>(t, rows, n_rows, head_dim, out, eight_rows);
+  return rows_in_groups<8>(t, rows, n_rows, head_dim, out, eight_rows, row_norms_portable);
 }
 
 bool row_dots_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
-  const int64_t row_bytes = head_dim * dtype_size(t);
-  const char* p = static_cast<const char*>(rows);
-  int64_t r = 0;
-  for (; r + 8 <= n_rows; r += 8) eight_rows_impl(t, p + r * row_bytes, row_bytes, head_dim, y, out + r);
-  if (r < n_rows) row_dots_portable(t, p + r * row_bytes, n_rows - r, head_dim, y, out + r);
-  return true;
+  auto group = [y](DType dt, const char* base, int64_t row_bytes, int64_t d, float* o) { eight_rows_impl(dt, base, row_bytes, d, y, o); };
+  auto tail = [y](DType dt, const char* p, int64_t n, int64_t d, float* o) { row_dots_portable(dt, p, n, d, y, o); };
+  return rows_in_groups<8>(t, rows, n_rows, head_dim, out, group, tail);
 }
 
 }  // namespace kvtrim::cpu
