@@ -6,12 +6,18 @@
  * the median over the compressions after the first, which has no memory yet) with
  * reuseScores on and off, per scorer and mode. With the memory a compression scores the 65
  * appended tokens instead of 32,833; the gather (dynamic: a new cache; static: rows moved in
- * place) is the same either way. Writes bench/results/reuse.json.
+ * place) is the same either way. A full GC before each timed step. Writes bench/results/reuse.json.
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import * as v8 from 'node:v8'
+import * as vm from 'node:vm'
 import { backend, Compressor, type CompressorOptions } from '../lib/index'
+
+// a full GC before each timed step: the bench's own 134 MB caches must not be collected inside one
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as () => void
 
 const QUICK = process.argv.includes('--quick')
 const H = 8, D = 128, TARGET = 32768, INTERVAL = 64
@@ -49,6 +55,7 @@ function dynamicRun(score: CompressorOptions['score'], reuseScores: boolean): nu
   let cache = [{ keys: { type: 'float16', data: randomRows(H * S0 * D, 1), dims: [1, H, S0, D] } as Host, values: { type: 'float16', data: randomRows(H * S0 * D, 2), dims: [1, H, S0, D] } as Host }]
   const times: number[] = []
   for (let round = 0; round <= ROUNDS; round++) {
+    gc()
     const t0 = process.hrtime.bigint()
     const r = c.stepSync(cache)
     const ms = Number(process.hrtime.bigint() - t0) / 1e6
@@ -67,6 +74,7 @@ function staticRun(score: CompressorOptions['score'], reuseScores: boolean): num
   const times: number[] = []
   for (let round = 0; round <= ROUNDS; round++) {
     // the appended rows were written at [TARGET, TARGET + INTERVAL + 1) (the random fill stands in)
+    gc()
     const t0 = process.hrtime.bigint()
     const r = c.stepSync(cache, { lengths: TARGET + INTERVAL + 1 })
     const ms = Number(process.hrtime.bigint() - t0) / 1e6

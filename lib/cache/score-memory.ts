@@ -17,10 +17,11 @@ import type { TensorLike } from '../types'
 type Typed = ArrayBufferView & ArrayLike<number> & { subarray(a: number, b: number): Typed; set(a: ArrayLike<number>, o?: number): void }
 
 interface Memory {
-  /** [B, H, known] scores, in position order */
-  scores: Float32Array
+  /** [B, H, stride]: the first `known` entries of each row are its cached tokens' scores */
+  buf: Float32Array
+  stride: number
   known: number
-  /** key row (0, 0, known - 1), as it was; empty when known = 0 or there are no rows */
+  /** key row (0, 0, known - 1), as it was; undefined when known = 0 or there are no rows */
   probe: Typed | undefined
 }
 
@@ -53,17 +54,22 @@ function sameRow(x: Typed, y: Typed): boolean {
   return true
 }
 
-/** What one compression of a layer needs: the rows to score, and how to assemble and keep the result. */
+/** What one compression of a layer needs: the rows to score, and how to assemble the scores. */
 export interface ScorePlan {
   /** the appended rows to score (tokenScores of these), [B, H, len - known, *] */
   keys: TensorLike
   values: TensorLike
-  /** all scores of the layer's cache, [B, H, S] (NaN past len), from the memory and `fresh` */
+  /**
+   * All scores of the layer's cache, [B, H, S], from the memory and `fresh` (entries past len
+   * are not read: compress gets lengths). A view of the memory's own buffer: no copy.
+   */
   assemble(fresh: Float32Array): Float32Array
 }
 
 export class ScoreMemory {
   readonly #layers: Array<Memory | undefined> = []
+  /** per layer: a second buffer, for a re-layout when dims[2] changed (dynamic mode) */
+  readonly #spare: Array<Float32Array | undefined> = []
 
   /** Whether a score can be reused: every scorer but keydiff (and given scores, which the Compressor refuses). */
   static reusable(score: unknown): boolean {
@@ -72,6 +78,7 @@ export class ScoreMemory {
 
   forget(): void {
     this.#layers.length = 0
+    this.#spare.length = 0
   }
 
   drop(l: number): void {
@@ -80,7 +87,7 @@ export class ScoreMemory {
 
   /**
    * The plan for compressing layer l, whose valid length is len; undefined when the layer
-   * cannot reuse (device tensors, a data view, a shape other than [B, H, S, D] rows).
+   * cannot reuse (device tensors, a data view, data that does not match the dims).
    */
   plan(l: number, keys: TensorLike, values: TensorLike, len: number): ScorePlan | undefined {
     if (isDeviceTensor(keys) || isDeviceTensor(values) || !typed(keys) || !typed(values)) return undefined
@@ -91,37 +98,44 @@ export class ScoreMemory {
     if (m && (m.known > len || (m.probe && !sameRow(m.probe, typed(keys)!.subarray((m.known - 1) * D, m.known * D))))) {
       m = undefined // not the cache we returned: rescore it all
     }
-    const known = m?.known ?? 0
-    const prev = m?.scores
+    const rows_ = B * H, known = m?.known ?? 0
+    let buf: Float32Array
+    if (m && (m.stride === S || rows_ === 1) && m.buf.length >= rows_ * S) {
+      buf = m.buf // the same layout (static mode; one row): in place
+    } else {
+      // a new layout of stride S: the spare buffer (grown when short), the old one the next spare
+      const spare = this.#spare[l]
+      buf = spare && spare.length >= rows_ * S ? spare : new Float32Array(rows_ * S)
+      if (m) for (let r = 0; r < rows_; r++) buf.set(m.buf.subarray(r * m.stride, r * m.stride + known), r * S)
+      this.#spare[l] = m?.buf
+    }
     return {
       keys: rows(keys, known, len),
       values: rows(values, known, len),
       assemble(fresh) {
         const n = len - known
-        const all = new Float32Array(B * H * S).fill(NaN)
-        for (let bh = 0; bh < B * H; bh++) {
-          if (prev) all.set(prev.subarray(bh * known, (bh + 1) * known), bh * S)
-          all.set(fresh.subarray(bh * n, (bh + 1) * n), bh * S + known)
-        }
-        return all
+        for (let r = 0; r < rows_; r++) buf.set(fresh.subarray(r * n, (r + 1) * n), r * S + known)
+        return buf.length === rows_ * S ? buf : buf.subarray(0, rows_ * S)
       },
     }
   }
 
   /**
-   * After layer l was compressed with scores `all` ([B, H, S]): remember the kept tokens'
-   * scores (indices [B, H, kept], position order) and the probe row of `keys`, the cache now.
+   * After layer l was compressed with `all` (assemble's result, [B, H, S]): keep the kept
+   * tokens' scores (indices [B, H, kept], ascending positions, so compacting each row forward
+   * in place never overwrites an entry still to be read) and the probe row of `keys`, the cache now.
    */
   kept(l: number, all: Float32Array, dims: readonly number[], indices: Int32Array, kept: number, keys: TensorLike): void {
     const [B, H, S] = dims
-    const scores = new Float32Array(B * H * kept)
-    for (let bh = 0; bh < B * H; bh++) {
-      for (let j = 0; j < kept; j++) scores[bh * kept + j] = all[bh * S + indices[bh * kept + j]]
+    for (let r = 0; r < B * H; r++) {
+      const o = r * S, io = r * kept
+      for (let j = 0; j < kept; j++) all[o + j] = all[o + indices[io + j]]
     }
     const d = typed(keys)
     const D = keys.dims[3]
     // a copy: in static mode the row is the caller's memory, which the next token may overwrite
     const probe = d && kept > 0 && B * H > 0 ? copyOf(d.subarray((kept - 1) * D, kept * D)) : undefined
-    this.#layers[l] = { scores, known: kept, probe }
+    const buf = new Float32Array(all.buffer as ArrayBuffer) // assemble's view: the whole buffer, for its capacity
+    this.#layers[l] = { buf, stride: S, known: kept, probe }
   }
 }
