@@ -7,9 +7,10 @@
 //   - norms: the contract's order in double arithmetic rounded to float (exact: double has more
 //     than 2 * 24 + 2 bits), bit-identical to key_norms, to the AVX2 and to the portable path;
 //     every NaN norm is the canonical 0x7FC00000;
+//   - scores (docs/policies.md): every scorer's score in the same double-rounded-to-float style
+//     (norms, kv-norm products, project and keydiff dots, keydiff's anchor, given scores);
 //   - per (batch, head) row: k = the plan's count (recomputed here), indices = sink, recent and
-//     the lowest (isNaN, norm, position) [(isNaN, -norm, position) for high-norm] of the middle,
-//     in position or rank order, -1 past k; gathered key and value rows equal the source rows,
+//     the best (isNaN, -score, position) of the middle, in position or rank order, -1 past k; gathered key and value rows equal the source rows,
 //     zero past k; in place: rows 0..k-1 hold the kept rows, later rows are untouched.
 // Any mismatch aborts (a crash for libFuzzer); ASan and UBSan watch every access.
 // Build and run: scripts/fuzz.sh.
@@ -228,6 +229,8 @@ std::set<Code> tensor_errors(const TensorView& v) {
 struct Case {
   TensorView keys, values;
   CompressParams params;
+  std::vector<float> vectors;  // Score::Project: [H * Dk]
+  std::vector<float> given;    // Score::Given: [B * H * S]
   std::vector<int64_t> lengths;
   bool has_lengths = false;
   // As the addon passes them: null when none (an empty vector's data() may be null too: the
@@ -290,21 +293,114 @@ Status plan_like_addon(const Case& c, bool in_place, CompressJob* job) {
   Plan plan;
   s = make_plan(shape, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan);
   if (!s.ok()) return s;
-  *job = CompressJob{c.keys.dtype, shape, c.keys.data, c.values.data, c.params, std::move(plan),
-                     nullptr, nullptr, nullptr, in_place};
+  *job = CompressJob{};
+  job->dtype = c.keys.dtype;
+  job->shape = shape;
+  job->keys = c.keys.data;
+  job->values = c.values.data;
+  job->params = c.params;
+  job->plan = std::move(plan);
+  job->in_place = in_place;
+  // the addon checks these sizes (options.cc plan_compress); a valid case has them right
+  if (c.params.score == Score::Project) {
+    CHECK(int64_t(c.vectors.size()) == shape.heads * shape.key_dim, "project vectors sized for the shape");
+    job->vectors = c.vectors.data();
+  }
+  if (c.params.score == Score::Given) {
+    CHECK(int64_t(c.given.size()) == shape.rows(), "given scores sized for the shape");
+    job->scores = c.given.data();
+  }
   return Status::success();
 }
 
-// Kept positions of one row, from the reference norms (bits), as the contract ranks them.
-std::vector<int32_t> ref_select(const uint32_t* norm_bits, int64_t len, int64_t k, const CompressParams& p) {
+float mul_f(float a, float b) { return float(double(a) * double(b)); }
+float div_f(float a, float b) { return float(double(a) / double(b)); }
+// A score's canonical value: every NaN the canonical NaN, every zero +0.
+float canon(float x) { return std::isnan(x) ? as_float(kNaNBits) : (x == 0.f ? 0.f : x); }
+
+// x . y: the norm's order with products (chunks of 8 left to right, the pairwise tree), uncanonicalised.
+float ref_dot(DType t, const void* row, const float* y, int64_t d) {
+  const int64_t chunks = (d + 7) / 8;
+  int64_t n = 1;
+  while (n < chunks) n *= 2;
+  float sums[kMaxHeadDimContract / 8] = {};
+  for (int64_t c = 0; c < chunks; ++c) {
+    float s = 0.f;
+    for (int64_t i = c * 8; i < std::min(d, c * 8 + 8); ++i) s = add_f(s, mul_f(float(element(t, row, i)), y[i]));
+    sums[c] = s;
+  }
+  for (int64_t half = n / 2; half >= 1; half /= 2) {
+    for (int64_t i = 0; i < half; ++i) sums[i] = add_f(sums[i], sums[i + half]);
+  }
+  return sums[0];
+}
+
+// Every valid token's score (keep-highest), [rows * seq]; `norms`: the key norms' bits.
+std::vector<float> ref_scores(const Case& c, const Shape& s, const std::vector<int64_t>& lengths,
+                              const std::vector<uint32_t>& norms) {
+  const int esz = dtype_size(c.keys.dtype);
+  const DType t = c.keys.dtype;
+  std::vector<float> out(size_t(s.rows()), as_float(kNaNBits));
+  auto key = [&](int64_t row, int64_t tok) { return static_cast<const char*>(c.keys.data) + (row * s.seq + tok) * s.key_dim * esz; };
+  for (int64_t row = 0; row < s.batch * s.heads; ++row) {
+    const int64_t len = lengths[size_t(row / s.heads)];
+    std::vector<float> nk(static_cast<size_t>(len));
+    for (int64_t tok = 0; tok < len; ++tok) nk[size_t(tok)] = as_float(norms[size_t(row * s.seq + tok)]);
+    std::vector<float> anchor;
+    if (c.params.score == Score::KeyDiff) {  // per dimension: 32-token chunk sums, then the tree
+      const int64_t chunks = (len + 31) / 32;
+      int64_t n = 1;
+      while (n < chunks) n *= 2;
+      anchor.assign(size_t(s.key_dim), 0.f);
+      std::vector<float> sums(static_cast<size_t>(n));
+      for (int64_t d = 0; d < s.key_dim; ++d) {
+        std::fill(sums.begin(), sums.end(), 0.f);
+        for (int64_t ch = 0; ch < chunks; ++ch) {
+          float acc = 0.f;
+          for (int64_t j = ch * 32; j < std::min(len, ch * 32 + 32); ++j) {
+            const float nj = nk[size_t(j)];
+            if (std::isfinite(nj) && nj != 0.f) acc = add_f(acc, div_f(float(element(t, key(row, j), d)), nj));
+          }
+          sums[size_t(ch)] = acc;
+        }
+        for (int64_t half = n / 2; half >= 1; half /= 2) {
+          for (int64_t i = 0; i < half; ++i) sums[size_t(i)] = add_f(sums[size_t(i)], sums[size_t(i + half)]);
+        }
+        anchor[size_t(d)] = chunks > 0 ? sums[0] : 0.f;
+      }
+    }
+    for (int64_t tok = 0; tok < len; ++tok) {
+      const float n = nk[size_t(tok)];
+      float sc = 0.f;
+      switch (c.params.score) {
+        case Score::LowNorm: sc = -n; break;
+        case Score::HighNorm: sc = n; break;
+        case Score::KvNorm: {
+          const char* v = static_cast<const char*>(c.values.data) + (row * s.seq + tok) * s.value_dim * esz;
+          sc = mul_f(n, as_float(ref_norm_bits(t, v, s.value_dim)));
+          break;
+        }
+        case Score::Project: sc = -ref_dot(t, key(row, tok), c.vectors.data() + (row % s.heads) * s.key_dim, s.key_dim); break;
+        case Score::KeyDiff:
+          sc = !std::isfinite(n) ? as_float(kNaNBits) : n == 0.f ? 0.f : -div_f(ref_dot(t, key(row, tok), anchor.data(), s.key_dim), n);
+          break;
+        case Score::Given: sc = c.given[size_t(row * s.seq + tok)]; break;
+      }
+      out[size_t(row * s.seq + tok)] = canon(sc);
+    }
+  }
+  return out;
+}
+
+// Kept positions of one row, from the reference scores, as the contract ranks them.
+std::vector<int32_t> ref_select(const float* scores, int64_t len, int64_t k, const CompressParams& p) {
   const int64_t sink = std::min(p.sink, len);
   const int64_t recent = std::min(p.recent, len - sink);
-  const bool high = p.score == Score::HighNorm;
   auto less = [&](int32_t a, int32_t b) {
-    const float na = as_float(norm_bits[a]), nb = as_float(norm_bits[b]);
+    const float na = scores[a], nb = scores[b];
     const bool an = std::isnan(na), bn = std::isnan(nb);
     if (an != bn) return bn;  // non-NaN first
-    if (!an && na != nb) return high ? na > nb : na < nb;
+    if (!an && na != nb) return na > nb;  // the higher score first (+0 == -0)
     return a < b;
   };
   std::vector<int32_t> kept, middle;
@@ -365,6 +461,17 @@ std::vector<uint32_t> check_norms(DType t, const void* keys, int64_t rows, int64
 
 // Runs compress (or compress in place) on a planned valid job and checks every output.
 void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& norms) {
+  const std::vector<float> scores = ref_scores(c, job.shape, job.plan.lengths, norms);
+  if (!job.in_place) {  // tokenScores: the same scores, bit for bit, NaN at padding
+    std::vector<float> got(size_t(job.shape.rows()) + 1, 1.f);
+    ScoreJob sj;
+    sj.job = job;
+    sj.out = got.data();
+    const Status st = cpu::token_scores(sj);
+    if (!st.ok()) fail(std::string("token_scores failed on a valid job: ") + st.message);
+    CHECK(got.back() == 1.f, "token_scores wrote past the end");
+    CHECK(scores.empty() || std::memcmp(got.data(), scores.data(), scores.size() * 4) == 0, "token_scores differ from the contract");
+  }
   const Shape s = job.shape;
   const int64_t rows = s.batch * s.heads, kmax = job.plan.max_kept;
   const int esz = dtype_size(job.dtype);
@@ -405,7 +512,7 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   const char* vsrc = static_cast<const char*>(c.values.data);
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t b = row / s.heads, len = job.plan.lengths[size_t(b)], k = job.plan.kept[size_t(b)];
-    const std::vector<int32_t> want = ref_select(norms.data() + row * s.seq, len, k, c.params);
+    const std::vector<int32_t> want = ref_select(scores.data() + row * s.seq, len, k, c.params);
     const int32_t* got = idx.data() + row * kmax;
     for (int64_t j = 0; j < kmax; ++j) {
       const int32_t w = j < k ? want[size_t(j)] : -1;
@@ -494,7 +601,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   p.keep = edgy(0, S);
   p.order = in.ConsumeBool() ? Order::Norm : Order::Position;
-  p.score = in.ConsumeBool() ? Score::HighNorm : Score::LowNorm;
+  p.score = Score(in.ConsumeIntegralInRange<int>(0, 5));
   auto window = [&]() -> int64_t {
     switch (in.ConsumeIntegralInRange<int>(0, 7)) {
       case 0: return -1;
@@ -534,6 +641,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<uint8_t> rest = in.ConsumeRemainingBytes<uint8_t>();
   if (!rest.empty() && nk > 0) std::memcpy(kbuf.data(), rest.data(), std::min(rest.size(), size_t(nk * esz)));
 
+  // the scorers' inputs: finite vectors (the addon refuses others), given scores with specials
+  if (p.score == Score::Project) {
+    for (int64_t i = 0; i < H * Dk; ++i) c.vectors.push_back(as_float(rng.below(8) ? normal_bits(DType::F32, rng, 3) : 0u));
+  }
+  if (p.score == Score::Given) {
+    for (int64_t i = 0; i < B * H * S; ++i) {
+      const uint32_t u = rng.below(8);
+      c.given.push_back(as_float(u == 0 ? special_bits(DType::F32, rng) : u == 1 ? small_set_bits(DType::F32, rng) : normal_bits(DType::F32, rng, 4)));
+    }
+  }
   c.keys = TensorView{dtype, kbuf.data(), nk, {B, H, S, Dk}};
   c.values = TensorView{dtype, vbuf.data(), nv, {B, H, S, Dv}};
   switch (mutation) {  // the buffers always hold `length` elements: lies are in dims only
