@@ -169,24 +169,32 @@ double element(DType t, const void* row, int64_t i) {
 
 float add_f(float a, float b) { return float(double(a) + double(b)); }
 
-// Chunks of 8 summed left to right, pairwise tree over a power-of-two count, sqrt; NaN canonical.
-uint32_t ref_norm_bits(DType t, const void* row, int64_t d) {
+// The contract's order over a row of d terms: chunks of 8 summed left to right, then the
+// pairwise tree over a power-of-two count of chunk sums.
+template <class Term>
+float chunk_tree(int64_t d, Term term) {
   const int64_t chunks = (d + 7) / 8;
   int64_t n = 1;
   while (n < chunks) n *= 2;
   float sums[kMaxHeadDimContract / 8] = {};
   for (int64_t c = 0; c < chunks; ++c) {
     float s = 0.f;
-    for (int64_t i = c * 8; i < std::min(d, c * 8 + 8); ++i) {
-      const double x = element(t, row, i);
-      s = add_f(s, float(x * x));
-    }
+    for (int64_t i = c * 8; i < std::min(d, c * 8 + 8); ++i) s = add_f(s, term(i));
     sums[c] = s;
   }
   for (int64_t half = n / 2; half >= 1; half /= 2) {
     for (int64_t i = 0; i < half; ++i) sums[i] = add_f(sums[i], sums[i + half]);
   }
-  const float norm = float(std::sqrt(double(sums[0])));
+  return sums[0];
+}
+
+// Squares in the contract's order, sqrt; NaN canonical.
+uint32_t ref_norm_bits(DType t, const void* row, int64_t d) {
+  const float sum = chunk_tree(d, [&](int64_t i) {
+    const double x = element(t, row, i);
+    return float(x * x);
+  });
+  const float norm = float(std::sqrt(double(sum)));
   if (std::isnan(norm)) return kNaNBits;
   uint32_t b;
   std::memcpy(&b, &norm, 4);
@@ -318,21 +326,9 @@ float div_f(float a, float b) { return float(double(a) / double(b)); }
 // A score's canonical value: every NaN the canonical NaN, every zero +0.
 float canon(float x) { return std::isnan(x) ? as_float(kNaNBits) : (x == 0.f ? 0.f : x); }
 
-// x . y: the norm's order with products (chunks of 8 left to right, the pairwise tree), uncanonicalised.
+// x . y: the norm's order with products, uncanonicalised.
 float ref_dot(DType t, const void* row, const float* y, int64_t d) {
-  const int64_t chunks = (d + 7) / 8;
-  int64_t n = 1;
-  while (n < chunks) n *= 2;
-  float sums[kMaxHeadDimContract / 8] = {};
-  for (int64_t c = 0; c < chunks; ++c) {
-    float s = 0.f;
-    for (int64_t i = c * 8; i < std::min(d, c * 8 + 8); ++i) s = add_f(s, mul_f(float(element(t, row, i)), y[i]));
-    sums[c] = s;
-  }
-  for (int64_t half = n / 2; half >= 1; half /= 2) {
-    for (int64_t i = 0; i < half; ++i) sums[i] = add_f(sums[i], sums[i + half]);
-  }
-  return sums[0];
+  return chunk_tree(d, [&](int64_t i) { return mul_f(float(element(t, row, i)), y[i]); });
 }
 
 // Every valid token's score (keep-highest), [rows * seq]; `norms`: the key norms' bits.

@@ -27,15 +27,17 @@ bool row_norms_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim,
 bool row_norms_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out);
 
 // The SIMD paths' driver: rows in groups of G through `group` (G rows at once, a vector lane
-// per row), the remainder through `tail` (the portable path). Returns true (compiled in).
-template <int G, class Group, class Tail>
-inline bool rows_in_groups(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out, Group group,
-                           Tail tail) {
+// per row: their norms, or with y their dots with y), the remainder through the portable path.
+// Returns true (the path is compiled in).
+template <int G, class Group>
+inline bool rows_in_groups(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out,
+                           Group group) {
   const int64_t row_bytes = head_dim * dtype_size(t);
   const char* p = static_cast<const char*>(rows);
   int64_t r = 0;
-  for (; r + G <= n_rows; r += G) group(t, p + r * row_bytes, row_bytes, head_dim, out + r);
-  if (r < n_rows) tail(t, p + r * row_bytes, n_rows - r, head_dim, out + r);
+  for (; r + G <= n_rows; r += G) group(t, p + r * row_bytes, row_bytes, head_dim, y, out + r);
+  if (r < n_rows && y != nullptr) row_dots_portable(t, p + r * row_bytes, n_rows - r, head_dim, y, out + r);
+  if (r < n_rows && y == nullptr) row_norms_portable(t, p + r * row_bytes, n_rows - r, head_dim, out + r);
   return true;
 }
 

@@ -99,20 +99,14 @@ KVTRIM_AVX2 void eight_rows_impl(DType t, const char* base, int64_t row_bytes, i
   _mm256_storeu_ps(out, _mm256_blendv_ps(norm, nan, _mm256_cmp_ps(norm, norm, _CMP_UNORD_Q)));
 }
 
-KVTRIM_AVX2 void eight_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, float* out) {
-  eight_rows_impl(t, base, row_bytes, head_dim, nullptr, out);
-}
-
 }  // namespace
 
 bool row_norms_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
-  return rows_in_groups<8>(t, rows, n_rows, head_dim, out, eight_rows, row_norms_portable);
+  return rows_in_groups<8>(t, rows, n_rows, head_dim, nullptr, out, eight_rows_impl);
 }
 
 bool row_dots_avx2(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
-  auto group = [y](DType dt, const char* base, int64_t row_bytes, int64_t d, float* o) { eight_rows_impl(dt, base, row_bytes, d, y, o); };
-  auto tail = [y](DType dt, const char* p, int64_t n, int64_t d, float* o) { row_dots_portable(dt, p, n, d, y, o); };
-  return rows_in_groups<8>(t, rows, n_rows, head_dim, out, group, tail);
+  return rows_in_groups<8>(t, rows, n_rows, head_dim, y, out, eight_rows_impl);
 }
 
 }  // namespace kvtrim::cpu

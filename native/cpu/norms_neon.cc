@@ -121,20 +121,14 @@ void four_rows_impl(DType t, const char* base, int64_t row_bytes, int64_t head_d
   vst1q_f32(out, vbslq_f32(vceqq_f32(norm, norm), norm, nan));
 }
 
-void four_rows(DType t, const char* base, int64_t row_bytes, int64_t head_dim, float* out) {
-  four_rows_impl(t, base, row_bytes, head_dim, nullptr, out);
-}
-
 }  // namespace
 
 bool row_norms_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, float* out) {
-  return rows_in_groups<4>(t, rows, n_rows, head_dim, out, four_rows, row_norms_portable);
+  return rows_in_groups<4>(t, rows, n_rows, head_dim, nullptr, out, four_rows_impl);
 }
 
 bool row_dots_neon(DType t, const void* rows, int64_t n_rows, int64_t head_dim, const float* y, float* out) {
-  auto group = [y](DType dt, const char* base, int64_t row_bytes, int64_t d, float* o) { four_rows_impl(dt, base, row_bytes, d, y, o); };
-  auto tail = [y](DType dt, const char* p, int64_t n, int64_t d, float* o) { row_dots_portable(dt, p, n, d, y, o); };
-  return rows_in_groups<4>(t, rows, n_rows, head_dim, out, group, tail);
+  return rows_in_groups<4>(t, rows, n_rows, head_dim, y, out, four_rows_impl);
 }
 
 }  // namespace kvtrim::cpu
