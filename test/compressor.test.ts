@@ -7,6 +7,7 @@ import { Compressor, compressSync, type CompressorOptions, type StepResult } fro
 import * as oracle from './oracle'
 import { expectSameBits, expectCode } from './expect'
 import { randomTensor, rng, runSeed, type Rng } from './random'
+import { appendRows } from './decode'
 
 const seed = runSeed()
 const B = 1, H = 2, D = 16
@@ -23,15 +24,7 @@ class Tensor {
 type Host = { type: oracle.DType; data: Uint16Array | Float32Array; dims: number[] }
 
 /** [B, H, S, D] + one new row per (b, h) -> [B, H, S + 1, D] */
-function append(t: Host, rows: Host): Host {
-  const [b, h, s, d] = t.dims
-  const out = new Uint16Array(b * h * (s + 1) * d)
-  for (let r = 0; r < b * h; r++) {
-    out.set(t.data.subarray(r * s * d, (r + 1) * s * d), r * (s + 1) * d)
-    out.set(rows.data.subarray(r * d, (r + 1) * d), (r * (s + 1) + s) * d)
-  }
-  return { type: t.type, data: out, dims: [b, h, s + 1, d] }
-}
+const append = (t: Host, rows: Host): Host => appendRows(t, rows)
 
 /** Rows [0, len) of every (b, h) of a static cache of capacity dims[2]. */
 function front(t: Host, len: number): Uint16Array {

@@ -9,21 +9,12 @@ import { Compressor, type CompressorOptions } from '../lib/index'
 import { expectSameBits } from './expect'
 import * as oracle from './oracle'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
+import { appendRows } from './decode'
 
 const seed = runSeed()
 type Host = { type: oracle.DType; data: Uint16Array | Float32Array; dims: number[] }
 
-/** [B, H, S, D] + `n` new rows per (b, h) -> [B, H, S + n, D] (dynamic mode's next cache) */
-function append(t: Host, rows: Host): Host {
-  const [b, h, s, d] = t.dims
-  const n = rows.dims[2]
-  const out = new (t.data.constructor as new (n: number) => Uint16Array | Float32Array)(b * h * (s + n) * d)
-  for (let r = 0; r < b * h; r++) {
-    out.set(t.data.subarray(r * s * d, (r + 1) * s * d), r * (s + n) * d)
-    out.set(rows.data.subarray(r * n * d, (r + 1) * n * d), (r * (s + n) + s) * d)
-  }
-  return { type: t.type, data: out, dims: [b, h, s + n, d] }
-}
+const append = (t: Host, rows: Host): Host => appendRows(t, rows)
 
 /** Writes `rows` ([B, H, n, D]) at rows [len, len + n) of a static cache of capacity dims[2]. */
 function write(t: Host, rows: Host, len: number): void {

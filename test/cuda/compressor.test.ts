@@ -5,6 +5,7 @@ import { Compressor, type DeviceTensor } from '../../lib/index'
 import { expectSameBits } from '../expect'
 import { randomTensor, rng, runSeed } from '../random'
 import { describeCuda, toDevice } from './gpu'
+import { appendRows } from '../decode'
 
 const seed = runSeed()
 
@@ -44,15 +45,7 @@ describeCuda('CUDA Compressor', () => {
 // device Compressor rescores on the GPU. Over a 1,000-step decode loop with every reusable
 // scorer the two give the same caches and indices, bit for bit, at every step.
 type HostT = { type: 'float16'; data: Uint16Array; dims: number[] }
-function appendRow(t: HostT, row: HostT): HostT {
-  const [b, h, s, d] = t.dims
-  const out = new Uint16Array(b * h * (s + 1) * d)
-  for (let r = 0; r < b * h; r++) {
-    out.set(t.data.subarray(r * s * d, (r + 1) * s * d), r * (s + 1) * d)
-    out.set(row.data.subarray(r * d, (r + 1) * d), (r * (s + 1) + s) * d)
-  }
-  return { type: t.type, data: out, dims: [b, h, s + 1, d] }
-}
+const appendRow = (t: HostT, row: HostT): HostT => appendRows(t, row)
 
 describeCuda('CUDA Compressor, 1,000 decode steps', () => {
   for (const score of ['low-norm', 'kv-norm', 'project'] as const) {
