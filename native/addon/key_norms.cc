@@ -45,6 +45,7 @@ struct NormsOp : Operation {
     out = static_cast<float*>(data[0]);
     result = Napi::Persistent(Napi::Value(arrays[0]));
   }
+  bool tiny() const override { return !keys.on_device && keys.bytes <= kTinyInputBytes; }
   Status run() override {
     const TensorView& k = keys.view;
     if (keys.on_device) return cuda::key_norms(keys.device(), k.dtype, k.data, rows, k.dims[3], out, options.stream_ptr());

@@ -59,6 +59,7 @@ struct ScoresOp : Operation {
     job.out = static_cast<float*>(data[0]);
     result = Napi::Persistent(Napi::Value(arrays[0]));
   }
+  bool tiny() const override { return !keys.on_device && keys.bytes + values.bytes + scores.bytes <= kTinyInputBytes; }
   Status run() override {
     if (job.job.shape.batch * job.job.shape.heads * job.job.shape.seq == 0) return Status::success();
     if (keys.on_device) return cuda::token_scores(keys.device(), job, options.stream_ptr());
