@@ -7,9 +7,11 @@ import { checkKnown, describe, dims4, intList, invalid, isInt, maxOf, prefixed, 
 import { driveAsync, driveSync, type Steps } from '../drive'
 import { KvtrimError } from '../errors'
 import { keepCount } from '../keep-count'
-import { compress, compressInPlace, compressInPlaceSync, compressSync } from '../compress'
+import { compress, compressInPlace, compressInPlaceSync, compressSync, decodeCompressOptions } from '../compress'
 import { tokenScores, tokenScoresSync } from '../scores'
+import { layerScores } from './options'
 import { ScoreMemory } from './score-memory'
+import type { NativeScore } from '../../binding'
 import { isDeviceTensor } from '../tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from '../types'
 import type { CacheLayer } from './types'
@@ -195,24 +197,19 @@ function staticLengths(keys: TensorLike, shape: readonly number[], len: number):
 }
 
 type CompressorScore = NonNullable<CompressorOptions['score']>
-const SCORE_NAMES = ['low-norm', 'high-norm', 'kv-norm', 'keydiff']
 
-/** The Compressor's score option, checked: a name or { project: one vector list per layer } (copied). */
+/**
+ * The Compressor's score option, checked by the one native decoder as compressCache's (a name,
+ * or { project } with one vector list per layer, copied); given scores are refused: they fit
+ * one compress or compressCache, not the decode steps.
+ */
 function compressorScore(score: unknown): CompressorScore | undefined {
-  if (score === undefined || (typeof score === 'string' && SCORE_NAMES.includes(score))) return score as CompressorScore | undefined
-  const expected = "'low-norm', 'high-norm', 'kv-norm', 'keydiff' or { project: one Float32Array per layer }"
-  if (typeof score !== 'object' || score === null || Array.isArray(score)) throw invalid('INVALID_OPTION', expected, 'score', score)
-  checkKnown(score, ['project'], { prefix: 'score.', label: 'known' })
-  const project: unknown = (score as { project?: unknown }).project
-  if (!Array.isArray(project)) throw invalid('INVALID_OPTION', 'an array with one Float32Array per layer', 'score.project', project)
-  const layers: Float32Array[] = []
-  for (let l = 0; l < project.length; l++) {
-    const v: unknown = project[l]
-    const ok = v instanceof Float32Array || (Array.isArray(v) && v.every((x) => typeof x === 'number'))
-    if (!ok) throw invalid('INVALID_OPTION', 'a Float32Array (or an array of numbers) of kvHeads * keyDim', `score.project[${l}]`, v)
-    layers.push(Float32Array.from(v as ArrayLike<number>))
+  if (score === undefined) return undefined
+  const decoded = decodeCompressOptions({ score }, true).score
+  if (typeof decoded === 'object' && 'scores' in decoded) {
+    throw new KvtrimError('Expected score to be a name or { project } in a Compressor: given scores (score.scores) fit one compress or compressCache, not the decode steps', 'INVALID_OPTION')
   }
-  return { project: layers }
+  return decoded as CompressorScore
 }
 
 interface Work {
@@ -234,6 +231,8 @@ export class Compressor {
   readonly #options: CompressorOptions
   readonly #skip: Set<number>
   #targets: number[] | undefined
+  /** per layer: its score option (known from the first step on, with the layer count) */
+  #scoreOf: ((layer: number) => NativeScore) | undefined
   #lengths: number[] | undefined
   #position = 0
   #busy = false
@@ -383,9 +382,7 @@ export class Compressor {
       } else {
         targets = before.map((len) => keepCount(len, { keepRatio: o.keepRatio }))
       }
-      if (typeof o.score === 'object' && o.score.project.length !== L) {
-        throw new KvtrimError(`Expected score.project to have one entry per layer (${L}) but it has ${o.score.project.length}`, 'INVALID_OPTION')
-      }
+      this.#scoreOf = o.score === undefined ? undefined : layerScores(o.score as NativeScore, L)
       const protect = (o.sink ?? 0) + (o.recent ?? 0)
       targets.forEach((t, l) => {
         if (t < protect) {
@@ -409,9 +406,7 @@ export class Compressor {
       const o: CompressOptions = { keep: targets[l], order: 'position' }
       if (this.#options.sink !== undefined) o.sink = this.#options.sink
       if (this.#options.recent !== undefined) o.recent = this.#options.recent
-      const score = this.#options.score
-      if (typeof score === 'string') o.score = score
-      else if (score !== undefined) o.score = { project: score.project[l] as Float32Array }
+      if (this.#scoreOf) o.score = this.#scoreOf(l) as CompressOptions['score']
       if (this.mode === 'static') {
         const lengths = staticLengths(v.layers[l].keys, v.shapes[l], len)
         if (lengths) o.lengths = lengths

@@ -71,7 +71,7 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
  * A cache's score per layer: a name applies to every layer; { project } and { scores } hold
  * one entry per layer (native code checked each entry's kind; compress checks it per layer).
  */
-function layerScores(score: NativeScore, layerCount: number): (layer: number) => NativeScore {
+export function layerScores(score: NativeScore, layerCount: number): (layer: number) => NativeScore {
   if (typeof score === 'string') return () => score
   const [name, list] = 'project' in score ? ['project', score.project] : ['scores', score.scores]
   const n = (list as unknown[]).length

@@ -71,9 +71,9 @@ export class ScoreMemory {
   /** per layer: a second buffer, for a re-layout when dims[2] changed (dynamic mode) */
   readonly #spare: Array<Float32Array | undefined> = []
 
-  /** Whether a score can be reused: every scorer but keydiff (and given scores, which the Compressor refuses). */
+  /** Whether a score can be reused: every scorer of a Compressor but keydiff. */
   static reusable(score: unknown): boolean {
-    return score !== 'keydiff' && !(typeof score === 'object' && score !== null && 'scores' in score)
+    return score !== 'keydiff'
   }
 
   forget(): void {

@@ -20,7 +20,7 @@ namespace {
 
 constexpr int64_t kBlock = 1024;  // tokens per task
 
-// Runs fn(row, t0, t1, base) over blocks of each row's valid tokens; base: the row's first key.
+// Runs fn(row, t0, t1) over blocks [t0, t1) of each row's valid tokens, in parallel.
 template <class Fn>
 void for_blocks(const CompressJob& j, int64_t bytes_per_token, Fn fn) {
   const Shape& s = j.shape;
