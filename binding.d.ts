@@ -30,6 +30,10 @@ export interface NativeCompressOptions {
   score: NativeScore
   sink: number
   recent: number
+  /** absent for 'per-head' */
+  selection?: { threshold: number } | { adaptive: { alpha: number } }
+  /** per-(batch, head) kept counts */
+  headKeep?: ArrayLike<number>
   lengths?: ArrayLike<number>
   /** device tensors only: a cudaStream_t */
   stream?: bigint
@@ -39,8 +43,10 @@ export interface NativeCompressResult {
   keys: { type: NativeDType; data: Float32Array | Uint16Array; dims: number[] }
   values: { type: NativeDType; data: Float32Array | Uint16Array; dims: number[] }
   indices: Int32Array
-  /** tokens kept per batch entry */
+  /** tokens kept per batch entry (the most of its heads) */
   lengths: Int32Array
+  /** tokens kept per (batch, head) row */
+  headLengths: Int32Array
   /** the output's seqLen: the largest entry of lengths */
   kept: number
 }
@@ -48,6 +54,7 @@ export interface NativeCompressResult {
 export interface NativeInPlaceResult {
   indices: Int32Array
   lengths: Int32Array
+  headLengths: Int32Array
   kept: number
 }
 
@@ -74,6 +81,7 @@ export interface NativeDeviceCompressResult {
   valueBuffer: NativeDeviceBuffer
   indices: Int32Array
   lengths: Int32Array
+  headLengths: Int32Array
   kept: number
 }
 
@@ -172,6 +180,14 @@ export interface Binding {
   tokenScoresSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options?: unknown): NativeDeviceBuffer
   tokenScoresSync(keys: NativeAnyTensor, values: NativeAnyTensor, options?: unknown): Float32Array | NativeDeviceBuffer
   tokenScores(keys: NativeAnyTensor, values: NativeAnyTensor, options?: unknown): Promise<Float32Array | NativeDeviceBuffer>
+  /**
+   * A ragged selection's per-row kept counts (docs/policies.md "Selection modes";
+   * native/core/selection.cc): Int32Array [B * H] from the scores (a float32 tensor [B, H, S],
+   * host or device: device scores are copied to the host) and compress's options (a selection
+   * other than 'per-head'; lengths, sink, recent and, for 'adaptive', keepRatio or keep).
+   */
+  selectionCountsSync(scores: NativeTensor | NativeDeviceTensor, options: unknown): Int32Array
+  selectionCounts(scores: NativeTensor | NativeDeviceTensor, options: unknown): Promise<Int32Array>
   compressSync(keys: NativeTensor, values: NativeTensor, options: unknown): NativeCompressResult
   compressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: unknown): NativeDeviceCompressResult
   compressSync(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): NativeCompressResult | NativeDeviceCompressResult

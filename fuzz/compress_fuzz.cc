@@ -473,13 +473,13 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   const int esz = dtype_size(job.dtype);
   const int64_t krow = s.key_dim * esz, vrow = s.value_dim * esz;
   // the plan: lengths and counts as the contract computes them
-  CHECK(int64_t(job.plan.lengths.size()) == s.batch && int64_t(job.plan.kept.size()) == s.batch, "plan size");
+  CHECK(int64_t(job.plan.lengths.size()) == s.batch && int64_t(job.plan.kept.size()) == rows, "plan size");
   int64_t want_max = 0;
-  for (int64_t b = 0; b < s.batch; ++b) {
-    const int64_t len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t b = row / s.heads, len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
     CHECK(job.plan.lengths[size_t(b)] == len, "plan length");
-    CHECK(job.plan.kept[size_t(b)] == ref_keep(c.params, len), "plan kept count");
-    want_max = std::max(want_max, job.plan.kept[size_t(b)]);
+    CHECK(job.plan.kept_of(row) == ref_keep(c.params, len), "plan kept count");
+    want_max = std::max(want_max, job.plan.kept_of(row));
   }
   CHECK(kmax == want_max, "plan max_kept");
 
@@ -507,7 +507,7 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   const char* ksrc = static_cast<const char*>(c.keys.data);
   const char* vsrc = static_cast<const char*>(c.values.data);
   for (int64_t row = 0; row < rows; ++row) {
-    const int64_t b = row / s.heads, len = job.plan.lengths[size_t(b)], k = job.plan.kept[size_t(b)];
+    const int64_t b = row / s.heads, len = job.plan.lengths[size_t(b)], k = job.plan.kept_of(row);
     const std::vector<int32_t> want = ref_select(scores.data() + row * s.seq, len, k, c.params);
     const int32_t* got = idx.data() + row * kmax;
     for (int64_t j = 0; j < kmax; ++j) {

@@ -57,6 +57,18 @@ export type CacheScore =
   | { project: readonly (Float32Array | readonly number[])[] }
   | { scores: readonly ScoreTensor[] }
 
+/**
+ * How many tokens each (batch entry, KV head) row keeps (docs/policies.md "Selection modes").
+ * 'per-head' (default): every head keeps k (keepRatio or keep). `{ threshold: t }`: each head
+ * keeps its sink and recent tokens and every middle token whose score is >= t (no keepRatio or
+ * keep). 'adaptive' or `{ adaptive: { alpha } }` (AdaKV): the heads of a batch entry share
+ * kvHeads * k tokens; each keeps at least floor(alpha * (k - sink - recent)) of its own best
+ * middle tokens (alpha in [0, 1], default 0.2), the rest go to the best scores across heads.
+ * Ragged selections return per-head lengths (`headLengths`); see the docs for the runtimes
+ * that can use them.
+ */
+export type Selection = 'per-head' | 'adaptive' | { adaptive: { alpha?: number } } | { threshold: number }
+
 /** tokenScores's options. */
 export interface TokenScoresOptions {
   /** The scorer (default 'low-norm'). */
@@ -80,6 +92,14 @@ export interface CompressOptions extends KeepRule {
    * [kvHeads * keyDim]); `{ scores }` your own float32 scores [batch, kvHeads, seqLen].
    */
   score?: Score
+  /** How many tokens each head keeps (default 'per-head': k each); see {@link Selection}. */
+  selection?: Selection
+  /**
+   * Your own per-head counts instead of keepRatio / keep: one integer per (batch entry, KV
+   * head) row, [batch * kvHeads] row-major, each in [min(len, sink + recent), len] for its
+   * entry's valid length len (sink and recent included).
+   */
+  headKeep?: ArrayLike<number>
   /** Valid length per batch entry (ragged batches); each at most dims[2]. Default: all dims[2]. */
   lengths?: ArrayLike<number>
   /**
@@ -97,10 +117,12 @@ export interface CompressResult<T = HostTensor> {
   /** [batch, kvHeads, kept]: source position of each kept token; -1 in padding rows. */
   indices: Int32Array
   /**
-   * Tokens kept per batch entry. Entries with fewer than `kept` (ragged `lengths`) are padded
-   * at the end with zero rows and index -1.
+   * Tokens kept per batch entry (with a ragged `selection` or `headKeep`: the most any of its
+   * heads keeps). Rows past a head's own count (`headLengths`) are zero rows with index -1.
    */
   lengths: Int32Array
+  /** Tokens kept per (batch entry, KV head) row, [batch, kvHeads] row-major. */
+  headLengths: Int32Array
   /** The output's seqLen: the largest entry of `lengths`. */
   kept: number
 }
@@ -108,8 +130,10 @@ export interface CompressResult<T = HostTensor> {
 export interface InPlaceResult {
   /** [batch, kvHeads, kept]: source position of each kept token, ascending; -1 in padding. */
   indices: Int32Array
-  /** The new valid length of each batch entry: its kept rows are rows [0, lengths[b]). */
+  /** The new valid length of each batch entry: its kept rows are rows [0, lengths[b]) (ragged heads: the longest head's). */
   lengths: Int32Array
+  /** The new valid length of each (batch entry, KV head) row, [batch, kvHeads]: its kept rows are [0, headLengths[b * kvHeads + h]). */
+  headLengths: Int32Array
   /** The largest entry of `lengths`. */
   kept: number
 }

@@ -6,7 +6,7 @@
 namespace kvtrim {
 
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
-                 int64_t n_lengths, Plan* plan) {
+                 int64_t n_lengths, Plan* plan, const int64_t* head_keep, int64_t n_head_keep) {
   if (p.use_ratio && !(p.keep_ratio > 0.0 && p.keep_ratio <= 1.0)) {
     return Status::error(Code::InvalidKeepRatio,
         "Expected keepRatio in (0, 1] but received " + std::to_string(p.keep_ratio));
@@ -38,12 +38,29 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
       plan->lengths[size_t(b)] = lengths[b];
     }
   }
-  plan->kept.resize(size_t(shape.batch));
+  const int64_t rows = shape.batch * shape.heads;
+  if (head_keep != nullptr && n_head_keep != rows) {
+    return Status::error(Code::InvalidKeep, "Expected headKeep to have one count per (batch entry, KV head) row, batch * kvHeads = " +
+        std::to_string(rows) + ", but it has " + std::to_string(n_head_keep));
+  }
+  plan->kept.resize(size_t(rows));
   plan->max_kept = 0;
-  for (int64_t b = 0; b < shape.batch; ++b) {
-    plan->kept[size_t(b)] =
-        keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, plan->lengths[size_t(b)]);
-    plan->max_kept = std::max(plan->max_kept, plan->kept[size_t(b)]);
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t len = plan->lengths[size_t(row / shape.heads)];
+    int64_t k = 0;
+    if (head_keep != nullptr) {
+      k = head_keep[row];
+      const int64_t protect = std::min(len, p.sink + p.recent);
+      if (k < protect || k > len) {
+        return Status::error(Code::InvalidKeep, "Expected headKeep[" + std::to_string(row) + "] in [" +
+            std::to_string(protect) + ", " + std::to_string(len) +
+            "] (at least the entry's sink + recent tokens, at most its length) but received " + std::to_string(k));
+      }
+    } else {
+      k = keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, len);
+    }
+    plan->kept[size_t(row)] = k;
+    plan->max_kept = std::max(plan->max_kept, k);
   }
   return Status::success();
 }

@@ -16,17 +16,26 @@ struct CompressParams {
   Order order = Order::Position;
   Score score = Score::LowNorm;
   int64_t sink = 0, recent = 0;
+  // docs/policies.md "Selection modes": PerHead keeps keep_count tokens in every row; Threshold
+  // and Adaptive give each row its own count (selection.h computes them from the scores, and
+  // the compress that follows takes them as head_keep). alpha: Adaptive's floor fraction.
+  Selection selection = Selection::PerHead;
+  float threshold = 0.0f;
+  double alpha = 0.2;
 };
 
 struct Plan {
   std::vector<int64_t> lengths;  // valid tokens per batch entry
-  std::vector<int64_t> kept;     // tokens kept per batch entry
-  int64_t max_kept = 0;          // the output's seqLen
+  std::vector<int64_t> kept;     // tokens kept per (batch entry, head) row: [batch * heads]
+  int64_t max_kept = 0;          // the output's seqLen: the largest entry of kept
+  int64_t kept_of(int64_t row) const { return kept[size_t(row)]; }
 };
 
 // Validates the options against the shape; `lengths` (may be null) are per-batch valid lengths.
+// `head_keep` (may be null): the caller's per-row counts [batch * heads] (compress's headKeep),
+// each in [min(len, sink + recent), len]; otherwise every row of entry b keeps keep_count.
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
-                 int64_t n_lengths, Plan* plan);
+                 int64_t n_lengths, Plan* plan, const int64_t* head_keep = nullptr, int64_t n_head_keep = 0);
 
 // compressInPlace's extra rules: order 'position' (rows only move toward the front), and keys
 // and values in separate memory (moving one must not move the other).

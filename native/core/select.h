@@ -12,6 +12,8 @@ namespace kvtrim {
 // path tests `score == HighNorm`.
 enum class Score { LowNorm = 0, HighNorm = 1, KvNorm = 2, KeyDiff = 3, Project = 4, Given = 5 };
 enum class Order { Position = 0, Norm = 1 };
+// How many tokens each row keeps (docs/policies.md "Selection modes").
+enum class Selection { PerHead = 0, Threshold = 1, Adaptive = 2 };
 
 // The rank of a norm is contract.h's rank_key(norm_bits, score == Score::HighNorm).
 

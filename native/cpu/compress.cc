@@ -56,7 +56,7 @@ Status compress(const CompressJob& job) {
     if (!st.ok()) return st;
     scores = own.data();
   }
-  auto kept_of = [&](int64_t row) { return job.plan.kept[size_t(row / s.heads)]; };
+  auto kept_of = [&](int64_t row) { return job.plan.kept_of(row); };
 
   // 2. Select, one task per row; scratch is per thread and reused.
   bool oom = false;

@@ -120,7 +120,7 @@ Layout layout_for(const CompressJob& job, int split) {
   L.sort_n = job.params.order == Order::Norm ? int(pow2_ceil(std::max<int64_t>(job.plan.max_kept, 1))) : 0;
   L.len = 0;
   L.kept = L.len + align_up(sizeof(int) * size_t(s.batch));
-  L.keys = L.kept + align_up(sizeof(int) * size_t(s.batch));
+  L.keys = L.kept + align_up(sizeof(int) * rows);
   L.hist = L.keys + align_up(sizeof(unsigned) * rows * size_t(s.seq));
   L.counts = L.hist + align_up(sizeof(unsigned) * (split > 1 ? rows * kRadixRounds * kRadixBins : 0));
   L.barrier = L.counts + align_up(sizeof(unsigned) * (split > 1 ? rows * size_t(split) * 2 : 0));
@@ -177,12 +177,11 @@ CompressArgs args_for(const CompressJob& job, const Layout& L, int unit, unsigne
 Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base, std::vector<int>* host,
                    cudaStream_t stream) {
   const int64_t B = job.shape.batch;
-  host->assign(size_t(2 * B), 0);
-  for (int64_t b = 0; b < B; ++b) {
-    (*host)[size_t(b)] = int(job.plan.lengths[size_t(b)]);
-    // tokenScores' plans may carry lengths only
-    (*host)[size_t(B + b)] = size_t(b) < job.plan.kept.size() ? int(job.plan.kept[size_t(b)]) : 0;
-  }
+  const int64_t R = B * job.shape.heads;
+  host->assign(size_t(B + R), 0);
+  for (int64_t b = 0; b < B; ++b) (*host)[size_t(b)] = int(job.plan.lengths[size_t(b)]);
+  // one kept count per (batch, head) row; tokenScores' plans may carry lengths only
+  for (int64_t r = 0; r < R && size_t(r) < job.plan.kept.size(); ++r) (*host)[size_t(B + r)] = int(job.plan.kept[size_t(r)]);
   if (job.params.score == Score::Project) {  // job.vectors is host memory (job.h), alive for the call
     if (job.vectors == nullptr) return Status::error(Code::Internal, "compress: score 'project' without vectors");
     KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.vectors, job.vectors, sizeof(float) * size_t(job.shape.heads * job.shape.key_dim),
@@ -191,7 +190,7 @@ Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base,
   if (job.params.score == Score::Given && job.scores == nullptr && job.shape.batch * job.shape.heads > 0)
     return Status::error(Code::Internal, "compress: score 'scores' without scores");
   KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.len, host->data(), sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
-  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.kept, host->data() + B, sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
+  KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.kept, host->data() + B, sizeof(int) * size_t(R), cudaMemcpyHostToDevice, stream));
   if (L.split > 1) KVTRIM_CUDA_TRY(cudaMemsetAsync(base + L.hist, 0, L.sort - L.hist, stream));
   // The copies read `host` asynchronously: the caller keeps it alive until the stream syncs.
   return Status::success();

@@ -12,7 +12,7 @@
 
 namespace kvtrim::cuda {
 
-// Where one job's scratch lives, relative to its base: lengths and kept per batch entry (ints,
+// Where one job's scratch lives, relative to its base: lengths per batch entry and kept per row (ints,
 // uploaded from the plan), rank keys, for split rows the histograms, counts and barrier
 // counters (zeroed), for order 'norm' the sort buffer, for project the vectors, for keydiff
 // the token-chunk sums.

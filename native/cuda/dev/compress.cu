@@ -483,9 +483,9 @@ static Expected reference(const CompressJob& j, const Instance& in) {
   std::vector<uint64_t> kept64(size_t(s.seq) + 1);
   std::vector<int32_t> sel(size_t(s.seq) + 1);
   for (int64_t b = 0; b < s.batch; ++b) {
-    const int64_t len = j.plan.lengths[size_t(b)], k = j.plan.kept[size_t(b)];
+    const int64_t len = j.plan.lengths[size_t(b)];
     for (int64_t h = 0; h < s.heads; ++h) {
-      const int64_t row = b * s.heads + h;
+      const int64_t row = b * s.heads + h, k = j.plan.kept_of(row);
       const unsigned char* krow = hk.data() + size_t(row * s.seq) * kb;
       const unsigned char* vrow = hv.data() + size_t(row * s.seq) * vb;
       if (by_norm) {
@@ -540,7 +540,7 @@ static std::string compare(const Case& c, Instance& in) {
     const int64_t slot = int64_t(i) % std::max<int64_t>(kmax, 1), row = int64_t(i) / std::max<int64_t>(kmax, 1);
     char buf[200];
     std::snprintf(buf, sizeof buf, "indices[b=%" PRId64 ", h=%" PRId64 ", slot=%" PRId64 "]: want %d, got %d (row keeps %" PRId64 ")",
-                  row / c.H, row % c.H, slot, e.indices[i], gi[i], j.plan.kept[size_t(row / c.H)]);
+                  row / c.H, row % c.H, slot, e.indices[i], gi[i], j.plan.kept_of(row));
     return buf;
   }
   std::string d = first_diff("keys", c.dtype, e.keys, gk, c.H, slots, c.Dk);
@@ -619,10 +619,10 @@ static double bytes_moved(const CompressJob& j) {
   const Score sc = j.params.score;
   const double scored = sc == Score::KvNorm ? kb + vb : sc == Score::KeyDiff ? 3 * kb : sc == Score::Given ? 4.0 : kb;
   double total = 0;
-  for (int64_t b = 0; b < s.batch; ++b) {
-    const double len = double(j.plan.lengths[size_t(b)]), k = double(j.plan.kept[size_t(b)]);
+  for (int64_t row = 0; row < s.batch * s.heads; ++row) {
+    const double len = double(j.plan.lengths[size_t(row / s.heads)]), k = double(j.plan.kept_of(row));
     const double pad = j.in_place ? 0 : double(j.plan.max_kept) - k;
-    total += double(s.heads) * (len * scored + 2 * k * (kb + vb) + pad * (kb + vb) + 4.0 * double(j.plan.max_kept));
+    total += len * scored + 2 * k * (kb + vb) + pad * (kb + vb) + 4.0 * double(j.plan.max_kept);
   }
   return total;
 }

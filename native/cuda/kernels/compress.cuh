@@ -61,7 +61,7 @@ struct CompressArgs {
   int kmax;
   long long out_seq;          // row stride of the outputs: kmax, or seq in place
   const int* lengths;         // [batch] valid tokens
-  const int* kept;            // [batch] tokens to keep
+  const int* kept;            // [batch * heads] tokens to keep, per row
   int sink, recent;
   int high, order_norm, in_place;  // high: the norm path's high-norm ranking
   int split;                  // G: blocks per row
@@ -183,7 +183,7 @@ KVTRIM_DEV void compress_row(const CompressArgs& a, const long long row, const i
   const int G = a.split;
   const int batch = int(row / a.heads);
   const int len = a.lengths[batch];
-  const int k = a.kept[batch];
+  const int k = a.kept[row];
   const int per = (len + G - 1) / G;
   const int t0 = min_i(len, g * per), t1 = min_i(len, t0 + per);
   unsigned* keys32 = a.keys32 + row * a.seq;
