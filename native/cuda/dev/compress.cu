@@ -40,6 +40,7 @@
 #include "../../core/plan.h"
 #include "../../core/score.h"
 #include "../../core/select.h"
+#include "../../core/selection.h"
 #include "common.h"
 
 using namespace wb;
@@ -48,6 +49,7 @@ using kvtrim::CompressParams;
 using kvtrim::Order;
 using kvtrim::Plan;
 using kvtrim::Score;
+using kvtrim::Selection;
 using kvtrim::Shape;
 
 static const char* kUsage =
@@ -80,6 +82,13 @@ struct Case {
   // Other launcher switches for this case only, e.g. {"KVTRIM_COMPRESS_VERSION", "2"} for a
   // kernel version the launcher selects by environment (README.md: adding a kernel version).
   std::vector<std::pair<std::string, std::string>> env;
+  // Per-row kept counts (docs/policies.md "Selection modes"): the plan is make_plan(...,
+  // head_keep) with counts drawn at random in [min(len, sink + recent), len] (Random), or
+  // kvtrim::selection_counts of the reference scores (Threshold at the median valid middle
+  // score, which is itself a score: ties at t; Adaptive with `alpha`). PerHead: keep_count.
+  Selection counts = Selection::PerHead;
+  bool random_counts = false;
+  double alpha = 0.2;
 };
 
 static const char* score_name(Score s) {
@@ -154,6 +163,124 @@ static void scorer_cases(std::vector<Case>* v) {
   Case z = e;
   z.score = Score::Given, z.keep = 0, z.name = "score-given-keep0";
   v->push_back(z);
+}
+
+static std::string counts_name(const Case& c) {
+  if (c.random_counts) return "hk";
+  if (c.counts == Selection::Threshold) return "thr";
+  if (c.counts == Selection::Adaptive) return "ada" + (c.alpha == 0.2 ? std::string() : std::to_string(c.alpha).substr(0, 3));
+  return "";
+}
+
+// Ragged heads (docs/policies.md "Selection modes"): every row of a batch entry keeps its own
+// count, so rows of one launch have different k (and the outputs padding after each row's own
+// k, up to the plan's kmax). Random head_keep counts (extremes included: only the protected
+// tokens, every token), threshold counts and adaptive counts (selection.h) over: every dtype,
+// G = 1 / 3 forced and the launcher's own split on long rows, order 'norm', empty and one-token
+// entries, in place, both layers launches, and the other scorers (the counts come from the
+// same scorer's reference scores; given scores with NaN / Inf / ties).
+static void ragged_head_cases(std::vector<Case>* v) {
+  const DType kinds[] = {DType::F16, DType::BF16, DType::F32};
+  for (DType t : kinds) {
+    for (int g : {1, 3, 0}) {  // 0: order 'norm'
+      Case c;
+      c.dtype = t, c.B = 2, c.H = 4, c.S = 1200, c.lengths = {1200, 777};
+      c.Dk = c.Dv = t == DType::BF16 ? 66 : 128;
+      c.sink = 4, c.recent = 32, c.random_counts = true;
+      c.order = g == 0 ? Order::Norm : Order::Position;
+      c.split = g == 0 ? 2 : g, c.want_split = g == 0 ? 1 : g;
+      c.name = std::string("heads-hk-") + short_kind(t) + (g == 0 ? "-norm" : "-G" + std::to_string(g));
+      v->push_back(c);
+    }
+  }
+  for (Selection sel : {Selection::Threshold, Selection::Adaptive}) {
+    const std::string nm = sel == Selection::Threshold ? "thr" : "ada";
+    for (DType t : kinds) {
+      for (int g : {1, 3, 0}) {
+        Case c;
+        c.dtype = t, c.B = 2, c.H = 4, c.S = 1000, c.lengths = {1000, 613};
+        c.Dk = c.Dv = t == DType::F32 ? 66 : 128;
+        c.sink = 2, c.recent = 16, c.ratio = 0.3, c.counts = sel;
+        c.score = t == DType::BF16 ? Score::HighNorm : Score::LowNorm;
+        c.order = g == 0 ? Order::Norm : Order::Position;
+        c.split = g == 0 ? 2 : g, c.want_split = g == 0 ? 1 : g;
+        c.name = "heads-" + nm + "-" + short_kind(t) + (t == DType::BF16 ? "-high" : "") +
+                 (g == 0 ? "-norm" : "-G" + std::to_string(g));
+        v->push_back(c);
+      }
+    }
+    for (Score sc : {Score::KvNorm, Score::KeyDiff, Score::Project, Score::Given}) {
+      Case c;
+      c.score = sc, c.dtype = sc == Score::Given ? DType::BF16 : DType::F16, c.counts = sel;
+      c.B = 2, c.H = 3, c.S = 300, c.lengths = {300, 171}, c.Dk = 128, c.Dv = 64;
+      c.sink = 3, c.recent = 16, c.ratio = 0.35, c.specials = true;
+      c.name = "heads-" + nm + "-" + score_name(sc) + "-" + short_kind(c.dtype);
+      v->push_back(c);
+      if (sc != Score::KeyDiff) {  // split rows with this scorer (keydiff stays at G = 1)
+        Case g = c;
+        g.B = 1, g.H = 2, g.S = 1600, g.lengths.clear(), g.Dk = g.Dv = 65, g.split = 3, g.want_split = 3;
+        g.name += "-G3";
+        v->push_back(g);
+      }
+    }
+  }
+  {
+    Case a;  // alpha 0 (a pure global pick) and 1 ('per-head'), threshold -Inf / +Inf (all / none)
+    a.B = 2, a.H = 4, a.S = 500, a.lengths = {500, 260}, a.sink = 2, a.recent = 8, a.ratio = 0.25;
+    a.counts = Selection::Adaptive, a.alpha = 0.0, a.split = 3, a.want_split = 3, a.name = "heads-ada0-f16-G3";
+    v->push_back(a);
+    Case b = a;
+    b.alpha = 1.0, b.split = 0, b.want_split = 0, b.name = "heads-ada1-f16";
+    v->push_back(b);
+  }
+  {
+    Case c;  // empty and one-token entries, all-protected and full rows (random counts), norm order
+    c.name = "heads-hk-empty-rows-f16", c.B = 4, c.H = 3, c.S = 160, c.Dk = 64, c.Dv = 72;
+    c.lengths = {0, 1, 160, 25}, c.sink = 3, c.recent = 5, c.random_counts = true;
+    v->push_back(c);
+    Case d = c;
+    d.order = Order::Norm, d.name = "heads-hk-empty-rows-f16-norm";
+    v->push_back(d);
+    Case e = c;
+    e.counts = Selection::Adaptive, e.random_counts = false, e.ratio = 0.5, e.name = "heads-ada-empty-rows-f16";
+    v->push_back(e);
+  }
+  {
+    Case c;  // one long row per head: the launcher's own split (cooperative), ragged heads
+    c.name = "heads-ada-split-auto-f16", c.B = 1, c.H = 2, c.S = 2000, c.Dk = c.Dv = 65;
+    c.counts = Selection::Adaptive, c.alpha = 0.1, c.ratio = 0.2, c.sink = 4, c.recent = 64;
+    v->push_back(c);
+    Case d = c;
+    d.counts = Selection::PerHead, d.random_counts = true, d.split = 7, d.name = "heads-hk-split-bf16-G7", d.dtype = DType::BF16;
+    v->push_back(d);
+  }
+  {
+    Case c;  // in place: each head's kept rows to the front of its own row, the rest left alone
+    c.name = "heads-hk-inplace-u2-f16", c.B = 2, c.H = 3, c.S = 512, c.Dk = c.Dv = 66;
+    c.lengths = {512, 301}, c.sink = 4, c.recent = 16, c.in_place = true, c.random_counts = true;
+    v->push_back(c);
+    Case d = c;
+    d.name = "heads-ada-inplace-u16-bf16", d.dtype = DType::BF16, d.Dk = d.Dv = 128, d.random_counts = false;
+    d.counts = Selection::Adaptive, d.ratio = 0.25, d.split = 3, d.want_split = 1;  // KVTRIM_SPLIT ignored in place
+    v->push_back(d);
+    Case e = c;
+    e.name = "heads-thr-inplace-given-f32", e.dtype = DType::F32, e.score = Score::Given, e.specials = true;
+    e.random_counts = false, e.counts = Selection::Threshold;
+    v->push_back(e);
+  }
+  {
+    Case c;  // one launch for all layers (unit 16), each layer its own counts
+    c.name = "heads-hk-layers-1launch-f16", c.B = 2, c.H = 2, c.S = 256, c.layers = 3, c.lengths = {256, 100};
+    c.sink = 1, c.recent = 4, c.random_counts = true;
+    v->push_back(c);
+    Case d = c;
+    d.name = "heads-ada-layers-1launch-kdiff", d.score = Score::KeyDiff, d.random_counts = false, d.counts = Selection::Adaptive;
+    v->push_back(d);
+    Case e;  // per-job fallback (unit 4), order 'norm', threshold counts
+    e.name = "heads-thr-layers-perjob-f32-norm", e.dtype = DType::F32, e.order = Order::Norm, e.B = 2, e.H = 2;
+    e.S = 400, e.Dk = e.Dv = 65, e.layers = 2, e.lengths = {400, 222}, e.counts = Selection::Threshold;
+    v->push_back(e);
+  }
 }
 
 // The default set: small enough for the emulator (a few seconds on one core), and every path.
@@ -248,6 +375,7 @@ static std::vector<Case> default_cases() {
     v.push_back(d);
   }
   scorer_cases(&v);
+  ragged_head_cases(&v);
   return v;
 }
 
@@ -287,6 +415,19 @@ static std::vector<Case> bench_cases() {
     c.split = g, c.name += g == 0 ? "-auto" : "-G1";
     v.push_back(c);
   }
+  {  // ragged heads (selection modes): the per-row counts of an adaptive pick over the low-norm
+     // scores (alpha 0.2, keepRatio 0.5: the same H * k rows in all), and random counts
+     // uniform in [0, len] (mean 0.5, kmax ~ len: the padding is most of the output)
+    Case c = with(m, DType::F16, Order::Position);
+    c.counts = Selection::Adaptive, c.name += "-heads-adaptive";
+    v.push_back(c);
+    Case d = with(m, DType::F16, Order::Position);
+    d.random_counts = true, d.name += "-heads-random";
+    v.push_back(d);
+    Case e = c;
+    e.in_place = true, e.name += "-inplace";
+    v.push_back(e);
+  }
   Case lay;
   lay.name = "layers8";
   lay.B = 1, lay.H = 8, lay.S = 8192, lay.layers = 8;
@@ -300,6 +441,8 @@ struct Instance {
   std::vector<unsigned char> hk, hv;  // inputs
   std::vector<float> vectors, given;  // project's [H, Dk] (host, as job.h says), given [B, H, S]
   DevBuf dk, dv, ok, ov, di, ds;      // ds: the given scores on the device
+  std::vector<int64_t> head_keep;     // Case::random_counts: drawn by generate()
+  std::string counts_problem;         // an invariant of selection_counts that did not hold
   CompressJob job{};
 };
 
@@ -366,6 +509,75 @@ static void generate(const Case& c, Rng& r, Instance* in) {
     else if (pick < 6 && i % c.S > 0) bits = kvtrim::f32_to_bits(in->given[size_t(i - 1 - r.below(uint32_t(i % c.S)))]);  // a tie
     in->given[size_t(i)] = kvtrim::bits_to_f32(bits);
   }
+  if (c.random_counts) {  // per row in [protected, len]: a quarter each at the two ends
+    in->head_keep.resize(size_t(c.B * c.H));
+    for (int64_t row = 0; row < c.B * c.H; ++row) {
+      const int64_t len = c.lengths.empty() ? c.S : c.lengths[size_t(row / c.H)];
+      const int64_t lo = std::min(len, c.sink + c.recent), span = len - lo;
+      const uint32_t pick = r.below(4);
+      in->head_keep[size_t(row)] = pick == 0 ? lo : pick == 1 ? len : lo + int64_t(r.below(uint32_t(span + 1)));
+    }
+  }
+}
+
+static std::vector<float> reference_scores(const CompressJob& j, const Instance& in);
+
+// The plan's per-row counts for Case::counts, from the reference scores of the case's scorer
+// (what tokenScores returns, and what the addon hands selection_counts), and make_plan again
+// with them as head_keep. The invariants of docs/policies.md are checked on the way.
+static void selection_plan(const Case& c, Instance* in) {
+  CompressJob& j = in->job;
+  const int64_t rows = c.B * c.H;
+  std::vector<int64_t> hk(in->head_keep);
+  if (!c.random_counts) {
+    const std::vector<float> scores = reference_scores(j, *in);
+    CompressParams sp = j.params;
+    sp.selection = c.counts, sp.alpha = c.alpha;
+    if (c.counts == Selection::Threshold) {  // the median of the valid middle scores (not NaN)
+      std::vector<float> mid;
+      for (int64_t row = 0; row < rows; ++row) {
+        int64_t mb = 0, me = 0;
+        kvtrim::protected_span(j.plan.lengths[size_t(row / c.H)], c.sink, c.recent, &mb, &me);
+        for (int64_t t = mb; t < me; ++t) {
+          const float x = scores[size_t(row * c.S + t)];
+          if (x == x) mid.push_back(x);
+        }
+      }
+      if (!mid.empty()) {
+        std::nth_element(mid.begin(), mid.begin() + mid.size() / 2, mid.end());
+        sp.threshold = mid[mid.size() / 2];
+      }
+    }
+    std::vector<int32_t> counts(static_cast<size_t>(rows));
+    kvtrim::selection_counts(j.shape, sp, j.plan, scores.data(), counts.data());
+    hk.assign(counts.begin(), counts.end());
+    for (int64_t b = 0; b < c.B; ++b) {  // docs/policies.md: Σ_h k_h = H·k, each >= p + f; threshold's count
+      int64_t mb = 0, me = 0;
+      const int64_t len = j.plan.lengths[size_t(b)];
+      const int64_t prot = kvtrim::protected_span(len, c.sink, c.recent, &mb, &me);
+      int64_t sum = 0, kb = j.plan.kept_of(b * c.H);
+      const int64_t m = kb - prot, f = std::min(m, int64_t(std::floor(c.alpha * double(m))));
+      for (int64_t h = 0; h < c.H; ++h) {
+        const int64_t row = b * c.H + h, k = hk[size_t(row)];
+        sum += k;
+        int64_t want = -1;
+        if (c.counts == Selection::Threshold) {
+          want = prot;
+          for (int64_t t = mb; t < me; ++t) want += scores[size_t(row * c.S + t)] >= sp.threshold;
+        }
+        const bool bad = c.counts == Selection::Threshold ? k != want : (k < prot + f || k > len);
+        if (bad && in->counts_problem.empty())
+          in->counts_problem = "selection_counts row " + std::to_string(row) + ": " + std::to_string(k) +
+                               (want >= 0 ? ", want " + std::to_string(want) : " outside [p + f, len]");
+      }
+      if (c.counts == Selection::Adaptive && sum != c.H * kb && in->counts_problem.empty())
+        in->counts_problem = "selection_counts entry " + std::to_string(b) + ": sum " + std::to_string(sum) +
+                             ", want H * k = " + std::to_string(c.H * kb);
+    }
+  }
+  check(kvtrim::make_plan(j.shape, j.params, c.lengths.empty() ? nullptr : c.lengths.data(), int64_t(c.lengths.size()),
+                          &j.plan, hk.data(), rows),
+        "make_plan(head_keep)");
 }
 
 static void setup(const Case& c, Instance* in) {
@@ -384,6 +596,7 @@ static void setup(const Case& c, Instance* in) {
   j.params = p;
   check(kvtrim::make_plan(j.shape, p, c.lengths.empty() ? nullptr : c.lengths.data(), int64_t(c.lengths.size()), &j.plan),
         "make_plan");
+  if (c.random_counts || c.counts != Selection::PerHead) selection_plan(c, in);
   const int64_t rows = c.B * c.H, kmax = j.plan.max_kept;
   in->dk = DevBuf(in->hk.size(), size_t(c.misalign));
   in->dv = DevBuf(in->hv.size());
@@ -653,6 +866,7 @@ static Row run(const Case& c, const Options& o) {
     inst[i].hv = inst[0].hv;
     inst[i].vectors = inst[0].vectors;
     inst[i].given = inst[0].given;
+    inst[i].head_keep = inst[0].head_keep;
   }
   for (Instance& in : inst) setup(c, &in);
   CaseEnv env(c);
@@ -672,6 +886,7 @@ static Row run(const Case& c, const Options& o) {
   if (c.want_split && g.blocks_per_row != c.want_split)
     missed = "G " + std::to_string(g.blocks_per_row) + ", wanted " + std::to_string(c.want_split);
   if (!missed.empty()) missed = "variant not reached: " + missed;
+  for (int l = 0; l < layers && missed.empty(); ++l) missed = inst[size_t(l)].counts_problem;
   for (int l = 0; l < layers; ++l) out.bytes += bytes_moved(inst[size_t(l)].job);
   const int reps = reps_for(o);
   // tokenScores first (compress in place rewrites the inputs); its mismatch is the case's
@@ -748,7 +963,7 @@ int main(int argc, char** argv) {
   const double copy_bps = copy_floor();
 
   const std::vector<Case> cases = o.bench ? bench_cases() : default_cases();
-  std::printf("%-34s %-9s %-20s %-9s %-9s %4s %5s %-34s %6s %10s %8s %6s  %s\n", "case", "kind", "shape", "order",
+  std::printf("%-34s %-9s %-20s %-9s %-14s %4s %5s %-34s %6s %10s %8s %6s  %s\n", "case", "kind", "shape", "order",
               "sink/rec", "unit", "split", "geometry (blocks x threads)", "k", "ms", "GB/s", "%copy", "bits");
   int failed = 0, ran = 0;
   const auto t_all = std::chrono::steady_clock::now();
@@ -759,9 +974,11 @@ int main(int argc, char** argv) {
     const bool ok = row.result == "ok";
     failed += !ok;
     const double gbs = gb_per_s(row.bytes, row.ms);
-    char sr[24];
-    std::snprintf(sr, sizeof sr, "%" PRId64 "/%" PRId64 "%s", c.sink, c.recent, c.lengths.empty() ? "" : " rag");
-    std::printf("%-34s %-9s %-20s %-9s %-9s %4d %5s %-34s %6" PRId64 " %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
+    char sr[40];
+    const std::string hk = counts_name(c);
+    std::snprintf(sr, sizeof sr, "%" PRId64 "/%" PRId64 "%s%s%s", c.sink, c.recent, c.lengths.empty() ? "" : " rag",
+                  hk.empty() ? "" : " ", hk.c_str());
+    std::printf("%-34s %-9s %-20s %-9s %-14s %4d %5s %-34s %6" PRId64 " %10.3f %8.2f %5.1f%%  %s%s\n", c.name.c_str(),
                 kvtrim::dtype_name(c.dtype), shape_string(c).c_str(), order_name(c).c_str(), sr, row.unit,
                 c.split > 0 ? ("=" + std::to_string(c.split)).c_str() : "auto", row.geometry.c_str(), row.kmax, row.ms, gbs,
                 pct_of_floor(gbs, copy_bps), ok ? "ok" : "FAIL: ", ok ? "" : row.result.c_str());
