@@ -9,7 +9,13 @@
 //     every NaN norm is the canonical 0x7FC00000;
 //   - scores (docs/policies.md): every scorer's score in the same double-rounded-to-float style
 //     (norms, kv-norm products, project and keydiff dots, keydiff's anchor, given scores);
-//   - per (batch, head) row: k = the plan's count (recomputed here), indices = sink, recent and
+//   - selection modes (docs/policies.md "Selection modes"): head_keep plans, valid or not, are
+//     validated by make_plan with the documented rule; selection_counts for threshold and
+//     adaptive equal the counts of an independent reference (a sort, not a radix select) and
+//     hold the documented invariants (threshold: p + #{middle scores >= t}; adaptive:
+//     Σ_h k_h = H * k per entry, each k_h in [p + floor(alpha * m), len]); then the compress of
+//     a plan with those per-row counts is checked as below, row by row with each row's own k;
+//   - per (batch, head) row: k = the plan's count (recomputed here, or the per-row count), indices = sink, recent and
 //     the best (isNaN, -score, position) of the middle, in position or rank order, -1 past k; gathered key and value rows equal the source rows,
 //     zero past k; in place: rows 0..k-1 hold the kept rows, later rows are untouched.
 // Any mismatch aborts (a crash for libFuzzer); ASan and UBSan watch every access.
@@ -32,6 +38,7 @@
 
 #include "../native/core/job.h"
 #include "../native/core/plan.h"
+#include "../native/core/selection.h"
 #include "../native/core/status.h"
 #include "../native/core/tensor.h"
 #include "../native/cpu/compress.h"
@@ -55,7 +62,19 @@ namespace {
 constexpr int64_t kMaxRowsContract = 2147483647;
 constexpr int64_t kMaxHeadDimContract = 1024;
 constexpr uint32_t kNaNBits = 0x7FC00000u;
-constexpr int64_t kBudget = 1 << 15;  // elements of keys + values per case, for speed
+constexpr int64_t kBudget = 1 << 15;
+
+// KVTRIM_FUZZ_STATS=1: how many valid cases of each selection mode ran, and how many head_keep
+// plans were refused as they should be, printed at exit (to see that the modes are reached).
+struct Stats {
+  long long per_head = 0, head_keep = 0, head_keep_refused = 0, threshold = 0, adaptive = 0, ragged = 0;
+  ~Stats() {
+    if (std::getenv("KVTRIM_FUZZ_STATS"))
+      std::fprintf(stderr, "kvtrim fuzz stats: per-head %lld, headKeep %lld (refused %lld), threshold %lld, adaptive %lld, "
+                   "of them with unequal counts in an entry %lld\n", per_head, head_keep, head_keep_refused, threshold,
+                   adaptive, ragged);
+  }
+} stats;  // elements of keys + values per case, for speed
 
 // ---- random fill ------------------------------------------------------------------------
 
@@ -241,6 +260,18 @@ struct Case {
   std::vector<float> given;    // Score::Given: [B * H * S]
   std::vector<int64_t> lengths;
   bool has_lengths = false;
+  // Selection modes: 0 'per-head'; 1 head_keep (valid or not); 2 threshold; 3 adaptive.
+  int heads_mode = 0;
+  std::vector<int64_t> head_keep;
+  float threshold = 0.f;
+  bool threshold_from_scores = false;  // t: the score of a random valid token (ties at t)
+  uint64_t threshold_seed = 0;
+  double alpha = 0.2;
+  // As the addon passes it when given: never null (make_plan checks the count), even when empty.
+  const int64_t* head_keep_ptr() const {
+    static const int64_t none = 0;
+    return heads_mode == 1 ? (head_keep.empty() ? &none : head_keep.data()) : nullptr;
+  }
   // As the addon passes them: null when none (an empty vector's data() may be null too: the
   // core cannot tell an empty array from none, so the addon checks the count first).
   const int64_t* lengths_ptr() const { return has_lengths ? lengths.data() : nullptr; }
@@ -273,6 +304,15 @@ std::set<Code> expected_errors(const Case& c, bool in_place) {
     if (int64_t(c.lengths.size()) != batch) return {Code::InvalidLengths};
     for (int64_t l : c.lengths) if (l < 0 || l > seq) return {Code::InvalidLengths};
   }
+  if (c.heads_mode == 1) {  // headKeep: one count per (batch entry, head) row, in [min(len, sink + recent), len]
+    const int64_t rows = batch * c.keys.dims[1];
+    if (int64_t(c.head_keep.size()) != rows) return {Code::InvalidKeep};
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t len = c.lengths_ptr() ? c.lengths[size_t(row / c.keys.dims[1])] : seq;
+      const int64_t k = c.head_keep[size_t(row)];
+      if (k < std::min(len, p.sink + p.recent) || k > len) return {Code::InvalidKeep};
+    }
+  }
   return {};
 }
 
@@ -299,7 +339,8 @@ Status plan_like_addon(const Case& c, bool in_place, CompressJob* job) {
     if (!s.ok()) return s;
   }
   Plan plan;
-  s = make_plan(shape, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan);
+  s = make_plan(shape, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, c.head_keep_ptr(),
+                int64_t(c.head_keep.size()));
   if (!s.ok()) return s;
   *job = CompressJob{};
   job->dtype = c.keys.dtype;
@@ -456,7 +497,9 @@ std::vector<uint32_t> check_norms(DType t, const void* keys, int64_t rows, int64
 }
 
 // Runs compress (or compress in place) on a planned valid job and checks every output.
-void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& norms) {
+// `head_keep`: the per-row counts the plan must hold (null: keep_count, the same in every row).
+void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& norms,
+                   const std::vector<int64_t>* head_keep = nullptr) {
   const std::vector<float> scores = ref_scores(c, job.shape, job.plan.lengths, norms);
   if (!job.in_place) {  // tokenScores: the same scores, bit for bit, NaN at padding
     std::vector<float> got(size_t(job.shape.rows()) + 1, 1.f);
@@ -478,7 +521,7 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t b = row / s.heads, len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
     CHECK(job.plan.lengths[size_t(b)] == len, "plan length");
-    CHECK(job.plan.kept_of(row) == ref_keep(c.params, len), "plan kept count");
+    CHECK(job.plan.kept_of(row) == (head_keep ? (*head_keep)[size_t(row)] : ref_keep(c.params, len)), "plan kept count");
     want_max = std::max(want_max, job.plan.kept_of(row));
   }
   CHECK(kmax == want_max, "plan max_kept");
@@ -545,6 +588,122 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   if (!job.in_place) {
     CHECK(ok_buf.back() == char(0xA5) && ov_buf.back() == char(0xA5), "output written past the end");
   }
+}
+
+// Orders two scores as the contract ranks them (keep-highest): non-NaN first, the higher first
+// (+0 == -0); false when they tie.
+bool score_before(float a, float b) {
+  const bool an = std::isnan(a), bn = std::isnan(b);
+  if (an != bn) return bn;
+  return !an && a > b;
+}
+
+// docs/policies.md "Selection modes", written here from the text: per-row counts of the threshold
+// and adaptive selections of `scores` (ref_scores'), for entries of the given lengths, with
+// `kept` the 'per-head' count of each row. Sorts where selection.cc radix-selects.
+std::vector<int64_t> ref_selection_counts(const Case& c, const Shape& s, const std::vector<int64_t>& lengths,
+                                          const std::vector<int64_t>& kept, const std::vector<float>& scores, float t) {
+  const CompressParams& p = c.params;
+  std::vector<int64_t> out(size_t(s.batch * s.heads));
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t len = lengths[size_t(b)];
+    const int64_t n_sink = std::min(p.sink, len), n_recent = std::min(p.recent, len - n_sink);
+    const int64_t prot = n_sink + n_recent, mb = n_sink, me = len - n_recent;
+    if (c.heads_mode == 2) {
+      for (int64_t h = 0; h < s.heads; ++h) {
+        const float* r = scores.data() + (b * s.heads + h) * s.seq;
+        int64_t n = 0;
+        for (int64_t i = mb; i < me; ++i) n += (!std::isnan(r[i]) && r[i] >= t) ? 1 : 0;
+        out[size_t(b * s.heads + h)] = prot + n;
+      }
+      continue;
+    }
+    // adaptive: m = k - p per head on average; each head's own f best; then the best H (m - f)
+    // of the others, across heads by (score, head, position)
+    const int64_t m = s.heads > 0 ? kept[size_t(b * s.heads)] - prot : 0;
+    const int64_t f = std::min(m, int64_t(std::floor(c.alpha * double(m))));
+    struct Tok { float score; int64_t head, pos; };
+    std::vector<Tok> rest;
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const float* r = scores.data() + (b * s.heads + h) * s.seq;
+      std::vector<Tok> mine;
+      for (int64_t t = mb; t < me; ++t) mine.push_back({r[t], h, t});
+      std::stable_sort(mine.begin(), mine.end(), [](const Tok& x, const Tok& y) { return score_before(x.score, y.score); });
+      out[size_t(b * s.heads + h)] = prot + std::min<int64_t>(f, int64_t(mine.size()));
+      for (size_t i = size_t(std::max<int64_t>(f, 0)); i < mine.size(); ++i) rest.push_back(mine[i]);
+    }
+    std::sort(rest.begin(), rest.end(), [](const Tok& x, const Tok& y) {
+      if (score_before(x.score, y.score)) return true;
+      if (score_before(y.score, x.score)) return false;
+      return x.head != y.head ? x.head < y.head : x.pos < y.pos;
+    });
+    const int64_t pick = std::min<int64_t>(std::max<int64_t>(s.heads * (m - f), 0), int64_t(rest.size()));
+    for (int64_t i = 0; i < pick; ++i) ++out[size_t(b * s.heads + rest[size_t(i)].head)];
+  }
+  return out;
+}
+
+// Threshold or adaptive on a valid, planned ('per-head') job: selection_counts against the
+// reference and the invariants, then make_plan with the counts as head_keep and the compress.
+void check_selection(const Case& c, CompressJob job, const std::vector<uint32_t>& norms) {
+  const Shape s = job.shape;
+  const int64_t rows = s.batch * s.heads;
+  const std::vector<float> scores = ref_scores(c, s, job.plan.lengths, norms);
+  CompressParams sp = c.params;
+  sp.selection = c.heads_mode == 2 ? Selection::Threshold : Selection::Adaptive;
+  sp.threshold = c.threshold;
+  sp.alpha = c.alpha;
+  if (c.heads_mode == 2 && c.threshold_from_scores) {  // some valid token's score, when one is not NaN
+    std::vector<float> valid;
+    for (int64_t row = 0; row < rows; ++row) {
+      for (int64_t t = 0; t < job.plan.lengths[size_t(row / s.heads)]; ++t) {
+        const float x = scores[size_t(row * s.seq + t)];
+        if (!std::isnan(x)) valid.push_back(x);
+      }
+    }
+    if (!valid.empty()) sp.threshold = valid[size_t(c.threshold_seed % valid.size())];
+  }
+  std::vector<int32_t> got(size_t(rows) + 1, 0x5A5A5A5A);
+  selection_counts(s, sp, job.plan, scores.data(), got.data());
+  CHECK(got[size_t(rows)] == 0x5A5A5A5A, "selection_counts wrote past the end");
+  const std::vector<int64_t> want = ref_selection_counts(c, s, job.plan.lengths, job.plan.kept, scores, sp.threshold);
+  for (int64_t row = 0; row < rows; ++row) {
+    if (got[size_t(row)] != want[size_t(row)]) {
+      fail(std::string(c.heads_mode == 2 ? "threshold" : "adaptive") + " count of row " + std::to_string(row) + ": " +
+           std::to_string(got[size_t(row)]) + ", reference " + std::to_string(want[size_t(row)]) + " (len " +
+           std::to_string(job.plan.lengths[size_t(row / s.heads)]) + ", kept " + std::to_string(job.plan.kept_of(row)) + ")");
+    }
+  }
+  // the documented invariants, once more, from the counts alone
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t len = job.plan.lengths[size_t(b)];
+    const int64_t prot = std::min(len, std::min(c.params.sink, len) + std::min(c.params.recent, len - std::min(c.params.sink, len)));
+    int64_t sum = 0;
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const int64_t row = b * s.heads + h, k = got[size_t(row)];
+      CHECK(k >= prot && k <= len, "a selection count outside [p, len]");
+      if (c.heads_mode == 3) {
+        const int64_t m = job.plan.kept_of(row) - prot;
+        CHECK(k >= prot + int64_t(std::floor(c.alpha * double(m))), "an adaptive count below p + floor(alpha * m)");
+      }
+      sum += k;
+    }
+    if (c.heads_mode == 3) CHECK(sum == s.heads * (s.heads > 0 ? job.plan.kept_of(b * s.heads) : 0), "adaptive: sum of counts != H * k");
+  }
+  // the compress that follows: the counts as head_keep
+  std::vector<int64_t> hk(want);
+  Plan plan;
+  const Status st = make_plan(s, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, hk.empty() ? nullptr : hk.data(),
+                              int64_t(hk.size()));
+  if (!st.ok()) fail(std::string("make_plan refused selection_counts' counts: ") + st.message);
+  for (int64_t row = 1; row < rows; ++row) {
+    if (row % s.heads && hk[size_t(row)] != hk[size_t(row - 1)]) {
+      ++stats.ragged;
+      break;
+    }
+  }
+  job.plan = std::move(plan);
+  run_and_check(c, std::move(job), norms, &hk);
 }
 
 }  // namespace
@@ -624,10 +783,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   const bool in_place = in.ConsumeBool();
+  // selection modes: 5/8 'per-head'; head_keep; threshold; adaptive
+  c.heads_mode = std::max(0, in.ConsumeIntegralInRange<int>(-4, 3));
+  const int hk_shape = in.ConsumeIntegralInRange<int>(0, 15);  // 0: a wrong count; 1..3: one count out of range
+  switch (in.ConsumeIntegralInRange<int>(0, 7)) {  // adaptive's alpha, in [0, 1]
+    case 0: c.alpha = 0.0; break;
+    case 1: c.alpha = 1.0; break;
+    case 2: c.alpha = 0.2; break;
+    case 3: c.alpha = std::nextafter(1.0, 0.0); break;
+    default: c.alpha = in.ConsumeProbability<double>(); break;
+  }
+  const int t_pick = in.ConsumeIntegralInRange<int>(0, 7);  // the threshold: see below
+  const float t_random = in.ConsumeFloatingPoint<float>();
   const int mutation = in.ConsumeIntegralInRange<int>(0, 15);  // 0..8: one invalid tensor argument
   const int mode = in.ConsumeIntegralInRange<int>(0, 3), rate = in.ConsumeIntegral<uint8_t>();
   const int spread = in.ConsumeIntegralInRange<int>(0, 14);
   SplitMix rng{in.ConsumeIntegral<uint64_t>()};
+  c.threshold_seed = rng.next();
 
   // ---- data: random fill, then the rest of the input overlaid on the keys' bytes
   // exact sizes: any read past a tensor is ASan's to see
@@ -641,11 +813,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (p.score == Score::Project) {
     for (int64_t i = 0; i < H * Dk; ++i) c.vectors.push_back(as_float(rng.below(8) ? normal_bits(DType::F32, rng, 3) : 0u));
   }
-  if (p.score == Score::Given) {
+  // with a selection mode, half the given-score cases draw from {-1, 0, 1, 2, NaN}: ties across
+  // heads at adaptive's pick boundary and at a threshold (the cross-head tie-break)
+  const bool coarse = c.heads_mode >= 2 && rng.below(2);
+  if (p.score == Score::Given && coarse) {
+    static const float kCoarse[] = {-1.f, 0.f, 1.f, 2.f, NAN};
+    for (int64_t i = 0; i < B * H * S; ++i) c.given.push_back(kCoarse[rng.below(rng.below(4) ? 4 : 5)]);
+  } else if (p.score == Score::Given) {
     for (int64_t i = 0; i < B * H * S; ++i) {
       const uint32_t u = rng.below(8);
       c.given.push_back(as_float(u == 0 ? special_bits(DType::F32, rng) : u == 1 ? small_set_bits(DType::F32, rng) : normal_bits(DType::F32, rng, 4)));
     }
+  }
+  if (c.heads_mode == 1) {  // per-row counts, each in [min(len, sink + recent), len] unless made wrong
+    const int64_t rows = B * H;
+    const bool lengths_ok = c.has_lengths && int64_t(c.lengths.size()) == B;
+    for (int64_t row = 0; row < rows; ++row) {
+      int64_t len = lengths_ok ? c.lengths[size_t(row / H)] : S;
+      len = std::clamp<int64_t>(len, 0, S);
+      const int64_t lo = std::min(len, std::max<int64_t>(0, p.sink) + std::max<int64_t>(0, p.recent));
+      const uint32_t u = rng.below(4);
+      c.head_keep.push_back(u == 0 ? lo : u == 1 ? len : lo + int64_t(rng.below(uint32_t(len - lo + 1))));
+    }
+    if (hk_shape == 0) {
+      if (rng.below(2) || c.head_keep.empty()) c.head_keep.push_back(0);
+      else c.head_keep.pop_back();
+    } else if (hk_shape <= 3 && !c.head_keep.empty()) {
+      int64_t& k = c.head_keep[size_t(rng.below(uint32_t(c.head_keep.size())))];
+      k = hk_shape == 1 ? -1 - int64_t(rng.below(3)) : hk_shape == 2 ? S + 1 + int64_t(rng.below(3)) : k + (rng.below(2) ? 1 : -1);
+    }
+  }
+  switch (t_pick) {  // a threshold: not NaN (the addon refuses it), often exactly some token's score
+    case 0: c.threshold = -INFINITY; break;
+    case 1: c.threshold = INFINITY; break;
+    case 2: c.threshold = rng.below(2) ? 0.f : -0.f; break;
+    case 3: c.threshold = std::isnan(t_random) ? 1.f : t_random; break;
+    default: c.threshold = 0.f; c.threshold_from_scores = true; break;
   }
   c.keys = TensorView{dtype, kbuf.data(), nk, {B, H, S, Dk}};
   c.values = TensorView{dtype, vbuf.data(), nv, {B, H, S, Dv}};
@@ -676,7 +879,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CompressJob job{};
     const std::set<Code> want = expected_errors(c, ip);
     check_status(plan_like_addon(c, ip, &job), want, ip ? "compressInPlace plan" : "compress plan");
-    if (want.empty()) run_and_check(c, std::move(job), norms);
+    if (!want.empty()) {
+      stats.head_keep_refused += c.heads_mode == 1 && want.count(Code::InvalidKeep);
+      continue;
+    }
+    ++(c.heads_mode == 0 ? stats.per_head : c.heads_mode == 1 ? stats.head_keep : c.heads_mode == 2 ? stats.threshold : stats.adaptive);
+    if (c.heads_mode == 1) run_and_check(c, std::move(job), norms, &c.head_keep);
+    else if (c.heads_mode >= 2) check_selection(c, std::move(job), norms);
+    else run_and_check(c, std::move(job), norms);
   }
   return 0;
 }

@@ -6,7 +6,8 @@
 # replays every input found once more with KVTRIM_ISA=portable (the dispatch's other path).
 # Fails on any crash, sanitizer report, timeout or contract violation; the reproducer is kept
 # in build-fuzz/ (replay: build-fuzz/compress_fuzz <file>).
-# FUZZ_SECONDS=n, FUZZ_ARGS="extra libFuzzer flags" (e.g. -jobs=2 -workers=2), FUZZ_BUILD_ONLY=1.
+# FUZZ_SECONDS=n, FUZZ_ARGS="extra libFuzzer flags" (e.g. -jobs=2 -workers=2), FUZZ_BUILD_ONLY=1,
+# KVTRIM_FUZZ_STATS=1 (build-fuzz/fuzz.log ends with how many valid cases of each selection mode ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build-fuzz
