@@ -518,11 +518,19 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   // the plan: lengths and counts as the contract computes them
   CHECK(int64_t(job.plan.lengths.size()) == s.batch && int64_t(job.plan.kept.size()) == rows, "plan size");
   int64_t want_max = 0;
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t b = row / s.heads, len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
     CHECK(job.plan.lengths[size_t(b)] == len, "plan length");
-    CHECK(job.plan.kept_of(row) == (head_keep ? (*head_keep)[size_t(row)] : ref_keep(c.params, len)), "plan kept count");
-    want_max = std::max(want_max, job.plan.kept_of(row));
+    // per row: the given count, or keep_count; per entry: the most of its rows (with no heads:
+    // keep_count without head_keep, 0 with one, which the harness always passes as non-null)
+    int64_t most = head_keep ? 0 : ref_keep(c.params, len);
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const int64_t k = head_keep ? (*head_keep)[size_t(b * s.heads + h)] : ref_keep(c.params, len);
+      CHECK(job.plan.kept_of(b * s.heads + h) == k, "plan kept count");
+      most = std::max(most, k);
+    }
+    CHECK(job.plan.batch_kept[size_t(b)] == most, "plan kept count per entry");
+    want_max = std::max(want_max, most);
   }
   CHECK(kmax == want_max, "plan max_kept");
 
@@ -693,7 +701,8 @@ void check_selection(const Case& c, CompressJob job, const std::vector<uint32_t>
   // the compress that follows: the counts as head_keep
   std::vector<int64_t> hk(want);
   Plan plan;
-  const Status st = make_plan(s, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, hk.empty() ? nullptr : hk.data(),
+  static const int64_t none = 0;  // non-null when empty, as head_keep_ptr
+  const Status st = make_plan(s, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, hk.empty() ? &none : hk.data(),
                               int64_t(hk.size()));
   if (!st.ok()) fail(std::string("make_plan refused selection_counts' counts: ") + st.message);
   for (int64_t row = 1; row < rows; ++row) {
