@@ -5,7 +5,8 @@
 // to reach every kernel and code path once per schedule: compress_kernel with each copy unit
 // (16, 4, 2 bytes), both orders, vector and scalar norms, ragged lengths with padding, sink and
 // recent windows, low and high norm; split rows (cooperative, row_barrier); in place; the layers
-// kernel; key norms; LMBA from weights and from a query window. Results are checked against the
+// kernel; key norms; LMBA from weights and from a query window; ragged heads (a kept count per
+// row: headKeep, the adaptive selection) with split rows, order 'norm', padding and in place. Results are checked against the
 // oracle too. The script fails the run on any TSan report (they go to log files, not to vitest).
 // Outside the TSan run (plain `vitest run`) it skips unless KVTRIM_EMU_TSAN_SUITE=1.
 import { afterEach, expect, it } from 'vitest'
@@ -44,6 +45,43 @@ const IN_PLACE: Case[] = [
   { path: 'in place, 16-byte copies', type: 'float16', dims: [1, 1, 200, 64], o: { keepRatio: 0.5, sink: 2, recent: 8 } },
   { path: 'in place, 2-byte copies', type: 'bfloat16', dims: [1, 1, 100, 13], o: { keepRatio: 0.3 } },
 ]
+
+// Ragged heads (docs/policies.md "Selection modes"): every (batch entry, head) row keeps its own
+// count, so the rows of one launch select, pad and (split) synchronise differently. The counts
+// below reach, in one launch, a row with no middle token kept, a row that keeps every token and
+// rows that select.
+type HeadCase = { type: oracle.DType; dims: number[]; o: CompressOptions & { headKeep?: number[] }; split?: number; path: string }
+const HEADS: HeadCase[] = [
+  { path: 'headKeep: a count per row, split rows x2, sink + recent', type: 'float16', dims: [1, 3, 260, 16], o: { headKeep: [9, 260, 130], sink: 1, recent: 8 }, split: 2 },
+  { path: 'headKeep: order norm, ragged lengths + padding per head', type: 'bfloat16', dims: [2, 2, 100, 8], o: { headKeep: [40, 100, 5, 30], sink: 2, recent: 3, order: 'norm', lengths: [100, 50] } },
+  { path: "selection 'adaptive' (device scores, host counts, compress), split rows x3", type: 'float16', dims: [1, 2, 300, 8], o: { keepRatio: 0.3, selection: 'adaptive', sink: 1, recent: 4 }, split: 3 },
+]
+const HEADS_IN_PLACE: HeadCase = { path: 'in place, headKeep', type: 'float16', dims: [1, 2, 200, 64], o: { headKeep: [60, 150], sink: 2, recent: 8 } }
+
+// The oracle of a plan with per-row counts: each row's `headKeep` best (oracle.selectTop with
+// the row's count as `keep`), gathered; rows past a head's count are zero rows with index -1.
+function oracleHeads(keys: oracle.OracleTensor, values: oracle.OracleTensor, o: CompressOptions, headKeep: ArrayLike<number>) {
+  const [B, H, S, D] = keys.dims
+  const Dv = values.dims[3]
+  const lens = Array.from({ length: B }, (_, b) => (o.lengths ? o.lengths[b] : S))
+  const K = Math.max(0, ...Array.from(headKeep))
+  const sc = oracle.scores(keys, values, o.score as oracle.OracleScore | undefined, lens)
+  const make = (n: number) => (keys.type === 'float32' ? new Float32Array(n) : new Uint16Array(n))
+  const outK = make(B * H * K * D), outV = make(B * H * K * Dv)
+  const bits = (a: Float32Array | Uint16Array) => (a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a)
+  const [srcK, srcV, dstK, dstV] = [bits(keys.data), bits(values.data), bits(outK), bits(outV)]
+  const indices = new Int32Array(B * H * K).fill(-1)
+  for (let row = 0; row < B * H; row++) {
+    const len = lens[Math.floor(row / H)]
+    const kept = oracle.selectTop(sc.subarray(row * S, row * S + len), len, { sink: o.sink, recent: o.recent, order: o.order, keep: headKeep[row] })
+    kept.forEach((pos, j) => {
+      indices[row * K + j] = pos
+      for (let x = 0; x < D; x++) dstK[(row * K + j) * D + x] = srcK[(row * S + pos) * D + x]
+      for (let x = 0; x < Dv; x++) dstV[(row * K + j) * Dv + x] = srcV[(row * S + pos) * Dv + x]
+    })
+  }
+  return { indices, keys: outK, values: outV, kept: K }
+}
 
 const SEED = 7
 
@@ -95,6 +133,56 @@ describeTsan('kvtrim kernels under ThreadSanitizer', () => {
         dk.dispose()
         dv.dispose()
       })
+    })
+
+    HEADS.forEach((c, i) => {
+      it(`compress_kernel, ragged heads, ${c.path} (${sch})`, async () => {
+        const r = rng(SEED + 50 + i)
+        schedule(sch, SEED + i)
+        forceSplit(c.split)
+        const keys = randomTensor(r, c.type, c.dims, { dupRows: 0.2, nanRows: 0.03 })
+        const values = randomTensor(r, c.type, c.dims)
+        const dk = toDevice(keys), dv = toDevice(values)
+        const res = await compress(dk, dv, c.o)
+        // the counts: headKeep's, or the host path's for the same selection (the CPU path and
+        // native/core/selection.cc are checked against the contract elsewhere)
+        const counts = c.o.headKeep ?? (await compress(keys, values, c.o)).headLengths
+        const want = oracleHeads(keys, values, c.o, counts)
+        const what = `${sch} ${c.type} ${c.dims} split ${c.split ?? 1} ${JSON.stringify(c.o)}`
+        expect(Array.from(res.headLengths), `${what}: headLengths`).toEqual(Array.from(counts))
+        expect(res.kept, `${what}: kept`).toBe(want.kept)
+        expectSameBits(res.indices, want.indices, `${what}: indices`)
+        expectSameBits(res.keys.download().data, want.keys, `${what}: keys`)
+        expectSameBits(res.values.download().data, want.values, `${what}: values`)
+        for (const t of [dk, dv, res.keys, res.values]) t.dispose()
+      })
+    })
+
+    it(`compress_kernel ragged heads, ${HEADS_IN_PLACE.path} (${sch})`, async () => {
+      const c = HEADS_IN_PLACE
+      const r = rng(SEED + 60)
+      schedule(sch, SEED)
+      const keys = randomTensor(r, c.type, c.dims, { dupRows: 0.2 })
+      const values = randomTensor(r, c.type, c.dims)
+      const counts = c.o.headKeep as number[]
+      const want = oracleHeads(keys, values, c.o, counts)
+      const dk = toDevice(keys), dv = toDevice(values)
+      const res = await compressInPlace(dk, dv, c.o)
+      const what = `${sch} ${c.path} ${c.type} ${c.dims}`
+      expect(Array.from(res.headLengths), `${what}: headLengths`).toEqual(counts)
+      expectSameBits(res.indices, want.indices, `${what}: indices`)
+      const [B, H, S, D] = c.dims
+      const K = want.kept
+      const hk = dk.download().data, hv = dv.download().data
+      for (let row = 0; row < B * H; row++) {
+        const k = counts[row]
+        // the row's kept rows at its front; the rest as it was
+        expectSameBits(hk.subarray(row * S * D, (row * S + k) * D), want.keys.subarray(row * K * D, (row * K + k) * D), `${what}: keys row ${row}`)
+        expectSameBits(hv.subarray(row * S * D, (row * S + k) * D), want.values.subarray(row * K * D, (row * K + k) * D), `${what}: values row ${row}`)
+        expectSameBits(hk.subarray((row * S + k) * D, (row + 1) * S * D), keys.data.subarray((row * S + k) * D, (row + 1) * S * D), `${what}: keys row ${row} past k`)
+      }
+      dk.dispose()
+      dv.dispose()
     })
 
     it(`compress_layers_kernel: every layer in one launch (${sch})`, async () => {
