@@ -20,6 +20,12 @@ export interface Decoder {
    * the same number of tokens, so skipLayers cannot be evaluated.
    */
   readonly sharedMask?: boolean
+  /**
+   * true where forward() honours KvLayer.heads (a length per KV head, padding masked per head):
+   * only then can ragged selections (adaptive, threshold) be evaluated; elsewhere they report n/a,
+   * as an ONNX export's single attention mask per batch entry cannot express them.
+   */
+  readonly perHeadLengths?: boolean
   /** Runs tokens at absolute positions after the cache; `attention` is returned where the decoder can (else the diagnostic is skipped). */
   forward(tokens: readonly number[], positions: readonly number[], cache: KvCache | null, o?: ForwardOptions): ForwardResult | Promise<ForwardResult>
 }

@@ -4,14 +4,15 @@
 //   compress after the prefill, then every N generated tokens back to the same budget);
 // - every scorer of docs/policies.md as a policy; project's vectors come from the prompt's own
 //   queries (queryFilters in policies.ts), so a decoder that returns no queries (an ONNX export)
-//   reports it as n/a;
+//   reports it as n/a; the selection modes (adaptive, threshold: heads keep different counts)
+//   need a decoder that masks each KV head (perHeadLengths), else n/a too;
 // - the diagnostic: per layer and KV head, Spearman's correlation between a prefill key's L2 norm
 //   and the attention the continuation's queries give it (normAttentionCorrelation).
 import { normAttentionCorrelation } from '../lib/index'
 import { CacheCompressor, type CacheCompressorOptions } from '../lib/cache/transformers'
 import type { Decoder } from './decoder'
 import { logProb, type KvCache } from './llama2c'
-import { DECODE_POLICIES, POLICIES, compressPrefill, policyOptions, queryFilters, type Policy } from './policies'
+import { DECODE_POLICIES, POLICIES, RAGGED_POLICIES, compressPrefill, policyOptions, queryFilters, type Policy } from './policies'
 import { passkey, type PasskeyResult, type TextCodec } from './passkey'
 import { rng, sampleStories } from './text'
 import { BOS } from './tokenizer'
@@ -42,8 +43,13 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number, label: string) => void
 }
 
-/** perplexity NaN: the policy could not run on this decoder (project without queries) */
-export interface PrefillRow { policy: Policy; keepRatio: number; kept: number; perplexity: number }
+/**
+ * perplexity NaN: the policy could not run on this decoder (project without queries, a ragged
+ * policy without perHeadLengths). heads (ragged policies): tokens a KV head keeps on average,
+ * and the padded length (the most any head of the layer keeps: what the cache's memory is
+ * sized by), both means over stories and layers.
+ */
+export interface PrefillRow { policy: Policy; keepRatio: number; kept: number; perplexity: number; heads?: { mean: number; padded: number } }
 export interface DecodeRow { policy: Policy; keepRatio: number; every: number; target: number; maxCache: number; perplexity: number }
 
 export interface EvalResult {
@@ -100,6 +106,7 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
   for (let s = 1; s < o.stories; s++) tick('')
   const random = rng(o.seed + 1)
   const prefillNll = new Map<string, number>()
+  const headStats = new Map<string, { mean: number; padded: number; n: number }>()
   const decodeNll = new Map<string, { nll: number; target: number; maxCache: number }>()
   let baseNll = 0
   let hasAttention = true
@@ -129,10 +136,20 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
     for (const policy of o.policies) {
       for (const ratio of o.ratios) {
         const key = `${policy}@${ratio}`
-        if (policy === 'project' && !project) {
+        if ((policy === 'project' && !project) || (RAGGED_POLICIES.includes(policy) && !model.perHeadLengths)) {
           prefillNll.set(key, NaN)
         } else {
           const cache = compressPrefill(pre.cache, policy, ratio, compression, random, project)
+          if (RAGGED_POLICIES.includes(policy)) {
+            const st = headStats.get(key) ?? { mean: 0, padded: 0, n: 0 }
+            for (const l of cache) {
+              const S = l.keys.dims[2], lens = l.heads?.lengths
+              st.mean += lens ? lens.reduce((a, x) => a + x, 0) / lens.length : S
+              st.padded += S
+              st.n++
+            }
+            headStats.set(key, st)
+          }
           prefillNll.set(key, (prefillNll.get(key) ?? 0) + (await continuationNll(model, story, P, C, cache)))
         }
         tick(`story ${si + 1}: ${policy} keep ${ratio}`)
@@ -179,7 +196,13 @@ export async function runEval(o: EvalOptions): Promise<EvalResult> {
     options: { ratios: o.ratios, policies: o.policies, every: o.every, pruneAfter: o.pruneAfter, skipLayers: o.skipLayers },
     baseline: ppl(baseNll, n),
     prefill: o.policies.flatMap((policy) =>
-      o.ratios.map((keepRatio) => ({ policy, keepRatio, kept: Math.ceil(keepRatio * P), perplexity: ppl(prefillNll.get(`${policy}@${keepRatio}`)!, n) })),
+      o.ratios.map((keepRatio) => {
+        const st = headStats.get(`${policy}@${keepRatio}`)
+        return {
+          policy, keepRatio, kept: Math.ceil(keepRatio * P), perplexity: ppl(prefillNll.get(`${policy}@${keepRatio}`)!, n),
+          ...(st && { heads: { mean: st.mean / st.n, padded: st.padded / st.n } }),
+        }
+      }),
     ),
     decode: decodePolicies.flatMap((policy) =>
       o.ratios.flatMap((keepRatio) =>

@@ -32,6 +32,13 @@ export interface F32Tensor {
 export interface KvLayer {
   keys: F32Tensor
   values: F32Tensor
+  /**
+   * A length per KV head (a ragged selection: compress's `headLengths`): rows [lengths[h],
+   * padEnd) of head h are padding that no query attends to; rows before and from padEnd on are
+   * the head's. Absent: every row is every head's. forward() keeps it on the cache it returns
+   * (new rows are appended after padEnd).
+   */
+  heads?: { lengths: Int32Array; padEnd: number }
 }
 export type KvCache = KvLayer[]
 
@@ -176,6 +183,8 @@ export function readCheckpoint(path: string): { config: Llama2Config; weights: W
 
 export class Llama2Model {
   readonly config: Llama2Config
+  /** forward() masks each KV head's padding (KvLayer.heads): ragged selections run here. */
+  readonly perHeadLengths = true
   readonly #w: Weights
 
   constructor(config: Llama2Config, weights: Weights) {
@@ -199,7 +208,8 @@ export class Llama2Model {
   /**
    * Runs `tokens` at absolute `positions` (one per token) after the tokens in `cache` (null: an
    * empty one). New token i attends to every cached row and to new tokens 0..i. Layers may hold
-   * different numbers of rows (per-layer budgets); attention is then [nHeads, T, S_l + T].
+   * different numbers of rows (per-layer budgets); attention is then [nHeads, T, S_l + T]. A
+   * layer's `heads` (a length per KV head) masks each head's padding rows (their attention is 0).
    */
   forward(tokens: readonly number[], positions: readonly number[], cache: KvCache | null, o: ForwardOptions = {}): ForwardResult {
     const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize } = this.config
@@ -225,6 +235,11 @@ export class Llama2Model {
     for (let l = 0; l < nLayers; l++) {
       const S = past[l].keys.dims[2], total = S + T
       if (past[l].values.dims[2] !== S) throw new Error(`Expected keys and values of layer ${l} to hold the same number of rows`)
+      const heads = past[l].heads
+      if (heads && (heads.lengths.length !== nKvHeads || !(heads.padEnd <= S) || heads.lengths.some((n) => !(n >= 0 && n <= heads.padEnd)))) {
+        throw new Error(`Expected layer ${l}'s heads to give ${nKvHeads} lengths in [0, padEnd <= ${S}]`)
+      }
+      const gap = (kh: number) => (heads ? heads.padEnd - heads.lengths[kh] : 0) // padding rows of KV head kh
       // the layer's cache with room for the new rows: [1, kvHeads, S + T, headDim]
       const K = new Float32Array(nKvHeads * total * headDim), Vc = new Float32Array(nKvHeads * total * headDim)
       for (let h = 0; h < nKvHeads; h++) {
@@ -252,13 +267,25 @@ export class Llama2Model {
       }
       const att = o.attention ? new Float32Array(nHeads * T * total) : undefined
       for (let t = 0; t < T; t++) {
-        const seen = S + t + 1
         for (let h = 0; h < nHeads; h++) {
           const kh = Math.floor(h / group)
+          const g = gap(kh)
+          if (g === 0) {
+            const seen = S + t + 1
+            attendHead(
+              queries[t].subarray(h * headDim, (h + 1) * headDim), K, Vc, (j) => kh * total + j, seen, headDim, scale, scores,
+              xb.subarray(h * headDim, (h + 1) * headDim), att?.subarray((h * T + t) * total, (h * T + t) * total + seen),
+            )
+            continue
+          }
+          // a ragged head: its own rows, then (past the padding) the rows from padEnd on
+          const n = heads!.lengths[kh], seen = S - g + t + 1
+          const w = att ? new Float32Array(seen) : undefined
           attendHead(
-            queries[t].subarray(h * headDim, (h + 1) * headDim), K, Vc, (j) => kh * total + j, seen, headDim, scale, scores,
-            xb.subarray(h * headDim, (h + 1) * headDim), att?.subarray((h * T + t) * total, (h * T + t) * total + seen),
+            queries[t].subarray(h * headDim, (h + 1) * headDim), K, Vc, (j) => kh * total + (j < n ? j : j + g), seen, headDim, scale, scores,
+            xb.subarray(h * headDim, (h + 1) * headDim), w,
           )
+          if (att && w) for (let j = 0; j < seen; j++) att[(h * T + t) * total + (j < n ? j : j + g)] = w[j]
         }
         matvec(w.wo[l], xb, xb2, dim, dim)
         for (let i = 0; i < dim; i++) x[t][i] += xb2[i]
@@ -270,7 +297,7 @@ export class Llama2Model {
         matvec(w.w2[l], hb, xb2, dim, hiddenDim)
         for (let i = 0; i < dim; i++) x[t][i] += xb2[i]
       }
-      next.push({ keys: { type: 'float32', data: K, dims: [1, nKvHeads, total, headDim] }, values: { type: 'float32', data: Vc, dims: [1, nKvHeads, total, headDim] } })
+      next.push({ keys: { type: 'float32', data: K, dims: [1, nKvHeads, total, headDim] }, values: { type: 'float32', data: Vc, dims: [1, nKvHeads, total, headDim] }, ...(heads && { heads }) })
       if (att) attention.push(att)
     }
     const rows = o.logits === 'last' ? [T - 1] : Array.from({ length: T }, (_, t) => t)

@@ -6,7 +6,7 @@
 // whole cache score 0 everywhere: the baseline says so.
 import type { Decoder } from './decoder'
 import { argmax, type KvCache } from './llama2c'
-import { compressPrefill, queryFilters, type Policy } from './policies'
+import { RAGGED_POLICIES, compressPrefill, queryFilters, type Policy } from './policies'
 import { rng } from './text'
 
 export interface TextCodec {
@@ -84,7 +84,7 @@ export async function passkey(model: Decoder, codec: TextCodec, o: PasskeyOption
     if (full.includes(key)) baseHits++
     for (const policy of o.policies) {
       for (const ratio of o.ratios) {
-        if (policy === 'project' && !project) {
+        if ((policy === 'project' && !project) || (RAGGED_POLICIES.includes(policy) && !model.perHeadLengths)) {
           hits.set(`${policy}@${ratio}`, NaN)
           continue
         }

@@ -2,15 +2,23 @@
 // the paper's low-norm, its high-norm ablation, a random choice, a recent window, sink + recent
 // (StreamingLLM; PoD's proximal tokens), low-norm with sink + recent, and the other scorers of
 // docs/policies.md: kv-norm (CurDKV), keydiff (KeyDiff) and project (Q-Filters' idea, with the
-// vectors of queryFilters below: the mean query of each KV head over the prompt).
-import { compressSync, type CompressOptions } from '../lib/index'
+// vectors of queryFilters below: the mean query of each KV head over the prompt); then the
+// selection modes of docs/policies.md, whose heads keep different counts: AdaKV's adaptive
+// budgets over the low-norm and keydiff scores, and a low-norm threshold calibrated per layer
+// (thresholdFor below).
+import { compressSync, tokenScoresSync, type CompressOptions } from '../lib/index'
 import type { DecoderConfig } from './decoder'
-import type { F32Tensor, KvCache } from './llama2c'
+import type { F32Tensor, KvCache, KvLayer } from './llama2c'
 
-export const POLICIES = ['low-norm', 'high-norm', 'random', 'recent', 'sink+recent', 'low-norm+sink+recent', 'kv-norm', 'keydiff', 'project'] as const
+export const POLICIES = [
+  'low-norm', 'high-norm', 'random', 'recent', 'sink+recent', 'low-norm+sink+recent', 'kv-norm', 'keydiff', 'project',
+  'adaptive-low-norm', 'adaptive-keydiff', 'threshold-low-norm',
+] as const
 export type Policy = (typeof POLICIES)[number]
-/** Policies the decode-time Compressor can run (random is not a kvtrim policy). */
+/** Policies the decode-time Compressor can run (random is not a kvtrim policy; the CacheCompressor refuses ragged selections). */
 export const DECODE_POLICIES: readonly Policy[] = ['low-norm', 'high-norm', 'recent', 'sink+recent', 'low-norm+sink+recent']
+/** Policies whose heads keep different counts (compress's headLengths): they need a decoder with perHeadLengths. */
+export const RAGGED_POLICIES: readonly Policy[] = ['adaptive-low-norm', 'adaptive-keydiff', 'threshold-low-norm']
 
 export const SINK = 4
 export const RECENT = 16
@@ -39,8 +47,14 @@ export function queryFilters(queries: readonly Float32Array[], c: Pick<DecoderCo
  * sink / recent / score for a budget of k tokens (k = ceil(keepRatio * len)); `project`: the
  * layer's vectors ([kvHeads * headDim], queryFilters') for the project policy.
  */
-export function policyOptions(policy: Policy, k: number, project?: Float32Array): Pick<CompressOptions, 'sink' | 'recent' | 'score'> {
+export function policyOptions(policy: Policy, k: number, project?: Float32Array): Pick<CompressOptions, 'sink' | 'recent' | 'score' | 'selection'> {
   switch (policy) {
+    case 'adaptive-low-norm':
+      return { selection: 'adaptive' }
+    case 'adaptive-keydiff':
+      return { score: 'keydiff', selection: 'adaptive' }
+    case 'threshold-low-norm':
+      throw new Error('threshold-low-norm calibrates its threshold on the layer (thresholdFor); compressPrefill does it')
     case 'low-norm':
       return {}
     case 'high-norm':
@@ -61,6 +75,30 @@ export function policyOptions(policy: Policy, k: number, project?: Float32Array)
     case 'random':
       throw new Error('random has no kvtrim options')
   }
+}
+
+/**
+ * The threshold-low-norm policy's t for one layer of the prompt: the low-norm scores (-‖k‖) of
+ * every KV head's tokens, ranked together, and t the (H · k)-th highest, k = ceil(keepRatio · S).
+ * Each head then keeps its tokens scoring at least t, so the heads keep H · k tokens in all (more
+ * where scores tie at t): the budget of the other policies on average, split by the scores. It is
+ * calibrated on the very prompt it compresses (an oracle calibration: a deployed threshold would
+ * be fixed beforehand on other text, and the kept share would then vary with the prompt).
+ */
+export function thresholdFor(layer: KvLayer, keepRatio: number): number {
+  const [, H, S] = layer.keys.dims
+  const k = Math.ceil(keepRatio * S)
+  if (k <= 0 || H * S === 0) return Infinity
+  const scores = Float32Array.from(tokenScoresSync(layer.keys, layer.values, { score: 'low-norm' }) as Float32Array)
+  scores.sort((a, b) => (Number.isNaN(a) ? 1 : Number.isNaN(b) ? -1 : b - a)) // highest first, NaN last
+  return scores[Math.min(H * k, scores.length) - 1]
+}
+
+/** A compress result as a cache layer; ragged heads carry their lengths (KvLayer.heads). */
+function asLayer(r: { keys: unknown; values: unknown; headLengths: Int32Array; kept: number }): KvLayer {
+  const layer: KvLayer = { keys: r.keys as F32Tensor, values: r.values as F32Tensor }
+  if (r.headLengths.some((n) => n !== r.kept)) layer.heads = { lengths: Int32Array.from(r.headLengths), padEnd: r.kept }
+  return layer
 }
 
 /** Keeps `indices` (ascending, per head) of a [1, H, S, D] tensor. */
@@ -88,7 +126,8 @@ export interface PrefillCompression {
 }
 
 /**
- * The cache after compressing every layer to k = ceil(keepRatio * len) tokens with `policy`;
+ * The cache after compressing every layer to k = ceil(keepRatio * len) tokens with `policy`
+ * (ragged policies: k per head on average, each head its own count, KvLayer.heads);
  * `project`: per layer the project policy's vectors (queryFilters of the prompt's queries).
  */
 export function compressPrefill(cache: KvCache, policy: Policy, keepRatio: number, o: PrefillCompression, random: () => number, project?: readonly Float32Array[]): KvCache {
@@ -100,7 +139,7 @@ export function compressPrefill(cache: KvCache, policy: Policy, keepRatio: numbe
       const keep = Array.from({ length: H }, () => randomKeep(S, k, random))
       return { keys: gather(layer.keys, H, keep), values: gather(layer.values, H, keep) }
     }
-    const r = compressSync(layer.keys, layer.values, { keepRatio, ...policyOptions(policy, k, project?.[l]) })
-    return { keys: r.keys as F32Tensor, values: r.values as F32Tensor }
+    if (policy === 'threshold-low-norm') return asLayer(compressSync(layer.keys, layer.values, { selection: { threshold: thresholdFor(layer, keepRatio) } }))
+    return asLayer(compressSync(layer.keys, layer.values, { keepRatio, ...policyOptions(policy, k, project?.[l]) }))
   })
 }

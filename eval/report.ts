@@ -21,6 +21,18 @@ export function table(r: EvalResult): string {
   out.push('')
   out.push('Perplexity of the continuation after compressing the prefill cache (lower is better)')
   out.push(grid('policy', r.options.policies.map((p) => ({ name: p, values: ratios.map((k) => r.prefill.find((x) => x.policy === p && x.keepRatio === k)!.perplexity) })), ratios, r.baseline))
+  const ragged = r.prefill.filter((x) => x.heads)
+  if (ragged.length) {
+    out.push('')
+    out.push('Ragged policies: tokens a KV head keeps (mean) / the padded length (the most any head keeps), means over stories and layers')
+    for (const p of [...new Set(ragged.map((x) => x.policy))]) {
+      const cells = ratios.map((k) => {
+        const h = ragged.find((x) => x.policy === p && x.keepRatio === k)?.heads
+        return (h ? `${h.mean.toFixed(1)}/${h.padded.toFixed(1)}` : 'n/a').padStart(11)
+      })
+      out.push(`${p.padEnd(20)} | ${cells.join(' ')}`)
+    }
+  }
   for (const every of r.options.every) {
     const rows = [...new Set(r.decode.map((d) => d.policy))].map((p) => ({
       name: p, values: ratios.map((k) => r.decode.find((x) => x.policy === p && x.keepRatio === k && x.every === every)!.perplexity),
@@ -54,6 +66,7 @@ export function table(r: EvalResult): string {
 const COLORS: Record<string, string> = {
   'low-norm': '#d62728', 'high-norm': '#9467bd', random: '#7f7f7f', recent: '#1f77b4', 'sink+recent': '#2ca02c', 'low-norm+sink+recent': '#ff7f0e',
   'kv-norm': '#8c564b', keydiff: '#e377c2', project: '#17becf',
+  'adaptive-low-norm': '#bcbd22', 'adaptive-keydiff': '#393b79', 'threshold-low-norm': '#e7969c',
 }
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 

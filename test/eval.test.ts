@@ -1,6 +1,8 @@
 // kvtrim-eval on the real test model, small: keeping every token reproduces the uncompressed
 // perplexity for every policy; the baseline equals a token-by-token computation done here; the
-// decode-time variant stays within its budget; the CLI writes the table, JSON and SVG.
+// decode-time variant stays within its budget; the ragged policies (selection modes) keep their
+// budget on average and the forward pass never attends a head's padding; the CLI writes the
+// table, JSON and SVG.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
@@ -9,7 +11,8 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { runEval, type EvalOptions, type EvalResult } from '../eval/experiments'
 import { logProb } from '../eval/llama2c'
 import { findModel } from '../eval/model-dir'
-import { POLICIES } from '../eval/policies'
+import type { KvCache } from '../eval/llama2c'
+import { POLICIES, compressPrefill } from '../eval/policies'
 import { chart, table } from '../eval/report'
 import { passkey, passkeyPrompt } from '../eval/passkey'
 import { sampleStories } from '../eval/text'
@@ -28,6 +31,48 @@ describe.skipIf(skipReason !== undefined)(suiteName('kvtrim-eval on TinyStories 
   it('keeping every token gives the uncompressed perplexity for every policy', () => {
     for (const p of POLICIES) expect(r.prefill.find((x) => x.policy === p && x.keepRatio === 1)!.perplexity, p).toBe(r.baseline)
     expect(r.prefill.find((x) => x.policy === 'low-norm' && x.keepRatio === 0.5)!.kept).toBe(16)
+  })
+
+  it('ragged policies: adaptive keeps kvHeads * k per layer, threshold at least that; each head its own count', () => {
+    for (const p of ['adaptive-low-norm', 'adaptive-keydiff', 'threshold-low-norm'] as const) {
+      const row = r.prefill.find((x) => x.policy === p && x.keepRatio === 0.5)!
+      expect(Number.isFinite(row.perplexity), p).toBe(true)
+      if (p === 'threshold-low-norm') expect(row.heads!.mean, p).toBeGreaterThanOrEqual(16)
+      else expect(row.heads!.mean, p).toBe(16)
+      expect(row.heads!.padded, p).toBeGreaterThanOrEqual(row.heads!.mean)
+    }
+    const { model } = testModel()
+    const story = r.text.tokens[0]
+    const pre = model.forward(story.slice(0, 32), Array.from({ length: 32 }, (_, i) => i), null, { logits: 'last' })
+    const cache = compressPrefill(pre.cache, 'adaptive-low-norm', 0.5, { pruneAfter: 0, skipLayers: [] }, () => 0)
+    for (const l of cache) expect((l.heads?.lengths ?? new Int32Array(4).fill(l.keys.dims[2])).reduce((a, x) => a + x, 0)).toBe(4 * 16)
+    expect(cache.some((l) => l.heads)).toBe(true)
+  })
+
+  it("the forward pass never attends a ragged head's padding rows (garbage there changes nothing)", () => {
+    const { model } = testModel()
+    const story = r.text.tokens[1]
+    const pre = model.forward(story.slice(0, 32), Array.from({ length: 32 }, (_, i) => i), null, { logits: 'last' })
+    const cache = compressPrefill(pre.cache, 'adaptive-keydiff', 0.5, { pruneAfter: 0, skipLayers: [] }, () => 0)
+    const D = cache[0].keys.dims[3]
+    const poisoned: KvCache = cache.map((l) => {
+      const S = l.keys.dims[2], keys = Float32Array.from(l.keys.data), values = Float32Array.from(l.values.data)
+      l.heads?.lengths.forEach((n, h) => {
+        keys.fill(1e4, (h * S + n) * D, (h * S + l.heads!.padEnd) * D)
+        values.fill(-1e4, (h * S + n) * D, (h * S + l.heads!.padEnd) * D)
+      })
+      return { ...l, keys: { ...l.keys, data: keys }, values: { ...l.values, data: values } }
+    })
+    const toks = story.slice(32, 40), pos = toks.map((_, i) => 32 + i)
+    const a = model.forward(toks, pos, cache, { attention: true }), b = model.forward(toks, pos, poisoned, { attention: true })
+    expect(Array.from(b.logits)).toEqual(Array.from(a.logits))
+    // and the padding's attention weights are 0
+    const l0 = cache.findIndex((l) => l.heads)
+    const { lengths, padEnd } = cache[l0].heads!
+    const total = cache[l0].keys.dims[2] + toks.length
+    for (let h = 0; h < 8; h++) {
+      for (let j = lengths[Math.floor(h / 2)]; j < padEnd; j++) expect(a.attention![l0][(h * toks.length) * total + j]).toBe(0)
+    }
   })
 
   it('the baseline is exp(mean NLL) of the continuation, computed here token by token', async () => {
