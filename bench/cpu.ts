@@ -26,9 +26,23 @@
  *     and value rows read and written. keydiff reads the keys three times by design (anchor,
  *     score, the norm pass), so its ratio shows that cost against a one-read floor. Each scorer
  *     is checked against the oracle bit for bit on [1, 8, 1024, 128] first.
+ *  6. Selection modes (docs/policies.md "Selection modes"): compressSync of the main shape with
+ *     `selection: 'adaptive'` (AdaKV, alpha 0.2) over low-norm and keydiff at keepRatio 0.5, and
+ *     `selection: { threshold: t }` over low-norm with t the median low-norm score of the whole
+ *     tensor (about half the tokens kept, unevenly across heads). These run two native passes
+ *     (tokenScores, the counts on the host, then compress of the given scores with headKeep), and
+ *     the floor does NOT include the second pass's extra bytes: bytes that must move are the
+ *     scorer's one read (as in 5.), each head's kept key and value rows read and written, and the
+ *     zero padding rows written up to the longest head (kmax), so the ratio shows the two-pass
+ *     cost against the fused per-head compress's floor. For adaptive low-norm the time is split
+ *     into tokenScores, compress of { scores, headKeep } and the rest (the counts, on the host).
+ *     Each mode is checked on [1, 8, 1024, 128] first: the counts against a sort-based reference
+ *     written here (threshold: p + #{scores >= t}; adaptive: floor, then the best of all heads),
+ *     and the rows against the oracle's selection with each head's count.
  * Prints a table and writes bench/results/cpu.json. --quick (CI smoke run): 3 runs each, the main
  * shape, and the oracle check on the small shape only. --scorers: the memcpy floor and section 5
- * only (bench/results/cpu-scorers.json).
+ * only (bench/results/cpu-scorers.json). --selection: the memcpy floor and section 6 only
+ * (bench/results/cpu-selection.json).
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -42,6 +56,7 @@ import * as oracle from '../test/oracle'
 
 const QUICK = process.argv.includes('--quick')
 const SCORERS_ONLY = process.argv.includes('--scorers')
+const SELECTION_ONLY = process.argv.includes('--selection')
 const MEMCPY_RUNS = QUICK ? 3 : 9
 const WARMUPS = QUICK ? 1 : 2
 const RUNS = QUICK ? 3 : 11
@@ -448,6 +463,118 @@ async function benchScorers(keys: Tensor, values: Tensor, keepRatio: number): Pr
   return out
 }
 
+// ---- 6. selection modes ----------------------------------------------------------------------------
+
+interface SelectionMode {
+  name: string
+  score: 'low-norm' | 'keydiff'
+  /** the options for keys of this shape (threshold: t from their scores) */
+  options(keys: Tensor, values: Tensor): CompressOptions
+}
+
+/** The median low-norm score of every token of every head (float32): about half at or above it. */
+function medianScore(keys: Tensor, values: Tensor): number {
+  const sc = Float32Array.from(tokenScoresSync(keys, values, { score: 'low-norm' })).sort()
+  return sc[Math.floor(sc.length / 2)]
+}
+
+const SELECTION_MODES: SelectionMode[] = [
+  { name: 'adaptive low-norm', score: 'low-norm', options: () => ({ keepRatio: 0.5, selection: 'adaptive' }) },
+  { name: 'adaptive keydiff', score: 'keydiff', options: () => ({ keepRatio: 0.5, score: 'keydiff', selection: 'adaptive' }) },
+  { name: 'threshold low-norm (t = median)', score: 'low-norm', options: (k, v) => ({ selection: { threshold: medianScore(k, v) } }) },
+]
+
+/**
+ * The per-head counts docs/policies.md defines, written here with sorts (selection.cc
+ * radix-selects): threshold, p + #{middle scores >= t}; adaptive, each head's floor(alpha * m)
+ * best middle tokens, then the best H * (m - f) of the rest across heads by (score, head,
+ * position). No sink / recent here (p = 0): the bench's options have none.
+ */
+function referenceCounts(scores: Float32Array, dims: number[], o: CompressOptions): Int32Array {
+  const [B, H, S] = dims
+  const out = new Int32Array(B * H)
+  const sel = o.selection as { threshold: number } | 'adaptive'
+  const before = (a: number, b: number): number => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : 1) : Number.isNaN(b) ? -1 : b - a)
+  for (let b = 0; b < B; b++) {
+    if (typeof sel === 'object') {
+      const t = Math.fround(sel.threshold)
+      for (let h = 0; h < H; h++) {
+        let n = 0
+        for (let i = 0; i < S; i++) n += scores[(b * H + h) * S + i] >= t ? 1 : 0
+        out[b * H + h] = n
+      }
+      continue
+    }
+    const m = keepCount(S, { keepRatio: o.keepRatio! }), f = Math.min(m, Math.floor(0.2 * m))
+    const rest: Array<[number, number, number]> = [] // score, head, position
+    for (let h = 0; h < H; h++) {
+      const mine = Array.from({ length: S }, (_, i) => i).sort((x, y) => before(scores[(b * H + h) * S + x], scores[(b * H + h) * S + y]) || x - y)
+      out[b * H + h] = f
+      for (const i of mine.slice(f)) rest.push([scores[(b * H + h) * S + i], h, i])
+    }
+    rest.sort((x, y) => before(x[0], y[0]) || x[1] - y[1] || x[2] - y[2])
+    for (const [, h] of rest.slice(0, H * (m - f))) out[b * H + h]++
+  }
+  return out
+}
+
+/** Bytes that must move (6. in the header): the scorer's read, the kept rows, the padding. */
+function selectionBytes(score: string, keys: Tensor, values: Tensor, headLengths: Int32Array, kmax: number): number {
+  const [B, H, S, D] = keys.dims
+  const e = elemBytes(keys.type), row = (D + values.dims[3]) * e
+  let kept = 0
+  for (const n of headLengths) kept += n
+  return (score === 'kv-norm' ? B * H * S * row : B * H * S * D * e) + 2 * kept * row + (B * H * kmax - kept) * row
+}
+
+/** Checks every mode on a small shape, then times it (and, for adaptive low-norm, its passes) on the main one. */
+async function benchSelection(keys: Tensor, values: Tensor): Promise<{ rows: Row[]; passes: Record<string, number>; spread: Record<string, { min: number; max: number; kmax: number }> }> {
+  const small = [1, 8, 1024, 128]
+  const sk = randomTensor('float16', small, 0x5e1), sv = randomTensor('float16', small, 0x5e2)
+  for (const mode of SELECTION_MODES) {
+    const o = mode.options(sk, sv)
+    const label = `[${small.join(', ')}] float16 ${mode.name}`
+    const r = compressSync(sk, sv, o)
+    const scores = tokenScoresSync(sk, sv, { score: mode.score })
+    const want = referenceCounts(scores, small, o)
+    const i = firstDiff(r.headLengths, want)
+    if (i >= 0) fail(`${label}: headLengths[${i}] is ${r.headLengths[i]} natively, ${want[i]} by the reference counts`)
+    // each head's rows: the oracle's selection with that head's count (oracle.compress per head)
+    const [B, H, S, D] = small
+    for (let h = 0; h < B * H; h++) {
+      const one = (t: Tensor): Tensor => ({ type: t.type, data: t.data.subarray(h * S * D, (h + 1) * S * D), dims: [1, 1, S, D] }) as Tensor
+      const ref = oracle.compress(one(sk), one(sv), { keep: r.headLengths[h], score: mode.score } as oracle.OracleOptions)
+      const got = (t: Uint16Array | Float32Array) => t.subarray(h * r.kept * D, (h * r.kept + r.headLengths[h]) * D)
+      for (const [name, a, b] of [['indices', r.indices.subarray(h * r.kept, h * r.kept + r.headLengths[h]), ref.indices], ['keys', got(r.keys.data as Uint16Array), ref.keys.data], ['values', got(r.values.data as Uint16Array), ref.values.data]] as const) {
+        const j = firstDiff(a, b)
+        if (j >= 0 || a.length !== b.length) fail(`${label}: head ${h} ${name}[${j}] differs from the oracle with keep ${r.headLengths[h]}`)
+      }
+    }
+  }
+  const out: Row[] = []
+  const spread: Record<string, { min: number; max: number; kmax: number }> = {}
+  for (const mode of SELECTION_MODES) {
+    const options = mode.options(keys, values)
+    const probe = compressSync(keys, values, options)
+    spread[mode.name] = { min: Math.min(...probe.headLengths), max: Math.max(...probe.headLengths), kmax: probe.kept }
+    const timesMs = await timeRuns(() => compressSync(keys, values, options), WARMUPS, RUNS)
+    const kept = probe.headLengths.reduce((a, x) => a + x, 0) / probe.headLengths.length
+    out.push(record({
+      op: 'compressSync', score: mode.name, shape: keys.dims, dtype: keys.type, keepRatio: options.keepRatio ?? null, kept: Math.round(kept), warmups: WARMUPS, runs: RUNS, timesMs,
+      bytesToMove: selectionBytes(mode.score, keys, values, probe.headLengths, probe.kept),
+    }))
+  }
+  // the passes of adaptive low-norm: tokenScores; compress of the given scores with headKeep; the rest
+  const o = SELECTION_MODES[0].options(keys, values)
+  const counts = compressSync(keys, values, o).headLengths
+  const [B, H, S] = keys.dims
+  const given = { type: 'float32' as const, data: tokenScoresSync(keys, values, { score: 'low-norm' }), dims: [B, H, S] }
+  const scoresMs = median(await timeRuns(() => tokenScoresSync(keys, values, { score: 'low-norm' }), WARMUPS, RUNS))
+  const secondMs = median(await timeRuns(() => compressSync(keys, values, { score: { scores: given } as unknown as ScoreOption, headKeep: counts }), WARMUPS, RUNS))
+  const passes = { tokenScoresMs: scoresMs, compressGivenHeadKeepMs: secondMs, countsAndRestMs: out[0].medianMs - scoresMs - secondMs }
+  return { rows: out, passes, spread }
+}
+
 // ---- output -------------------------------------------------------------------------------------
 
 const fmt = (x: number, digits = 2): string => x.toFixed(digits)
@@ -501,6 +628,7 @@ async function main(): Promise<void> {
   console.log(`floor = bytes to move / ${fmt(floorBandwidth / 1e9, 1)} GB/s (the single-thread figure)\n`)
 
   if (SCORERS_ONLY) return scorersOnly(started, info, cpus, single, multi)
+  if (SELECTION_ONLY) return selectionOnly(started, info, cpus, single, multi)
 
   // 2. the main shape
   const main = [1, 8, 32768, 128]
@@ -554,6 +682,8 @@ async function main(): Promise<void> {
 
   // 5. the scorers on the main shape (after the breakdown, before the other shapes' allocations)
   const scorerRows = await benchScorers(keys, values, 0.5)
+  // 6. the selection modes
+  const selection = await benchSelection(keys, values)
 
   // 3. the oracle
   const oracleRuns: OracleRun[] = []
@@ -602,6 +732,7 @@ async function main(): Promise<void> {
       scorerRows.map((r) => `${r.score} ${fmt(r.medianMs)} ms (${fmt(r.ratioToFloor, 1)}x)`).join(', ') +
       '; each bit-exact against the oracle on [1,8,1024,128]',
   )
+  printSelection(selection)
   for (const o of oracleRuns) {
     console.log(
       `oracle ${shapeStr(o.shape)} ${o.dtype} keepRatio ${o.keepRatio}: TS ${fmt(o.oracleMs, 0)} ms once, native ` +
@@ -614,6 +745,7 @@ async function main(): Promise<void> {
     main: { ...mainRow, ratioToAllThreadsFloor: allThreadsRatio, goalMet: mainRow.ratioToFloor <= 2 },
     breakdown,
     scorers: scorerRows,
+    selection,
     oracle: oracleRuns,
     results: rows,
     skipped,
@@ -651,6 +783,33 @@ async function scorersOnly(started: Date, info: ReturnType<typeof backend>, cpus
   console.log('')
   printTable()
   writeJson('cpu-scorers.json', { ...runInfo(started, info, cpus, single, multi), scorers: scorerRows })
+}
+
+function printSelection(sel: Awaited<ReturnType<typeof benchSelection>>): void {
+  console.log(
+    `selection modes, compressSync [1,8,32768,128] float16: ` +
+      sel.rows.map((r) => `${r.score} ${fmt(r.medianMs)} ms (${fmt(r.ratioToFloor, 1)}x; heads keep ${sel.spread[r.score!].min}..${sel.spread[r.score!].max}, kmax ${sel.spread[r.score!].kmax})`).join(', ') +
+      `\n  adaptive low-norm in passes: tokenScores ${fmt(sel.passes.tokenScoresMs)} ms + compress { scores, headKeep } ${fmt(sel.passes.compressGivenHeadKeepMs)} ms` +
+      ` + the counts and the rest ${fmt(sel.passes.countsAndRestMs)} ms; each mode checked on [1,8,1024,128] (reference counts, oracle rows)`,
+  )
+}
+
+/** --selection: section 6 alone, after the memcpy floor (with the per-head low-norm and keydiff rows to compare). */
+async function selectionOnly(started: Date, info: ReturnType<typeof backend>, cpus: os.CpuInfo[], single: Memcpy, multi: Memcpy): Promise<void> {
+  const main = [1, 8, 32768, 128]
+  const keys = randomTensor('float16', main, 0x1234567)
+  const values = randomTensor('float16', main, 0x7654321)
+  const perHead: Row[] = []
+  for (const score of ['low-norm', 'keydiff'] as const) {
+    const options: CompressOptions = { keepRatio: 0.5, score }
+    const timesMs = await timeRuns(() => compressSync(keys, values, options), WARMUPS, RUNS)
+    perHead.push(record({ ...compressRow('compressSync', keys, 0.5, WARMUPS, RUNS, timesMs), score, bytesToMove: scorerBytes(score, keys, values, 0.5) }))
+  }
+  const selection = await benchSelection(keys, values)
+  console.log('')
+  printTable()
+  printSelection(selection)
+  writeJson('cpu-selection.json', { ...runInfo(started, info, cpus, single, multi), perHead, selection })
 }
 
 main().catch((err) => {
