@@ -52,9 +52,9 @@ const IN_PLACE: Case[] = [
 // rows that select.
 type HeadCase = { type: oracle.DType; dims: number[]; o: CompressOptions & { headKeep?: number[] }; split?: number; path: string }
 const HEADS: HeadCase[] = [
-  { path: 'headKeep: a count per row, split rows x2, sink + recent', type: 'float16', dims: [1, 3, 260, 16], o: { headKeep: [9, 260, 130], sink: 1, recent: 8 }, split: 2 },
+  { path: 'headKeep: a count per row, split rows x2, sink + recent', type: 'float16', dims: [1, 3, 200, 16], o: { headKeep: [9, 200, 100], sink: 1, recent: 8 }, split: 2 },
   { path: 'headKeep: order norm, ragged lengths + padding per head', type: 'bfloat16', dims: [2, 2, 100, 8], o: { headKeep: [40, 100, 5, 30], sink: 2, recent: 3, order: 'norm', lengths: [100, 50] } },
-  { path: "selection 'adaptive' (device scores, host counts, compress), split rows x3", type: 'float16', dims: [1, 2, 300, 8], o: { keepRatio: 0.3, selection: 'adaptive', sink: 1, recent: 4 }, split: 3 },
+  { path: "selection 'adaptive' (device scores, host counts, compress), split rows x2", type: 'float16', dims: [1, 2, 260, 8], o: { keepRatio: 0.3, selection: 'adaptive', sink: 1, recent: 4 }, split: 2 },
 ]
 const HEADS_IN_PLACE: HeadCase = { path: 'in place, headKeep', type: 'float16', dims: [1, 2, 200, 64], o: { headKeep: [60, 150], sink: 2, recent: 8 } }
 
