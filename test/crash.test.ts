@@ -2,7 +2,7 @@
 // child process of its own (test/fixtures/crash/child.ts) and must exit normally with a result
 // or a KvtrimError, never a signal or an abort. test/cuda/crash.test.ts has the device ones.
 import { describe, it } from 'vitest'
-import { expectSurvived, runScenario } from './crash'
+import { expectSurvived, runScenario, selectionChild } from './crash'
 
 describe('crash suite: nothing a caller does takes the process down (each scenario in a child process)', () => {
   const cases: Array<[string, string | RegExp, string]> = [
@@ -26,6 +26,23 @@ describe('crash suite: nothing a caller does takes the process down (each scenar
   for (const [name, outcome, what] of cases) {
     it.concurrent(`${name}: ${what}`, async () => {
       expectSurvived(await runScenario(name), outcome)
+    })
+  }
+})
+
+// Issue 15's selection modes (test/fixtures/crash/selection.ts): two native operations with
+// JavaScript between them, attacked at both.
+describe('crash suite: selection modes (each scenario in a child process)', () => {
+  const codes = (...c: string[]) => new RegExp(`^(${c.join('|')})(,(${c.join('|')}))*$`)
+  const cases: Array<[string, string | RegExp, string]> = [
+    ['selection-getters', codes('DETACHED_BUFFER', 'DATA_LENGTH', 'INVALID_ARGUMENT', 'INVALID_OPTION', 'INVALID_KEEP', 'ok'), 'getters and Proxies on selection, threshold, alpha and headKeep that detach or shrink the keys (or the scores) during a sync call (facade and raw binding)'],
+    ['selection-pending-transfer', codes('ok', 'INPUT_CHANGED', 'DETACHED_BUFFER', 'INVALID_ARGUMENT'), 'async compress / compressInPlace with a selection while the keys or values are transferred away and collected, or shrunk to 0'],
+    ['selection-worker-exit', 'ok', 'workers that exit or are terminated with selection compress() and compressInPlace() pending'],
+    ['selection-loop-memory', 'ok', '1,000 sync and 1,000 awaited compress calls with a selection: RSS bounded'],
+  ]
+  for (const [name, outcome, what] of cases) {
+    it.concurrent(`${name}: ${what}`, async () => {
+      expectSurvived(await runScenario(name, {}, undefined, selectionChild), outcome)
     })
   }
 })
