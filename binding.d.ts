@@ -186,8 +186,8 @@ export interface Binding {
    * host or device: device scores are copied to the host) and compress's options (a selection
    * other than 'per-head'; lengths, sink, recent and, for 'adaptive', keepRatio or keep).
    */
-  selectionCountsSync(scores: NativeTensor | NativeDeviceTensor, options: unknown): Int32Array
-  selectionCounts(scores: NativeTensor | NativeDeviceTensor, options: unknown): Promise<Int32Array>
+  selectionCountsSync(scores: unknown, options: unknown): Int32Array
+  selectionCounts(scores: unknown, options: unknown): Promise<Int32Array>
   compressSync(keys: NativeTensor, values: NativeTensor, options: unknown): NativeCompressResult
   compressSync(keys: NativeDeviceTensor, values: NativeDeviceTensor, options: unknown): NativeDeviceCompressResult
   compressSync(keys: NativeAnyTensor, values: NativeAnyTensor, options: unknown): NativeCompressResult | NativeDeviceCompressResult

@@ -475,11 +475,12 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
   // the plan: lengths and counts as the contract computes them
   CHECK(int64_t(job.plan.lengths.size()) == s.batch && int64_t(job.plan.kept.size()) == rows, "plan size");
   int64_t want_max = 0;
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t b = row / s.heads, len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
     CHECK(job.plan.lengths[size_t(b)] == len, "plan length");
-    CHECK(job.plan.kept_of(row) == ref_keep(c.params, len), "plan kept count");
-    want_max = std::max(want_max, job.plan.kept_of(row));
+    CHECK(job.plan.batch_kept[size_t(b)] == ref_keep(c.params, len), "plan kept count per entry");
+    for (int64_t h = 0; h < s.heads; ++h) CHECK(job.plan.kept_of(b * s.heads + h) == ref_keep(c.params, len), "plan kept count");
+    want_max = std::max(want_max, ref_keep(c.params, len));
   }
   CHECK(kmax == want_max, "plan max_kept");
 

@@ -4,7 +4,9 @@
 // the results of device work become DeviceTensors. Each sync / Promise pair is one function.
 import type { NativeCompressOptions, NativeCompressResult, NativeDeviceCompressResult } from '../binding'
 import { binding } from './binding'
+import { type Call, driveAsync, driveSync } from './drive'
 import { withCallerStack } from './errors'
+import { selectionSteps, wantsSelection } from './selection'
 import { DeviceTensor } from './tensor'
 import type { CompressOptions, CompressResult, HostTensor, InPlaceResult, TensorLike } from './types'
 
@@ -28,6 +30,7 @@ export function deviceResult(keys: DeviceTensor, values: DeviceTensor, r: Native
     values: new DeviceTensor(values.type, [b, h, r.kept, dv], r.valueBuffer),
     indices: r.indices,
     lengths: r.lengths,
+    headLengths: r.headLengths,
     kept: r.kept,
   }
 }
@@ -48,6 +51,15 @@ export function compressChecked(keys: AnyTensor, values: AnyTensor, options: Com
   return b.compress(keys, values, options).then((r) => shaped(keys, values, r))
 }
 
+/** @internal compress of decoded options as one native call in both forms (lib/selection.ts's last step) */
+export function compressCall(keys: AnyTensor, values: AnyTensor): (o: Partial<NativeCompressOptions>) => Call<CompressResult<HostTensor | DeviceTensor>> {
+  return (o) => ({ sync: () => compressChecked(keys, values, o, true), async: () => compressChecked(keys, values, o, false) })
+}
+
+function inPlaceCall(keys: AnyTensor, values: AnyTensor): (o: Partial<NativeCompressOptions>) => Call<InPlaceResult> {
+  return (o) => ({ sync: () => binding().compressInPlaceSync(keys, values, o), async: () => binding().compressInPlace(keys, values, o) })
+}
+
 /**
  * Keeps, per batch entry and KV head, the k tokens whose keys have the lowest L2 norm (or the
  * highest, with score 'high-norm'), and returns the compacted keys, values and the kept
@@ -58,6 +70,7 @@ export function compressSync(keys: TensorLike, values: TensorLike, options: Comp
 /** Either kind, as tensor(..., { device: 'auto' }) returns it: the result is of the same kind. */
 export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): CompressResult<HostTensor | DeviceTensor>
 export function compressSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): CompressResult<HostTensor | DeviceTensor> {
+  if (wantsSelection(options)) return driveSync(selectionSteps(keys, values, decodeCompressOptions(options, false), compressCall(keys, values)))
   return compressChecked(keys, values, options, true)
 }
 
@@ -66,7 +79,10 @@ export function compress(keys: DeviceTensor, values: DeviceTensor, options: Comp
 export function compress(keys: TensorLike, values: TensorLike, options: CompressOptions): Promise<CompressResult>
 export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>>
 export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<CompressResult<HostTensor | DeviceTensor>> {
-  return withCallerStack(() => compressChecked(keys, values, options, false), compress)
+  return withCallerStack(() => {
+    if (wantsSelection(options)) return driveAsync(selectionSteps(keys, values, decodeCompressOptions(options, false), compressCall(keys, values)))
+    return compressChecked(keys, values, options, false)
+  }, compress) as Promise<CompressResult<HostTensor | DeviceTensor>>
 }
 
 /**
@@ -76,10 +92,14 @@ export function compress(keys: TensorLike | DeviceTensor, values: TensorLike | D
  * 'position'. The one operation that modifies its inputs (keys and values), host or device.
  */
 export function compressInPlaceSync(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): InPlaceResult {
+  if (wantsSelection(options)) return driveSync(selectionSteps(keys, values, decodeCompressOptions(options, false), inPlaceCall(keys, values)))
   return binding().compressInPlaceSync(keys, values, options)
 }
 
 /** {@link compressInPlaceSync}, off the event loop. Do not touch the tensors until it settles. */
 export function compressInPlace(keys: TensorLike | DeviceTensor, values: TensorLike | DeviceTensor, options: CompressOptions): Promise<InPlaceResult> {
-  return withCallerStack(() => binding().compressInPlace(keys, values, options), compressInPlace)
+  return withCallerStack(() => {
+    if (wantsSelection(options)) return driveAsync(selectionSteps(keys, values, decodeCompressOptions(options, false), inPlaceCall(keys, values)))
+    return binding().compressInPlace(keys, values, options)
+  }, compressInPlace) as Promise<InPlaceResult>
 }

@@ -52,6 +52,7 @@ export type {
   InPlaceResult,
   Score,
   CacheScore,
+  Selection,
   ScoreTensor,
   TokenScoresOptions,
 } from './types'

@@ -14,6 +14,8 @@ export const PUBLIC_EXPORTS = [
   'keyNormsSync',
   'memoryStats',
   'releaseMemory',
+  'selectionCounts',
+  'selectionCountsSync',
   'setErrorClass',
   'setPoolLimit',
   'tokenScores',

@@ -29,7 +29,7 @@ function libLevel(file: string): { level: number; room: string } {
   if (f === 'binding') return { level: 1, room: 'binding' }
   // the test-only entry (lib/dev.ts): over the binding, and nothing of the product imports it
   if (f === 'dev') return { level: 2, room: 'dev' }
-  if (['tensor', 'backend', 'memory', 'compress', 'key-norms', 'scores'].includes(f)) return { level: 2, room: 'facade' }
+  if (['tensor', 'backend', 'memory', 'compress', 'key-norms', 'scores', 'selection'].includes(f)) return { level: 2, room: 'facade' }
   if (f.startsWith('cache/')) return { level: 3, room: 'cache' }
   if (f.startsWith('diagnostics/')) return { level: 3, room: 'diagnostics' }
   if (f === 'index') return { level: 4, room: 'index' }

@@ -76,7 +76,7 @@ describe('per-call overhead', () => {
   it('host results are plain objects, made without running setters on Object.prototype', () => {
     const { keys, values } = pair([1, 1, 16, 8])
     const touched: string[] = []
-    const names = ['keys', 'values', 'indices', 'lengths', 'kept', 'type', 'data', 'dims']
+    const names = ['keys', 'values', 'indices', 'lengths', 'headLengths', 'kept', 'type', 'data', 'dims']
     for (const n of names) {
       Object.defineProperty(Object.prototype, n, { configurable: true, set() { touched.push(n) } })
     }
@@ -89,7 +89,7 @@ describe('per-call overhead', () => {
     }
     expect(touched).toEqual([])
     for (const res of [sync!, raw!]) {
-      expect(Object.keys(res)).toEqual(['keys', 'values', 'indices', 'lengths', 'kept'])
+      expect(Object.keys(res)).toEqual(['keys', 'values', 'indices', 'lengths', 'headLengths', 'kept'])
       expect(Object.keys(res.keys)).toEqual(['type', 'data', 'dims'])
       expect(res.keys.type).toBe('float16')
       expect(res.keys.dims).toEqual([1, 1, 4, 8])

@@ -5,7 +5,8 @@ import { binding } from '../binding'
 import { describe, dims4, invalid, maxOf, prefixed } from '../check'
 import { driveAsync, driveSync, type Steps } from '../drive'
 import { KvtrimError, withCallerStack } from '../errors'
-import { compressChecked, deviceResult } from '../compress'
+import { compressCall, deviceResult } from '../compress'
+import { selectionSteps } from '../selection'
 import { isDeviceTensor, type DeviceTensor } from '../tensor'
 import type { CompressResult, TensorLike } from '../types'
 import { cacheOptions, type CachePlan } from './options'
@@ -78,7 +79,7 @@ function plan(layers: readonly AnyLayer[], options: CacheOptions): LayerTask[] {
 }
 
 function finish(task: CompressTask, r: AnyResult, out: AnyCache): void {
-  out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths })
+  out.layers.push({ keys: r.keys, values: r.values, indices: r.indices, lengths: r.lengths, headLengths: r.headLengths })
   out.report.push({ layer: task.index, before: seqLenOf(task.layer, task.index, task.options.lengths), after: r.kept, compressed: true })
 }
 
@@ -98,7 +99,8 @@ function* walk(layers: readonly AnyLayer[], tasks: LayerTask[]): Steps<unknown, 
     const { keys, values } = task.layer
     let r: AnyResult
     try {
-      r = (yield { sync: () => compressChecked(keys, values, task.options, true), async: () => compressChecked(keys, values, task.options, false) }) as AnyResult
+      // a ragged selection is three native calls (lib/selection.ts); 'per-head' is one
+      r = (yield* selectionSteps(keys, values, task.options, compressCall(keys, values))) as AnyResult
     } catch (err) {
       throw prefixed(err, task.index)
     }
@@ -111,6 +113,8 @@ function* walk(layers: readonly AnyLayer[], tasks: LayerTask[]): Steps<unknown, 
 // where the layers share dtype and alignment, instead of a launch and a sync per layer.
 function onGpu(tasks: LayerTask[]): CompressTask[] | undefined {
   const todo = tasks.filter((t): t is CompressTask => !('skipped' in t))
+  // a ragged selection sizes each layer's outputs from its scores first: layer by layer
+  if (todo.some((t) => t.options.selection !== undefined)) return undefined
   const device = todo.length > 1 && todo.every((t) => isDeviceTensor(t.layer.keys) && isDeviceTensor(t.layer.values))
   return device ? todo : undefined
 }

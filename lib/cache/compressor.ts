@@ -54,6 +54,25 @@ export interface CompressorOptions {
   position?: number
 }
 
+/**
+ * @internal The Compressor and CacheCompressor hand caches to decoders whose attention takes
+ * one length (or mask) per batch entry, shared by every head: ragged per-head counts
+ * (selection, headKeep) cannot go there (docs/policies.md "Who can use per-head lengths").
+ * Checked by `in`, before any option is read.
+ */
+export function refuseRaggedHeads(options: object, who: string): void {
+  for (const name of ['selection', 'headKeep']) {
+    if (name in options) {
+      throw new KvtrimError(
+        `Expected no ${name} option in ${who}: its caches have one length per layer, shared by every head (an ONNX or ` +
+          'transformers.js decoder takes one attention mask per batch entry). Per-head counts are for runtimes that take a length per ' +
+          'head: use compress / compressInPlace / compressCache with selection, and their headLengths (docs/policies.md "Selection modes")',
+        'INVALID_OPTION',
+      )
+    }
+  }
+}
+
 export interface StepOptions {
   /**
    * Static mode: the valid length of every layer (one number, or one per layer). Required at
@@ -240,6 +259,7 @@ export class Compressor {
 
   constructor(options: CompressorOptions) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
+    refuseRaggedHeads(options, 'a Compressor')
     const known = ['target', 'keepRatio', 'interval', 'mode', 'sink', 'recent', 'score', 'reuseScores', 'skipLayers', 'position']
     checkKnown(options, known)
     const o = readOptions<CompressorOptions>(options, known) // each read once: what is checked is what is used

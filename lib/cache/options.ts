@@ -27,7 +27,12 @@ export function cacheOptions(options: unknown, layerCount: number): CachePlan {
   const kind = budgetKind(budgets)
   const base = decodeCompressOptions(options, true)
   const given = base.keepRatio !== undefined || base.keep !== undefined
-  if (!given && (kind === 'uniform' || kind === 'pyramid' || kind === 'zigzag')) {
+  if (base.selection !== undefined && 'threshold' in base.selection) {
+    // the scores give each row's count: no budget of any kind (native code refused keepRatio / keep)
+    if (kind !== 'uniform') {
+      throw new KvtrimError("Expected no budgets with selection { threshold } (the scores give each head's count)", 'INVALID_OPTION')
+    }
+  } else if (!given && (kind === 'uniform' || kind === 'pyramid' || kind === 'zigzag')) {
     throw new KvtrimError(
       kind === 'uniform'
         ? 'Expected keepRatio, keep or per-layer budgets in options'

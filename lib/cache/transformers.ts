@@ -7,7 +7,7 @@
 // position_ids explicitly (transformers.js derives them from the attention mask otherwise, which
 // is then wrong). It needs neither package: their tensors are used through their fields.
 import { compressCache, compressCacheSync } from './cache'
-import { Compressor, sameKind, view, type CompressorOptions, type StepResult } from './compressor'
+import { Compressor, refuseRaggedHeads, sameKind, view, type CompressorOptions, type StepResult } from './compressor'
 import { checkKnown, intList, invalid, isArrayLike, isInt, maxOf, readOptions } from '../check'
 import { KvtrimError } from '../errors'
 import type { TensorLike } from '../types'
@@ -138,6 +138,7 @@ export class CacheCompressor {
 
   constructor(options: CacheCompressorOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
+    refuseRaggedHeads(options, 'a CacheCompressor')
     const known = ['keepRatio', 'keep', 'budgets', 'pruneAfter', 'skipLayers', 'sink', 'recent', 'score', 'decode', 'sharedMask']
     checkKnown(options, known)
     const o = readOptions<CacheCompressorOptions>(options, known) // each read once: what is checked is what is used

@@ -22,7 +22,7 @@ export type Budgets =
   /** One absolute count per layer; with `total`, the counts must sum to it. */
   | { readonly keep: readonly number[]; readonly total?: number }
 
-export interface CacheOptions extends Omit<CompressOptions, 'score'> {
+export interface CacheOptions extends Omit<CompressOptions, 'score' | 'headKeep'> {
   /** The scorer (docs/policies.md): a name for every layer, or one project / scores entry per layer. */
   score?: CacheScore
   /** A layer shorter than this (valid length below pruneAfter) is left as is. Default 0. */
@@ -52,6 +52,6 @@ export interface LayerReport {
 
 export interface CacheResult<T extends TensorLike | DeviceTensor = TensorLike> {
   /** Compressed layers, and the caller's own objects for layers left as is. */
-  layers: Array<CacheLayer<T> & { indices?: Int32Array; lengths?: Int32Array }>
+  layers: Array<CacheLayer<T> & { indices?: Int32Array; lengths?: Int32Array; headLengths?: Int32Array }>
   report: LayerReport[]
 }

@@ -25,6 +25,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"keyNorms", KeyNorms},
       {"tokenScoresSync", TokenScoresSync},
       {"tokenScores", TokenScores},
+      {"selectionCountsSync", SelectionCountsSync},
+      {"selectionCounts", SelectionCounts},
       {"compressSync", CompressSync},
       {"compress", Compress},
       {"compressInPlaceSync", CompressInPlaceSync},

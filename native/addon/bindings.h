@@ -27,6 +27,11 @@ Napi::Value CompressLayers(const Napi::CallbackInfo& info);
 Napi::Value TokenScoresSync(const Napi::CallbackInfo& info);
 Napi::Value TokenScores(const Napi::CallbackInfo& info);
 
+// selection_counts.cc: selectionCountsSync(scores, options) and selectionCounts -> Int32Array
+// [B * H], a ragged selection's per-row kept counts (scores: float32 [B, H, S], host or device).
+Napi::Value SelectionCountsSync(const Napi::CallbackInfo& info);
+Napi::Value SelectionCounts(const Napi::CallbackInfo& info);
+
 // uncertainty.cc: uncertaintyCountsSync(input, { threshold, causal }) -> Int32Array, and its
 // Promise twin uncertaintyCounts; input is { attention } or { queries, keys }, host or device.
 Napi::Value UncertaintyCountsSync(const Napi::CallbackInfo& info);

@@ -2,6 +2,7 @@
 // a model on one GPU in one launch). One Operation each: arguments are read first (every JS
 // property), then data pointers taken, then the outputs allocated, so the work writes straight
 // into what the caller receives (host arrays, or device buffers and the indices' host copy).
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -45,10 +46,10 @@ Napi::Function host_result_fn(Napi::Env env) {
     static const char kSource[] =
         "(function (types) {\n"
         "  'use strict'\n"
-        "  return function kvtrimHostResult(t, keys, values, indices, lengths, b, h, k, dk, dv, kept) {\n"
+        "  return function kvtrimHostResult(t, keys, values, indices, lengths, b, h, k, dk, dv, kept, headLengths) {\n"
         "    const type = types[t]\n"
-        "    if (keys === undefined) return { indices, lengths, kept }\n"
-        "    return { keys: { type, data: keys, dims: [b, h, k, dk] }, values: { type, data: values, dims: [b, h, k, dv] }, indices, lengths, kept }\n"
+        "    if (keys === undefined) return { indices, lengths, headLengths, kept }\n"
+        "    return { keys: { type, data: keys, dims: [b, h, k, dk] }, values: { type, data: values, dims: [b, h, k, dv] }, indices, lengths, headLengths, kept }\n"
         "  }\n"
         "})";
     napi_value script = nullptr, factory = nullptr, fn = nullptr;
@@ -110,10 +111,17 @@ struct Entry {
     result = Napi::Persistent(keys.on_device ? outputs_on_device(env, in_place) : outputs_on_host(env, in_place));
   }
 
+  // lengths: per batch entry, the most any of its heads keeps; headLengths: per row.
+  void write_lengths(int32_t* lengths, int32_t* head_lengths) const {
+    const Shape& s = job.shape;
+    for (int64_t b = 0; b < s.batch; ++b) lengths[b] = int32_t(job.plan.batch_kept[size_t(b)]);
+    for (int64_t r = 0; r < s.batch * s.heads; ++r) head_lengths[r] = int32_t(job.plan.kept_of(r));
+  }
+
   Napi::Object outputs_on_host(Napi::Env env, bool in_place) {
     const Shape& shape = job.shape;
     const int64_t rows = shape.batch * shape.heads, k = job.plan.max_kept;
-    std::vector<OutputSpec> specs = {{DType::F32, rows * k, true}, {DType::F32, shape.batch, true}};
+    std::vector<OutputSpec> specs = {{DType::F32, rows * k, true}, {DType::F32, shape.batch, true}, {DType::F32, rows, true}};
     if (!in_place) {
       specs.push_back({job.dtype, rows * k * shape.key_dim});
       specs.push_back({job.dtype, rows * k * shape.value_dim});
@@ -121,20 +129,19 @@ struct Entry {
     std::vector<void*> data;
     auto arrays = new_outputs(env, specs, &data, "the compressed cache");
     job.out_indices = static_cast<int32_t*>(data[0]);
-    int32_t* kept = static_cast<int32_t*>(data[1]);
-    for (int64_t i = 0; i < shape.batch; ++i) kept[i] = int32_t(job.plan.kept[size_t(i)]);
+    write_lengths(static_cast<int32_t*>(data[1]), static_cast<int32_t*>(data[2]));
     if (!in_place) {
-      job.out_keys = data[2];
-      job.out_values = data[3];
+      job.out_keys = data[3];
+      job.out_values = data[4];
     }
     Napi::Function make = host_result_fn(env);
     if (!make.IsEmpty()) {
       auto num = [&](int64_t v) { return Napi::Number::New(env, double(v)); };
       Napi::Value undefined = env.Undefined();
       const napi_value argv[] = {
-          num(int64_t(job.dtype)), in_place ? undefined : arrays[2], in_place ? undefined : arrays[3], arrays[0],
+          num(int64_t(job.dtype)), in_place ? undefined : arrays[3], in_place ? undefined : arrays[4], arrays[0],
           arrays[1], num(shape.batch), num(shape.heads), num(k), num(shape.key_dim), num(shape.value_dim),
-          num(job.plan.max_kept)};
+          num(job.plan.max_kept), arrays[2]};
       napi_value r = nullptr;
       if (napi_call_function(env, undefined, make, sizeof(argv) / sizeof(argv[0]), argv, &r) != napi_ok) {
         throw Napi::Error::New(env);
@@ -143,11 +150,12 @@ struct Entry {
     }
     Napi::Object r = Napi::Object::New(env);
     if (!in_place) {
-      r.Set("keys", tensor_object(env, job.dtype, arrays[2], dims_array(env, {shape.batch, shape.heads, k, shape.key_dim})));
-      r.Set("values", tensor_object(env, job.dtype, arrays[3], dims_array(env, {shape.batch, shape.heads, k, shape.value_dim})));
+      r.Set("keys", tensor_object(env, job.dtype, arrays[3], dims_array(env, {shape.batch, shape.heads, k, shape.key_dim})));
+      r.Set("values", tensor_object(env, job.dtype, arrays[4], dims_array(env, {shape.batch, shape.heads, k, shape.value_dim})));
     }
     r.Set("indices", arrays[0]);
     r.Set("lengths", arrays[1]);
+    r.Set("headLengths", arrays[2]);
     r.Set("kept", Napi::Number::New(env, double(job.plan.max_kept)));
     return r;
   }
@@ -175,9 +183,11 @@ struct Entry {
     Napi::Int32Array indices = Napi::Int32Array::New(env, size_t(rows * k));
     host_idx = indices.Data();
     Napi::Int32Array kept = Napi::Int32Array::New(env, size_t(shape.batch));
-    for (int64_t i = 0; i < shape.batch; ++i) kept[size_t(i)] = int32_t(job.plan.kept[size_t(i)]);
+    Napi::Int32Array head_kept = Napi::Int32Array::New(env, size_t(rows));
+    write_lengths(kept.Data(), head_kept.Data());
     r.Set("indices", indices);
     r.Set("lengths", kept);
+    r.Set("headLengths", head_kept);
     r.Set("kept", Napi::Number::New(env, double(job.plan.max_kept)));
     return r;
   }

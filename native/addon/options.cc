@@ -168,14 +168,13 @@ void read_stream(Napi::Env env, Napi::Value v, const char* name, CompressOptions
   out->stream = words == 0 ? 0 : w[0];
 }
 
-const std::vector<const char*> kCompressKeys = {"keepRatio", "keep", "order", "score", "sink", "recent", "lengths", "stream"};
+const std::vector<const char*> kCompressKeys = {"keepRatio", "keep", "order", "score", "selection", "headKeep",
+                                                 "sink", "recent", "lengths", "stream"};
 const std::vector<const char*> kScoresKeys = {"score", "lengths", "stream"};
-// compressCache's: compress's and its own (budgets stand in for keepRatio / keep)
-const std::vector<const char*> kCacheKeys = [] {
-  std::vector<const char*> k = kCompressKeys;
-  k.insert(k.end(), {"pruneAfter", "skipLayers", "budgets"});
-  return k;
-}();
+// compressCache's: compress's but headKeep (its counts are per layer), and its own (budgets
+// stand in for keepRatio / keep)
+const std::vector<const char*> kCacheKeys = {"keepRatio", "keep", "order", "score", "selection", "sink", "recent",
+                                             "lengths", "stream", "pruneAfter", "skipLayers", "budgets"};
 
 }  // namespace
 
@@ -267,6 +266,54 @@ void read_score(Napi::Env env, Napi::Value w, bool cache, CompressOptions* out) 
   out->scores = scores;  // the tensor's fields are read with the other tensors
 }
 
+const char* const kSelectionExpected =
+    "'per-head', 'adaptive', { adaptive: { alpha } } or { threshold: number }";
+
+// selection (docs/policies.md "Selection modes"): 'per-head' (default), 'adaptive',
+// { adaptive: { alpha? } } or { threshold }.
+void read_selection(Napi::Env env, Napi::Value w, CompressParams* p) {
+  p->selection = Selection::PerHead;
+  p->alpha = 0.2;
+  p->threshold = 0.0f;
+  if (w.IsUndefined() || w.IsNull()) return;
+  if (w.IsString()) {
+    const std::string s = w.As<Napi::String>().Utf8Value();
+    if (s == "adaptive") p->selection = Selection::Adaptive;
+    else if (s != "per-head") throw_invalid(env, Code::InvalidOption, kSelectionExpected, "selection", w);
+    return;
+  }
+  if (!is_options_object(env, w)) throw_invalid(env, Code::InvalidOption, kSelectionExpected, "selection", w);
+  Napi::Object o = w.As<Napi::Object>();
+  check_known(env, o, {"adaptive", "threshold"}, true, "selection.");
+  Napi::Value adaptive = o.Get("adaptive"), threshold = o.Get("threshold");
+  if (adaptive.IsUndefined() == threshold.IsUndefined()) {
+    throw_invalid(env, Code::InvalidOption, "an object with one of adaptive or threshold", "selection", w);
+  }
+  if (!threshold.IsUndefined()) {
+    if (!threshold.IsNumber() || std::isnan(threshold.As<Napi::Number>().DoubleValue())) {
+      throw_invalid(env, Code::InvalidOption, "a number (a score: tokens scoring at or above it are kept)",
+                    "selection.threshold", threshold);
+    }
+    p->selection = Selection::Threshold;
+    p->threshold = float(threshold.As<Napi::Number>().DoubleValue());  // Math.fround's rounding
+    return;
+  }
+  if (!is_options_object(env, adaptive)) {
+    throw_invalid(env, Code::InvalidOption, "an object { alpha? }", "selection.adaptive", adaptive);
+  }
+  Napi::Object a = adaptive.As<Napi::Object>();
+  check_known(env, a, {"alpha"}, true, "selection.adaptive.");
+  Napi::Value alpha = a.Get("alpha");
+  p->selection = Selection::Adaptive;
+  if (alpha.IsUndefined()) return;
+  const double x = alpha.IsNumber() ? alpha.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(x >= 0.0 && x <= 1.0)) {
+    throw_invalid(env, Code::InvalidOption, "a number in [0, 1] (each head's floor, as a fraction of its budget)",
+                  "selection.adaptive.alpha", alpha);
+  }
+  p->alpha = x;
+}
+
 }  // namespace
 
 void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, CompressOptions* out) {
@@ -284,7 +331,23 @@ void decode_compress_options(Napi::Env env, Napi::Value v, OptionsFor whose, Com
   }
   if (out->has_keep && !is_int(keep, &p.keep)) throw_invalid(env, Code::InvalidKeep, "an integer in [0, seqLen]", "keep", keep);
   if (out->has_ratio && out->has_keep) throw_error(env, Code::InvalidOption, "Expected one of keepRatio or keep, not both");
-  if (!out->has_ratio && !out->has_keep && !cache && !scores_only) {
+  // selection and headKeep first: a threshold or given counts stand in for keepRatio / keep
+  if (!scores_only) read_selection(env, o.Get("selection"), &p);
+  Napi::Value head_keep = cache || scores_only ? Napi::Value(env.Undefined()) : o.Get("headKeep");
+  out->has_head_keep = !head_keep.IsUndefined();
+  if (out->has_head_keep && !int_list(env, head_keep, &out->head_keep)) {
+    throw_invalid(env, Code::InvalidKeep, "an array of integers (one kept count per (batch entry, KV head) row)", "headKeep",
+                  head_keep);
+  }
+  const bool counted = p.selection == Selection::Threshold || out->has_head_keep;
+  if (out->has_head_keep && p.selection != Selection::PerHead) {
+    throw_error(env, Code::InvalidOption, "Expected headKeep or a selection other than 'per-head', not both (headKeep gives the counts)");
+  }
+  if (counted && (out->has_ratio || out->has_keep)) {
+    throw_error(env, Code::InvalidOption, std::string("Expected no keepRatio or keep with ") +
+        (out->has_head_keep ? "headKeep (it gives each row's count)" : "selection { threshold } (the scores give each row's count)"));
+  }
+  if (!out->has_ratio && !out->has_keep && !counted && !cache && !scores_only) {
     throw_error(env, Code::InvalidOption, "Expected keepRatio (in (0, 1]) or keep (a token count) in options");
   }
   p.use_ratio = out->has_ratio;
@@ -347,9 +410,16 @@ CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg&
   Shape shape;
   throw_if(env, check_pair(keys.view, values.view, &shape));
   if (in_place) throw_if(env, check_in_place(keys.view, values.view, o.params));
+  if (o.params.selection != Selection::PerHead) {
+    // the counts come from the scores before the outputs can be sized: lib/selection.ts runs
+    // selectionCounts, then this with headKeep (docs/policies.md "Two passes")
+    throw_error(env, Code::InvalidOption, "Expected selection 'per-head' in a native compress call: a ragged selection runs "
+        "through kvtrim's compress (selectionCounts, then compress with headKeep)");
+  }
   CompressJob j;
   throw_if(env, make_plan(shape, o.params, o.has_lengths ? o.lengths.data() : nullptr,
-                          int64_t(o.lengths.size()), &j.plan));
+                          int64_t(o.lengths.size()), &j.plan, o.has_head_keep ? o.head_keep.data() : nullptr,
+                          int64_t(o.head_keep.size())));
   j.dtype = keys.view.dtype;
   j.shape = shape;
   j.keys = keys.view.data;
@@ -421,6 +491,21 @@ Napi::Value DecodeOptions(const Napi::CallbackInfo& info) {
       r.Set("score", sc);
       break;
     }
+  }
+  if (d.params.selection == Selection::Threshold) {
+    Napi::Object sel = Napi::Object::New(env);
+    sel.Set("threshold", Napi::Number::New(env, double(d.params.threshold)));
+    r.Set("selection", sel);
+  } else if (d.params.selection == Selection::Adaptive) {
+    Napi::Object sel = Napi::Object::New(env), a = Napi::Object::New(env);
+    a.Set("alpha", Napi::Number::New(env, d.params.alpha));
+    sel.Set("adaptive", a);
+    r.Set("selection", sel);
+  }
+  if (d.has_head_keep) {
+    Napi::Array a = Napi::Array::New(env, d.head_keep.size());
+    for (size_t i = 0; i < d.head_keep.size(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, double(d.head_keep[i])));
+    r.Set("headKeep", a);
   }
   r.Set("sink", Napi::Number::New(env, double(d.params.sink)));
   r.Set("recent", Napi::Number::New(env, double(d.params.recent)));

@@ -35,6 +35,9 @@ struct CompressOptions {
   bool has_ratio = false, has_keep = false;
   std::vector<int64_t> lengths;
   bool has_lengths = false;
+  // headKeep: the caller's per-(batch, head) counts (compress only)
+  std::vector<int64_t> head_keep;
+  bool has_head_keep = false;
   bool has_stream = false;
   uint64_t stream = 0;  // a cudaStream_t
   // score: { project } -- the vectors, copied (compress: one layer's [kvHeads * keyDim]; a

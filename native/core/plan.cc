@@ -44,7 +44,14 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
         std::to_string(rows) + ", but it has " + std::to_string(n_head_keep));
   }
   plan->kept.resize(size_t(rows));
+  plan->batch_kept.assign(size_t(shape.batch), 0);
   plan->max_kept = 0;
+  if (shape.heads == 0 && head_keep == nullptr) {  // no rows: the results still say each entry's count
+    for (int64_t b = 0; b < shape.batch; ++b) {
+      plan->batch_kept[size_t(b)] = keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, plan->lengths[size_t(b)]);
+      plan->max_kept = std::max(plan->max_kept, plan->batch_kept[size_t(b)]);
+    }
+  }
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t len = plan->lengths[size_t(row / shape.heads)];
     int64_t k = 0;
@@ -60,6 +67,8 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
       k = keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, len);
     }
     plan->kept[size_t(row)] = k;
+    int64_t& most = plan->batch_kept[size_t(row / shape.heads)];
+    most = std::max(most, k);
     plan->max_kept = std::max(plan->max_kept, k);
   }
   return Status::success();

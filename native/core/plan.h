@@ -27,7 +27,9 @@ struct CompressParams {
 struct Plan {
   std::vector<int64_t> lengths;  // valid tokens per batch entry
   std::vector<int64_t> kept;     // tokens kept per (batch entry, head) row: [batch * heads]
-  int64_t max_kept = 0;          // the output's seqLen: the largest entry of kept
+  std::vector<int64_t> batch_kept;  // per batch entry: the most any of its rows keeps (the
+                                    // keep count itself when there are no heads)
+  int64_t max_kept = 0;          // the output's seqLen: the largest entry of batch_kept
   int64_t kept_of(int64_t row) const { return kept[size_t(row)]; }
 };
 

@@ -33,7 +33,7 @@ void threshold_counts(const Shape& s, const CompressParams& p, const Plan& plan,
 void adaptive_counts(const Shape& s, const CompressParams& p, const Plan& plan, const float* scores, int32_t* out) {
   const int64_t H = s.heads;
   std::vector<uint32_t> keys, rest;
-  std::vector<int64_t> rest_end(size_t(H));  // where each head's part of `rest` ends
+  std::vector<int64_t> rest_end(static_cast<size_t>(H));  // where each head's part of `rest` ends
   for (int64_t b = 0; b < s.batch; ++b) {
     int64_t mb = 0, me = 0;
     const int64_t prot = protected_span(plan.lengths[size_t(b)], p.sink, p.recent, &mb, &me);
