@@ -455,7 +455,7 @@ describe('compress with every selection mode equals the oracle', () => {
       const base: oracle.OracleOptions = { sink: int(r, 0, 3), recent: int(r, 0, 3), order: pick(r, ['position', 'norm'] as const) }
       if (r() < 0.5) base.lengths = Array.from({ length: B }, () => int(r, 0, S))
       for (const selection of [{ adaptive: { alpha: 0 } }, 'adaptive', { adaptive: { alpha: 0.5 } }, { threshold: 0 }, { threshold: -0 }, { threshold: 1 }] as const) {
-        const keep = 'threshold' in (selection as object) ? {} : randomKeep(r, S)
+        const keep = typeof selection === 'object' && 'threshold' in selection ? {} : randomKeep(r, S)
         const o: oracle.OracleOptions = { ...base, ...keep, score, selection }
         const res = compressSync(keys, values, opts(o))
         const what = `case ${i} dims ${dims} ${describeOptions(o)}`
