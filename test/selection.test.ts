@@ -50,17 +50,21 @@ function randomVectors(r: Rng, H: number, D: number): Float32Array {
 
 /**
  * Given scores [B, H, S]: NaNs of any sign and payload, +0 and -0, +-Inf, exact duplicates;
- * `few` distinct values (ties everywhere, across heads too); or 'copied': every head a copy of
+ * `few` distinct values (ties everywhere, across heads too); 'copied': every head a copy of
  * head 0 with zeros' signs flipped at random (every position ties across heads: only the head
- * breaks the tie).
+ * breaks the tie); or 'bits': raw bit patterns from a small pool.
  */
 function randomScores(r: Rng, B: number, H: number, S: number): Float32Array {
   const out = new Float32Array(B * H * S)
   const bits = new Uint32Array(out.buffer)
-  const mode = pick(r, ['mixed', 'few', 'copied'] as const)
+  const mode = pick(r, ['mixed', 'few', 'copied', 'bits'] as const)
+  // 'bits': any float32 bit pattern (subnormals, both zeros, huge values, NaNs of either sign)
+  // from a small pool, so that radix digits tie at every level
+  const pool = Array.from({ length: int(r, 1, 40) }, () => int(r, 0, 2 ** 32 - 1) >>> 0)
   for (let i = 0; i < out.length; i++) {
     const u = r()
-    if (u < 0.05) bits[i] = randomNaN(r, 'float32')
+    if (mode === 'bits') bits[i] = r() < 0.7 ? pick(r, pool) : (pick(r, pool) ^ int(r, 0, 3)) >>> 0
+    else if (u < 0.05) bits[i] = randomNaN(r, 'float32')
     else if (u < 0.07) out[i] = pick(r, [Infinity, -Infinity])
     else if (u < 0.12) bits[i] = pick(r, [0, 0x80000000])
     else if (u < 0.2 && i > 0) bits[i] = bits[int(r, 0, i - 1)]
@@ -342,7 +346,7 @@ describe('compress with every selection mode equals the oracle', () => {
   for (const type of DTYPES) {
     it(`${type}: random shapes x 6 scorers x every mode; sync, and the invariants (seed ${seed})`, () => {
       const r = rng(seed ^ (type.length * 7919))
-      for (let i = 0; i < 7; i++) {
+      for (let i = 0; i < 14; i++) {
         const c = randomCase(r, type, 60_000)
         const { keys, values } = tensors(r, type, c.dims, c.dv)
         const kb = keys.data.slice(), vb = values.data.slice()
@@ -487,6 +491,28 @@ describe('compress with every selection mode equals the oracle', () => {
     }
   })
 
+  it(`long rows (seqLen 1000..4000, kvHeads 4..8): given scores of any bit pattern, NaN, ties across heads; adaptive and threshold (seed ${seed})`, () => {
+    const r = rng(seed + 8)
+    for (let i = 0; i < 4; i++) {
+      const B = int(r, 1, 2), H = int(r, 4, 8), S = int(r, 1000, 4000)
+      const dims = [B, H, S, pick(r, [4, 5])]
+      const type = pick(r, DTYPES)
+      const { keys, values } = tensors(r, type, dims, int(r, 1, 4))
+      const given = randomScores(r, B, H, S)
+      const score: Score = { scores: { type: 'float32', data: given, dims: [B, H, S] } }
+      const c: Case = { type, dims, dv: values.dims[3], base: { sink: int(r, 0, 8), recent: int(r, 0, 64), order: pick(r, ['position', 'norm'] as const) } }
+      if (r() < 0.5) c.base.lengths = Array.from({ length: B }, () => int(r, 0, S))
+      const sc = oracle.scores(keys, values, score, lensOf(c))
+      for (const kind of ['adaptive', 'adaptive', 'threshold', 'threshold'] as const) {
+        const o: oracle.OracleOptions = { ...c.base, ...selectionOptions(r, kind, c, sc), score }
+        const what = `long case ${i} ${type} dims ${dims} ${describeOptions(o)}`
+        const res = compressSync(keys, values, opts(o))
+        check(res, oracle.compress(keys, values, o), what)
+        checkInvariants(res, sc, c, o, what)
+      }
+    }
+  })
+
   it(`property (fast-check): small shapes, any scorer, any selection equal the oracle (seed ${seed})`, () => {
     fc.assert(
       fc.property(
@@ -520,7 +546,7 @@ describe('compress with every selection mode equals the oracle', () => {
           checkInvariants(res, sc, c, o, what)
         },
       ),
-      { seed, numRuns: Math.max(1, Math.round(120 * Number(process.env.KVTRIM_PROPERTY_RUNS ?? 1))), endOnFailure: true },
+      { seed, numRuns: Math.max(1, Math.round(250 * Number(process.env.KVTRIM_PROPERTY_RUNS ?? 1))), endOnFailure: true },
     )
   })
 })
