@@ -112,6 +112,22 @@ describe('selection: bad values', () => {
   })
 })
 
+describe('compressCache: a threshold takes no budgets; adaptive takes every kind', () => {
+  it('a threshold with budgets of any kind is INVALID_OPTION naming budgets and the threshold', async () => {
+    const layers = [{ keys, values }, { keys, values }]
+    for (const budgets of ['pyramid', { pyramid: { beta: 5 } }, { zigzag: [1, 2] }, [0.5, 0.5], { keep: [4, 4] }]) {
+      expectCode(() => compressCacheSync(layers, { selection: { threshold: 0 }, budgets } as never), 'INVALID_OPTION', all('budgets', 'threshold'))
+      await expectRejects(compressCache(layers, { selection: { threshold: 0 }, budgets } as never), 'INVALID_OPTION', all('budgets', 'threshold'))
+    }
+    // 'uniform' is no budget of its own: accepted
+    expect(compressCacheSync(layers, { selection: { threshold: 0 }, budgets: 'uniform' }).layers.length).toBe(2)
+    for (const budgets of ['pyramid', { zigzag: [1, 2] }, [0.5, 0.25], { keep: [4, 9] }]) {
+      const extra = typeof budgets === 'string' || 'zigzag' in budgets ? { keepRatio: 0.5 } : {}
+      expect(() => compressCacheSync(layers, { ...extra, selection: 'adaptive', budgets } as never), JSON.stringify(budgets)).not.toThrow()
+    }
+  })
+})
+
 describe('headKeep: bad counts', () => {
   const ok = [4, 5, 6, 7, 8, 16]
 

@@ -551,6 +551,32 @@ describe('compress with every selection mode equals the oracle', () => {
   })
 })
 
+describe('kvHeads 0', () => {
+  const none = { type: 'float16', data: new Uint16Array(0), dims: [2, 0, 16, 8] }
+
+  it("'per-head' keeps saying each entry's keep count; a ragged selection has no head counts", () => {
+    const res = compressSync(none, none, { keepRatio: 0.5, sink: 2, recent: 1, lengths: [16, 5] })
+    expect(Array.from(res.lengths)).toEqual([8, 3])
+    expect(res.headLengths.length).toBe(0)
+    for (const o of [{ keepRatio: 0.5, selection: 'adaptive' }, { selection: { threshold: 0 } }, { headKeep: [] }] as CompressOptions[]) {
+      expect(compressSync(none, none, o).headLengths.length, JSON.stringify(o)).toBe(0)
+    }
+  })
+
+  // BUG (lead's, found here): with kvHeads 0 a ragged selection or headKeep [] reports
+  // lengths[b] = min(len, sink + recent) (here [3, 3]): neither the largest of the entry's
+  // (no) head counts, 0, as docs/policies.md defines lengths for ragged results, nor the
+  // per-head keep count [8, 3]. Same root as the empty headKeep bug (an empty count list read
+  // as no headKeep: keep 0, then the sink + recent floor).
+  it.fails('kvHeads 0, a ragged selection with sink / recent: lengths are 0, the most of no heads (fails: sink + recent)', () => {
+    for (const o of [{ selection: { threshold: 0 } }, { headKeep: [] }, { keepRatio: 0.5, selection: 'adaptive' }] as CompressOptions[]) {
+      const res = compressSync(none, none, { ...o, sink: 2, recent: 1 })
+      expect(Array.from(res.lengths), JSON.stringify(o)).toEqual([0, 0])
+      expect(res.kept).toBe(0)
+    }
+  })
+})
+
 describe('compressInPlace with every selection mode', () => {
   it(`each head's kept rows at the front of its own row, the rest as it was; sync and Promise (seed ${seed})`, async () => {
     const r = rng(seed + 6)
@@ -620,6 +646,27 @@ describe('compressCache with a selection', () => {
           layerCheck(res.layers[i], want, `${what} layer ${i} (Promise)`)
         })
       }
+    }
+  })
+  it(`pyramid and zigzag budgets with adaptive: each layer's count is the per-head run's, then shared across its heads (seed ${seed})`, async () => {
+    const r = rng(seed + 9)
+    for (let round = 0; round < 4; round++) {
+      const type = pick(r, DTYPES)
+      const [B, H] = [int(r, 1, 2), int(r, 2, 6)]
+      const S = int(r, 40, 200) // one length for every layer: each layer's kept count is its budget
+      const nLayers = int(r, 3, 6)
+      const layers: Layer[] = Array.from({ length: nLayers }, () => tensors(r, type, [B, H, S, pick(r, [4, 9, 16])], int(r, 1, 12)))
+      const budgets = pick(r, ['pyramid', { zigzag: layers.map(() => r() + 0.01) }] as const)
+      const base = { keepRatio: pick(r, [0.2, 0.4, 0.6]), sink: int(r, 0, 3), recent: int(r, 0, 5), budgets }
+      const selection = pick(r, ['adaptive', { adaptive: { alpha: 0 } }, { adaptive: { alpha: 0.5 } }] as const)
+      // the per-head run says each layer's budget (its kept count)
+      const perHead = compressCacheSync(layers, base as never)
+      const keeps = perHead.layers.map((l) => (l.keys.dims as number[])[2])
+      const res = await compressCache(layers, { ...base, selection } as never)
+      layers.forEach((l, i) => {
+        const want = oracle.compress(l.keys, l.values, { keep: keeps[i], sink: base.sink, recent: base.recent, selection })
+        layerCheck(res.layers[i], want, `round ${round} ${JSON.stringify(budgets)} ${JSON.stringify(selection)} layer ${i} keep ${keeps[i]}`)
+      })
     }
   })
 })
