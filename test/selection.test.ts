@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest'
 import * as kvtrim from '../lib/index'
 import type { CompressOptions, CompressResult, InPlaceResult } from '../lib/index'
 import * as oracle from './oracle'
+import { rawBinding } from '../lib/dev'
 import { expectSameBits } from './expect'
 import { randomNaN } from './nan'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
@@ -548,6 +549,34 @@ describe('compress with every selection mode equals the oracle', () => {
       ),
       { seed, numRuns: Math.max(1, Math.round(250 * Number(process.env.KVTRIM_PROPERTY_RUNS ?? 1))), endOnFailure: true },
     )
+  })
+})
+
+describe('the selectionCounts binding (the counts alone)', () => {
+  it(`equals the oracle's counts for given scores of any bits, ragged lengths, sink / recent; refuses 'per-head' (seed ${seed})`, async () => {
+    const r = rng(seed + 10)
+    const b = rawBinding()
+    for (let i = 0; i < 40; i++) {
+      const [B, H, S] = [int(r, 0, 3), int(r, 0, 8), r() < 0.1 ? 0 : int(r, 1, 400)]
+      const data = randomScores(r, B, H, S)
+      const scores = { type: 'float32' as const, data, dims: [B, H, S] }
+      const c: Case = { type: 'float32', dims: [B, H, S, 1], dv: 1, base: { sink: int(r, 0, 6), recent: int(r, 0, 20) } }
+      if (r() < 0.5) c.base.lengths = Array.from({ length: B }, () => int(r, 0, S))
+      // the scores as the contract reads them (NaN canonical, +0 for -0, NaN past each length)
+      const dummy: oracle.OracleTensor = { type: 'float32', data: new Float32Array(0), dims: [B, H, S, 1] }
+      const sc = oracle.scores(dummy, dummy, { scores }, lensOf(c))
+      const o = { ...c.base, ...selectionOptions(r, pick(r, ['threshold', 'adaptive'] as const), c, sc) }
+      const want = oracle.selectionCountsOracle(sc, B, H, S, { ...o, lengths: lensOf(c) })
+      const what = `case ${i} dims ${[B, H, S]} ${describeOptions(o)}`
+      expectSameBits(b.selectionCountsSync(scores, o), want, `${what}: sync`)
+      expectSameBits(await b.selectionCounts(scores, o), want, `${what}: Promise`)
+    }
+    const scores = { type: 'float32' as const, data: new Float32Array(8).fill(1), dims: [1, 2, 4] }
+    for (const o of [{ keep: 2 }, { keep: 2, selection: 'per-head' }]) {
+      let err: unknown
+      try { b.selectionCountsSync(scores, o) } catch (e) { err = e }
+      expect((err as kvtrim.KvtrimError).code, JSON.stringify(o)).toBe('INVALID_OPTION')
+    }
   })
 })
 
