@@ -21,6 +21,7 @@ import { expectSameBits } from '../expect'
 import { randomNaN } from '../nan'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
 import { describeCuda, forceSplit, schedule, SCHEDULES, toDevice } from './gpu'
+import { devHooks } from '../../lib/dev'
 
 const seed = runSeed()
 const SCORERS = ['low-norm', 'kv-norm', 'keydiff', 'project', 'scores'] as const
@@ -237,6 +238,41 @@ describeCuda('CUDA selection modes', () => {
         a.values.dispose()
       }
     } finally {
+      dk.dispose()
+      dv.dispose()
+    }
+  })
+
+  it(`on the caller's stream (options.stream): every step of a ragged selection, sync and Promise, equals the host (seed ${seed})`, async () => {
+    const r = rng(seed + 10)
+    const dims = [2, 3, 90, 16]
+    const { keys, values } = randomCache(r, 'float16', dims, 8)
+    const dk = toDevice(keys), dv = toDevice(values)
+    const stream = devHooks().streamCreate(0)
+    try {
+      for (const scorer of ['kv-norm', 'scores'] as const) {
+        const sc = scorerFor(r, scorer, dims)
+        try {
+          const hostScores = tokenScoresSync(keys, values, { score: sc.host, lengths: [90, 33] })
+          for (const mode of MODES) {
+            const base: CompressOptions = { lengths: [90, 33], sink: 2, recent: 3 }
+            const o = { ...base, ...modeOptions(r, mode, dims, base, hostScores) }
+            const want = compressSync(keys, values, { ...o, score: sc.host })
+            for (const got of [compressSync(dk, dv, { ...o, score: sc.device, stream }), await compress(dk, dv, { ...o, score: sc.device, stream })]) {
+              const what = `stream ${scorer} ${JSON.stringify(o)}`
+              expectSameBits(got.headLengths, want.headLengths, `${what}: headLengths`)
+              expectSameBits(got.indices, want.indices, `${what}: indices`)
+              expectSameBits(got.keys.download().data, want.keys.data, `${what}: keys`)
+              got.keys.dispose()
+              got.values.dispose()
+            }
+          }
+        } finally {
+          sc.free()
+        }
+      }
+    } finally {
+      devHooks().streamDestroy(0, stream)
       dk.dispose()
       dv.dispose()
     }
