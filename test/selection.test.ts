@@ -393,6 +393,26 @@ describe('compress with every selection mode equals the oracle', () => {
     }
   })
 
+  it(`200 Promises of every mode in flight at once (compress and compressInPlace): each equals its sync result (seed ${seed})`, async () => {
+    const r = rng(seed + 12)
+    const type = pick(r, DTYPES)
+    const c = randomCase(r, type, 30_000, true)
+    const { keys, values } = tensors(r, type, c.dims, c.dv)
+    const jobs = Array.from({ length: 200 }, (_, i) => {
+      const score = scorer(r, pick(r, NAMES), c.dims)
+      const sc = oracle.scores(keys, values, score, lensOf(c))
+      const o = { ...c.base, ...selectionOptions(r, KINDS[i % KINDS.length], c, sc), score }
+      const inPlace = i % 5 === 4
+      const k = { ...keys, data: keys.data.slice() }, v = { ...values, data: values.data.slice() }
+      return { o, sc, inPlace, k, v, p: inPlace ? compressInPlace(k, v, opts(o)) : compress(keys, values, opts(o)) }
+    })
+    for (const [i, j] of jobs.entries()) {
+      const what = `job ${i} ${describeOptions(j.o)}`
+      if (j.inPlace) checkInPlace(await (j.p as Promise<InPlaceResult>), j.k, j.v, oracle.compressInPlace(keys, values, { ...j.o, score: givenScores(j.sc, c.dims) }), what)
+      else sameResult(await (j.p as Promise<CompressResult>), compressSync(keys, values, opts(j.o)), what)
+    }
+  })
+
   it(`adaptive alpha 1 is 'per-head'; alpha 0 and the default keep the same total (seed ${seed})`, () => {
     const r = rng(seed + 2)
     for (let i = 0; i < 12; i++) {
