@@ -418,8 +418,7 @@ CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg&
   }
   CompressJob j;
   throw_if(env, make_plan(shape, o.params, o.has_lengths ? o.lengths.data() : nullptr,
-                          int64_t(o.lengths.size()), &j.plan, o.has_head_keep ? o.head_keep.data() : nullptr,
-                          int64_t(o.head_keep.size())));
+                          int64_t(o.lengths.size()), &j.plan, o.has_head_keep ? &o.head_keep : nullptr));
   j.dtype = keys.view.dtype;
   j.shape = shape;
   j.keys = keys.view.data;
