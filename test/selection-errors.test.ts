@@ -143,11 +143,8 @@ describe('headKeep: bad counts', () => {
     expect(res.headLengths.length).toBe(0)
   })
 
-  // BUG (lead's, found here): an EMPTY headKeep for 6 rows is accepted and acts as keep: 0 (each
-  // head keeps max(0, sink + recent)): kept 0, headLengths [0, 0, 0, 0, 0, 0], where every other
-  // wrong length is INVALID_KEEP. Likely native/addon/compress.cc plan_compress passing
-  // `o.head_keep.data()` (nullptr for an empty vector) to make_plan, which reads nullptr as "no headKeep".
-  it.fails('an empty headKeep for 6 rows is INVALID_KEEP too (fails: accepted as keep 0)', () => {
+  // Found by this suite (fixed in a370f46): an empty headKeep for 6 rows was accepted as keep 0.
+  it('an empty headKeep for 6 rows is INVALID_KEEP too', () => {
     everyEntry({ headKeep: [] }, 'INVALID_KEEP', all('headKeep', 'batch \\* kvHeads = 6', '\\b0\\b'))
   })
 
@@ -226,18 +223,20 @@ describe('the Compressor and CacheCompressor refuse any selection but per-head',
     }
     expectCode(() => new Compressor({ target: 4, interval: 0, headKeep: [4, 4, 4, 4, 4, 4] } as never), 'INVALID_OPTION', HEAD_KEEP)
     expectCode(() => new CacheCompressor({ keepRatio: 0.5, headKeep: [4, 4, 4, 4, 4, 4] } as never).afterPrefillSync(copies()), 'INVALID_OPTION', HEAD_KEEP)
-    // refused by the name, before the value is read: a getter of the caller's is never called
-    let reads = 0
-    const getter = Object.defineProperty({ target: 4, interval: 0 }, 'selection', { get() { reads++; return 'adaptive' }, enumerable: true })
-    expectCode(() => new Compressor(getter as never), 'INVALID_OPTION', SELECTION)
-    expect(reads).toBe(0)
+    // a getter that answers 'per-head' once and a ragged selection after (or the other way round) is refused
+    for (const answers of [['adaptive', 'per-head'], ['per-head', 'adaptive']]) {
+      const flip = (o: object) => {
+        let n = 0
+        return Object.defineProperty(o, 'selection', { get() { return answers[Math.min(n++, answers.length - 1)] }, enumerable: true })
+      }
+      expectCode(() => new Compressor(flip({ target: 4, interval: 0 }) as never), 'INVALID_OPTION', SELECTION)
+      expectCode(() => new CacheCompressor(flip({ keepRatio: 0.5 }) as never).afterPrefillSync(copies()), 'INVALID_OPTION', SELECTION)
+    }
   })
 
-  // BUG (lead's, found here): docs/policies.md says the Compressor and CacheCompressor "refuse any
-  // selection but 'per-head'"; lib/cache/compressor.ts refuseRaggedHeads refuses the selection
-  // key whatever its value ('selection' in options), so selection: 'per-head' (what they do
-  // anyway) is INVALID_OPTION "Expected no selection option in a Compressor".
-  it.fails("selection: 'per-head' is accepted (fails: refused by the option's name)", () => {
+  // docs/policies.md: they "refuse any selection but 'per-head'" (found by this suite: 'per-head'
+  // was refused by the option's name; fixed in a370f46).
+  it("selection: 'per-head' is accepted", () => {
     const step = new Compressor({ target: 4, interval: 0, selection: 'per-head' } as never).stepSync(copies())
     expect(step.layers[0].after).toBe(4)
     const kv = new CacheCompressor({ keepRatio: 0.5, selection: 'per-head' } as never).afterPrefillSync(copies())

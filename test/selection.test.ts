@@ -612,12 +612,9 @@ describe('kvHeads 0', () => {
     }
   })
 
-  // BUG (lead's, found here): with kvHeads 0 a ragged selection or headKeep [] reports
-  // lengths[b] = min(len, sink + recent) (here [3, 3]): neither the largest of the entry's
-  // (no) head counts, 0, as docs/policies.md defines lengths for ragged results, nor the
-  // per-head keep count [8, 3]. Same root as the empty headKeep bug (an empty count list read
-  // as no headKeep: keep 0, then the sink + recent floor).
-  it.fails('kvHeads 0, a ragged selection with sink / recent: lengths are 0, the most of no heads (fails: sink + recent)', () => {
+  // Found by this suite (fixed in a370f46): an empty count list was read as no headKeep, so
+  // kvHeads 0 with a ragged selection reported lengths min(len, sink + recent).
+  it('kvHeads 0, a ragged selection with sink / recent: lengths are 0, the most of no heads', () => {
     for (const o of [{ selection: { threshold: 0 } }, { headKeep: [] }, { keepRatio: 0.5, selection: 'adaptive' }] as CompressOptions[]) {
       const res = compressSync(none, none, { ...o, sink: 2, recent: 1 })
       expect(Array.from(res.lengths), JSON.stringify(o)).toEqual([0, 0])
