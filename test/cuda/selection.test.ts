@@ -175,12 +175,10 @@ describeCuda('CUDA selection modes', () => {
     }
   })
 
-  // BUG (lead's, found here): device keys of seqLen 0 (batch * kvHeads > 0) with a ragged
-  // selection (any scorer: lib/selection.ts hands compress the device scores tokenScores made, an
-  // empty DeviceTensor) or with given empty device scores (even with keep: 0 and no selection)
-  // fail with KvtrimError INTERNAL "compress: score 'scores' without scores"; the host returns
-  // the empty result (kept 0). Seen under the emulator; the empty scores' buffer has no pointer.
-  it.fails('seqLen 0 on the device: the empty result, as on the host (fails: INTERNAL)', () => {
+  // Found by this suite (fixed in a370f46): device keys of seqLen 0 with a ragged selection
+  // (the facade hands compress tokenScores's empty device tensor) or given empty device scores
+  // failed with INTERNAL "compress: score 'scores' without scores".
+  it('seqLen 0 on the device: the empty result, as on the host', () => {
     const r = rng(seed + 5)
     const dims = [2, 3, 0, 8]
     const { keys, values } = randomCache(r, 'float32', dims, 8)
