@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process'
 import * as path from 'node:path'
 import { randomFillSync } from 'node:crypto'
-import { backend, tensor, type DeviceTensor } from '../lib/index'
+import { backend, compress, tensor, type CompressOptions, type DeviceTensor } from '../lib/index'
 import { devHooks, rawBinding } from '../lib/dev'
 import type { Binding, DevHooks, NativeCompressOptions, NativeDeviceTensor } from '../binding'
 
@@ -122,6 +122,55 @@ function withoutGpu(reason: string) {
   }
 }
 
-const info = backend()
-if (info.cuda.usable && !info.cuda.emulated) onGpu(rawBinding(), devHooks())
-else withoutGpu(info.cuda.reason || 'emulated')
+// The selection modes (docs/policies.md "Selection modes") against the fused per-head compress,
+// through the facade as a caller runs them: wall clock per awaited call (median of `reps`), so
+// the ratio includes the two-pass cost (tokenScores, the counts on the host after a scores copy,
+// then compress of the given scores). One shape; KVTRIM_BENCH_SMOKE=1 runs a tiny one (the
+// emulator: checks the code path, not the speed).
+async function selectionRows(dims: number[], reps: number) {
+  const n = dims.reduce((a, c) => a * c, 1)
+  const host = new Uint16Array(n)
+  randomFillSync(host)
+  for (let i = 0; i < n; i++) host[i] = (host[i] & 0x83ff) | 0x3400
+  const k = tensor(host, dims, { type: 'float16', device: 0 }) as DeviceTensor
+  const v = tensor(host, dims, { type: 'float16', device: 0 }) as DeviceTensor
+  const threshold = -Math.sqrt(dims[3] * 0.375 ** 2) // about the median low-norm score of this data
+  const cases: [string, CompressOptions][] = [
+    ['per-head, low-norm', { keepRatio: 0.5 }],
+    ['adaptive, low-norm', { keepRatio: 0.5, selection: 'adaptive' }],
+    ['adaptive, keydiff', { keepRatio: 0.5, selection: 'adaptive', score: 'keydiff' }],
+    ['threshold, low-norm', { selection: { threshold } }],
+  ]
+  const rows: string[] = []
+  let base = 0
+  for (const [name, o] of cases) {
+    const times: number[] = []
+    for (let r = 0; r < reps + 2; r++) {
+      const t0 = process.hrtime.bigint()
+      const res = await compress(k, v, o)
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6
+      res.keys.dispose()
+      res.values.dispose()
+      if (r >= 2) times.push(ms)
+    }
+    const ms = median(times)
+    if (base === 0) base = ms
+    rows.push(`| ${name} | ${ms.toFixed(3)} | ${(ms / base).toFixed(2)} |`)
+  }
+  k.dispose()
+  v.dispose()
+  console.log(`\nselection modes, [${dims.join(',')}] fp16, keep 0.5, awaited compress (wall clock, median of ${reps})`)
+  console.log('| selection | ms | x per-head |')
+  console.log('|---|---|---|')
+  for (const r of rows) console.log(r)
+}
+
+async function main() {
+  const info = backend()
+  if (process.env.KVTRIM_BENCH_SMOKE === '1' && info.cuda.usable) return selectionRows([1, 2, 256, 64], 2)
+  if (info.cuda.usable && !info.cuda.emulated) {
+    onGpu(rawBinding(), devHooks())
+    await selectionRows([1, 8, 32768, 128], 10)
+  } else withoutGpu(info.cuda.reason || 'emulated')
+}
+void main()

@@ -6,6 +6,7 @@
 // host), then compress of those scores with `headKeep: counts`.
 import type { NativeCompressOptions } from '../binding'
 import { binding } from './binding'
+import { KvtrimError } from './errors'
 import type { Call, Steps } from './drive'
 import { tokenScores, tokenScoresSync } from './scores'
 import { type DeviceTensor, isDeviceTensor } from './tensor'
@@ -40,6 +41,7 @@ export function* selectionSteps<R>(keys: AnyTensor, values: AnyTensor, options: 
   const b = binding()
   const { selection: _selection, keepRatio: _ratio, keep: _keep, ...rest } = options
   let scores = given(options.score)
+  const computed = scores === undefined
   let owned: DeviceTensor | undefined
   if (scores === undefined) {
     const o = { score: options.score, lengths: options.lengths, stream: options.stream } as TokenScoresOptions
@@ -55,8 +57,19 @@ export function* selectionSteps<R>(keys: AnyTensor, values: AnyTensor, options: 
   try {
     const t = scores as TensorLike
     const counts = (yield { sync: () => b.selectionCountsSync(t, options), async: () => b.selectionCounts(t, options) }) as Int32Array
-    return (yield run({ ...rest, score: { scores: t }, headKeep: counts })) as R
+    try {
+      return (yield run({ ...rest, score: { scores: t }, headKeep: counts })) as R
+    } catch (err) {
+      // tokenScores accepted these keys and values: if they are now detached or of another
+      // length, they changed between the calls (while the Promise was pending, or by a getter)
+      throw computed ? changed(err) : err
+    }
   } finally {
     owned?.dispose()
   }
+}
+
+function changed(err: unknown): unknown {
+  if (!(err instanceof KvtrimError) || (err.code !== 'DATA_LENGTH' && err.code !== 'DETACHED_BUFFER')) return err
+  return new KvtrimError(`An input changed between the scoring and the selection of a ragged compress: ${err.message}`, 'INPUT_CHANGED')
 }

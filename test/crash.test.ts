@@ -2,7 +2,7 @@
 // child process of its own (test/fixtures/crash/child.ts) and must exit normally with a result
 // or a KvtrimError, never a signal or an abort. test/cuda/crash.test.ts has the device ones.
 import { describe, it } from 'vitest'
-import { expectSurvived, runScenario } from './crash'
+import { expectSurvived, runScenario, selectionChild } from './crash'
 
 describe('crash suite: nothing a caller does takes the process down (each scenario in a child process)', () => {
   const cases: Array<[string, string | RegExp, string]> = [
@@ -28,4 +28,33 @@ describe('crash suite: nothing a caller does takes the process down (each scenar
       expectSurvived(await runScenario(name), outcome)
     })
   }
+})
+
+// Issue 15's selection modes (test/fixtures/crash/selection.ts): a ragged selection is two or
+// three native operations with JavaScript between them (lib/selection.ts), attacked at each.
+describe('crash suite: selection modes (each scenario in a child process)', () => {
+  const codes = (...c: string[]) => new RegExp(`^(${c.join('|')})(,(${c.join('|')}))*$`)
+  const cases: Array<[string, string | RegExp, string]> = [
+    ['selection-getters', codes('DETACHED_BUFFER', 'DATA_LENGTH', 'INVALID_ARGUMENT', 'INVALID_OPTION', 'INVALID_KEEP', 'ok'), 'getters and Proxies on selection, threshold, alpha and headKeep that detach or shrink the keys (or the scores) during a sync call (facade and raw binding)'],
+    // A buffer transferred or shrunk while a ragged compress() is pending: the later native
+    // calls find it changed, and lib/selection.ts reports INPUT_CHANGED, as README promises
+    // (DETACHED_BUFFER remains where the scores were given: no earlier call checked the keys).
+    ['selection-pending-transfer', codes('ok', 'INPUT_CHANGED', 'DETACHED_BUFFER'), 'async compress / compressInPlace with a selection while the keys or values are transferred away and collected, or shrunk to 0'],
+    ['selection-worker-exit', 'ok', 'workers that call process.exit() with selection compress() and compressInPlace() pending'],
+    ['selection-loop-memory', 'ok', '1,000 sync and 1,000 awaited compress calls with a selection: RSS bounded'],
+  ]
+  for (const [name, outcome, what] of cases) {
+    it.concurrent(`${name}: ${what}`, async () => {
+      expectSurvived(await runScenario(name, {}, undefined, selectionChild), outcome)
+    })
+  }
+
+  // Found by this suite (fixed in a370f46 with NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS):
+  // worker.terminate() with a ragged compress() pending aborted the process (SIGABRT,
+  // "terminate called after throwing an instance of 'Napi::Error'"): lib/selection.ts starts its
+  // next native call from a Promise continuation, and in a terminating worker node-addon-api
+  // could not throw kvtrim's error into JavaScript and threw again.
+  it('selection-worker-terminate: workers terminated with selection compress() and compressInPlace() pending', async () => {
+    expectSurvived(await runScenario('selection-worker-terminate', {}, undefined, selectionChild), 'ok')
+  })
 })

@@ -6,6 +6,8 @@ import { expect } from 'vitest'
 
 const root = path.join(__dirname, '..')
 const child = path.join(__dirname, 'fixtures', 'crash', 'child.ts')
+/** The selection modes' scenarios (issue 15). */
+export const selectionChild = path.join(__dirname, 'fixtures', 'crash', 'selection.ts')
 
 export interface ChildResult {
   code: number | null
@@ -14,11 +16,14 @@ export interface ChildResult {
   stderr: string
 }
 
-/** Runs one scenario with a fresh seed (KVTRIM_SEED replays one); the outcome line is what it printed last. */
-export function runScenario(name: string, env: NodeJS.ProcessEnv = {}, timeoutMs = Number(process.env.KVTRIM_CRASH_TIMEOUT_MS ?? 90_000)): Promise<ChildResult & { outcome: string; seed: number }> {
+/**
+ * Runs one scenario with a fresh seed (KVTRIM_SEED replays one); the outcome line is what it
+ * printed last. `script`: the scenarios' file (default test/fixtures/crash/child.ts).
+ */
+export function runScenario(name: string, env: NodeJS.ProcessEnv = {}, timeoutMs = Number(process.env.KVTRIM_CRASH_TIMEOUT_MS ?? 90_000), script = child): Promise<ChildResult & { outcome: string; seed: number }> {
   const seed = Number(process.env.KVTRIM_SEED ?? Math.floor(Math.random() * 2 ** 31))
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', child, name, String(seed)], {
+    const p = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', script, name, String(seed)], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -30,6 +30,9 @@ export type OracleScore =
   | { project: ArrayLike<number> }
   | { scores: OracleScoresTensor }
 
+/** docs/policies.md "Selection modes": how many tokens each (batch entry, KV head) row keeps. */
+export type OracleSelection = 'per-head' | 'adaptive' | { adaptive: { alpha?: number } } | { threshold: number }
+
 export interface OracleOptions {
   keepRatio?: number
   keep?: number
@@ -38,6 +41,10 @@ export interface OracleOptions {
   sink?: number
   recent?: number
   lengths?: ArrayLike<number>
+  /** How many tokens each head keeps (default 'per-head'). */
+  selection?: OracleSelection
+  /** The caller's per-row counts [B * H] (instead of keepRatio / keep / selection). */
+  headKeep?: ArrayLike<number>
 }
 
 export function f16ToNumber(bits: number): number {
@@ -255,7 +262,15 @@ export function rankCompare(norms: ArrayLike<number>, high: boolean) {
 
 /** Kept positions of one row of `len` scores (keep-highest): sink, recent, then the best ranked. */
 export function selectTop(s: ArrayLike<number>, len: number, o: OracleOptions): number[] {
-  const k = keepCount(o, len)
+  return selectTopK(s, len, o, keepCount(o, len))
+}
+
+/**
+ * Kept positions of one row of `len` scores with its own kept count k (sink and recent included,
+ * so k >= their count): the sink and recent tokens, then the k - p best-ranked middle tokens; in
+ * position order, or rank order for order 'norm'.
+ */
+export function selectTopK(s: ArrayLike<number>, len: number, o: OracleOptions, k: number): number[] {
   const sink = Math.min(o.sink ?? 0, len)
   const recent = Math.min(o.recent ?? 0, len - sink)
   const cmp = scoreCompare(s)
@@ -275,22 +290,128 @@ export function selectRow(norms: ArrayLike<number>, len: number, o: OracleOption
   return selectTop(Array.from(norms, (n) => (high ? n : -n)), len, o)
 }
 
+// ---- selection modes (docs/policies.md "Selection modes: how many tokens each head keeps") -----
+
+/** The protected tokens of a row of `len` valid tokens and its middle [lo, hi). */
+export function protectedSpan(len: number, sink = 0, recent = 0): { p: number; lo: number; hi: number } {
+  const ns = Math.min(sink, len)
+  const nr = Math.min(recent, len - ns)
+  return { p: ns + nr, lo: ns, hi: len - nr }
+}
+
+/** AdaKV's alpha of a selection ('adaptive': the default 0.2), or undefined for any other mode. */
+export function adaptiveAlpha(sel: OracleSelection | undefined): number | undefined {
+  if (sel === 'adaptive') return 0.2
+  if (typeof sel === 'object' && sel !== null && 'adaptive' in sel) return sel.adaptive.alpha ?? 0.2
+  return undefined
+}
+
+export interface SelectionCountOptions {
+  selection?: OracleSelection
+  keepRatio?: number
+  keep?: number
+  sink?: number
+  recent?: number
+  lengths?: ArrayLike<number>
+}
+
+/**
+ * The kept count k_h of every (batch entry, KV head) row, [B * H] row-major, from the rows'
+ * keep-highest scores [B, H, S] (only positions below the entry's length are read):
+ * - 'per-head' (or none): k = keepCount of the entry's length, every head alike;
+ * - { threshold: t }: p + #{ middle i : score_i >= fround(t) } (a NaN score never counts);
+ * - 'adaptive' / { adaptive: { alpha } }: per entry, m = k - p, f = floor(alpha * m) of each
+ *   head's own best middle tokens, then H * (m - f) slots to the best remaining middle tokens of
+ *   all heads ranked by (NaN last, score descending with +0 == -0, head ascending, position
+ *   ascending); k_h = p + f + the slots head h won.
+ * A full sort with a comparator per entry: written for clarity, not speed.
+ */
+export function selectionCountsOracle(sc: ArrayLike<number>, B: number, H: number, S: number, o: SelectionCountOptions): Int32Array {
+  const out = new Int32Array(B * H)
+  const sel = o.selection ?? 'per-head'
+  const alpha = adaptiveAlpha(sel)
+  for (let b = 0; b < B; b++) {
+    const len = o.lengths ? o.lengths[b] : S
+    const { p, lo, hi } = protectedSpan(len, o.sink, o.recent)
+    const at = (h: number, i: number) => sc[(b * H + h) * S + i]
+    if (sel === 'per-head') {
+      out.fill(keepCount(o, len), b * H, (b + 1) * H)
+    } else if (typeof sel === 'object' && 'threshold' in sel) {
+      const t = Math.fround(sel.threshold)
+      for (let h = 0; h < H; h++) {
+        let n = 0
+        for (let i = lo; i < hi; i++) if (at(h, i) >= t) n++ // NaN >= t is false
+        out[b * H + h] = p + n
+      }
+    } else if (alpha !== undefined) {
+      const m = keepCount(o, len) - p
+      const f = Math.floor(alpha * m)
+      // every head's own ranking; its first f are its floor, the rest go to the global pick
+      const pool: Array<[number, number, number]> = [] // [score, head, position]
+      for (let h = 0; h < H; h++) {
+        const row = Array.from({ length: hi - lo }, (_, j) => lo + j)
+        const s = (i: number) => at(h, i)
+        row.sort((x, y) => {
+          const nx = Number.isNaN(s(x)), ny = Number.isNaN(s(y))
+          if (nx !== ny) return nx ? 1 : -1
+          if (!nx && s(x) !== s(y)) return s(x) > s(y) ? -1 : 1
+          return x - y
+        })
+        for (const i of row.slice(f)) pool.push([s(i), h, i])
+        out[b * H + h] = p + f
+      }
+      pool.sort((x, y) => {
+        const nx = Number.isNaN(x[0]), ny = Number.isNaN(y[0])
+        if (nx !== ny) return nx ? 1 : -1
+        if (!nx && x[0] !== y[0]) return x[0] > y[0] ? -1 : 1
+        if (x[1] !== y[1]) return x[1] - y[1]
+        return x[2] - y[2]
+      })
+      for (const [, h] of pool.slice(0, H * (m - f))) out[b * H + h]++
+    } else throw new Error(`oracle: unknown selection ${JSON.stringify(sel)}`)
+  }
+  return out
+}
+
+/** The name the brief uses too. */
+export { selectionCountsOracle as selectionCounts }
+
+/** Each row's kept count under o: headKeep as given, a selection's counts, or keepCount per entry. */
+export function rowCounts(sc: ArrayLike<number>, dims: readonly number[], o: OracleOptions): Int32Array {
+  const [B, H, S] = dims
+  if (o.headKeep) return Int32Array.from(o.headKeep)
+  return selectionCountsOracle(sc, B, H, S, o)
+}
+
 export interface OracleCompressResult {
   keys: OracleTensor
   values: OracleTensor
   indices: Int32Array
+  /** per batch entry: the most any of its heads keeps */
   lengths: Int32Array
+  /** per (batch entry, KV head) row: its own kept count */
+  headLengths: Int32Array
   kept: number
 }
 
-/** compress with any scorer: the k highest scores of each row kept, their rows gathered. */
+/**
+ * compress with any scorer and any per-row counts (o.headKeep, o.selection, or keepRatio / keep
+ * for every head): each row's k_h highest scores (with sink and recent) kept, their rows
+ * gathered into [B, H, kmax, D], kmax the largest count; a row's slots past its own count are
+ * zero rows with index -1.
+ */
 export function compress(keys: OracleTensor, values: OracleTensor, o: OracleOptions): OracleCompressResult {
   const [B, H, S, D] = keys.dims
   const Dv = values.dims[3]
   const lens = Array.from({ length: B }, (_, b) => (o.lengths ? o.lengths[b] : S))
-  const ks = lens.map((len) => keepCount(o, len))
-  const K = Math.max(0, ...ks)
   const sc = scores(keys, values, o.score, lens)
+  const counts = rowCounts(sc, keys.dims, { ...o, lengths: lens })
+  const lengths = new Int32Array(B)
+  for (let b = 0; b < B; b++) {
+    // per-head: the entry's keep count whatever H is; otherwise the most of its heads
+    lengths[b] = o.headKeep || (o.selection !== undefined && o.selection !== 'per-head') ? Math.max(0, ...counts.subarray(b * H, (b + 1) * H)) : keepCount(o, lens[b])
+  }
+  const K = Math.max(0, ...lengths)
   const make = (n: number) => (keys.type === 'float32' ? new Float32Array(n) : new Uint16Array(n))
   const outK = make(B * H * K * D), outV = make(B * H * K * Dv)
   // Rows are copied as bits: a float32 signalling NaN read into a JS number would come back quiet.
@@ -300,7 +421,7 @@ export function compress(keys: OracleTensor, values: OracleTensor, o: OracleOpti
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const row = b * H + h
-      const kept = selectTop(sc.subarray(row * S, row * S + lens[b]), lens[b], o)
+      const kept = selectTopK(sc.subarray(row * S, row * S + lens[b]), lens[b], o, counts[row])
       kept.forEach((pos, j) => {
         indices[row * K + j] = pos
         for (let x = 0; x < D; x++) dstK[(row * K + j) * D + x] = srcK[(row * S + pos) * D + x]
@@ -312,9 +433,30 @@ export function compress(keys: OracleTensor, values: OracleTensor, o: OracleOpti
     keys: { type: keys.type, data: outK, dims: [B, H, K, D] },
     values: { type: values.type, data: outV, dims: [B, H, K, Dv] },
     indices,
-    lengths: Int32Array.from(ks),
+    lengths,
+    headLengths: counts,
     kept: K,
   }
+}
+
+/**
+ * compressInPlace's buffers after the call (docs/policies.md: each head's kept rows, in position
+ * order, moved to the front of its own row; the rest as it was): copies of keys and values with
+ * rows [0, k_h) of each (b, h) replaced, plus compress's indices, lengths and headLengths.
+ */
+export function compressInPlace(keys: OracleTensor, values: OracleTensor, o: OracleOptions): OracleCompressResult {
+  const want = compress(keys, values, { ...o, order: 'position' })
+  const [B, H, S] = keys.dims
+  const front = (t: OracleTensor, packed: OracleTensor): OracleTensor => {
+    const D = t.dims[3]
+    const out = t.data.slice()
+    for (let row = 0; row < B * H; row++) {
+      const n = want.headLengths[row] * D
+      out.set(packed.data.subarray(row * want.kept * D, row * want.kept * D + n), row * S * D)
+    }
+    return { type: t.type, data: out, dims: [...t.dims] }
+  }
+  return { ...want, keys: front(keys, want.keys), values: front(values, want.values) }
 }
 
 /** The names the brief asks for. */

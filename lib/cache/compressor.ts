@@ -44,6 +44,8 @@ export interface CompressorOptions {
    * one-row probe would not always notice. keydiff always rescores (its anchor is a mean).
    */
   reuseScores?: boolean
+  /** Only 'per-head' (the default): decoders take one length per layer, not per head (docs/policies.md "Selection modes"). */
+  selection?: 'per-head'
   /** Layers never compressed. */
   skipLayers?: readonly number[]
   /**
@@ -62,7 +64,8 @@ export interface CompressorOptions {
  */
 export function refuseRaggedHeads(options: object, who: string): void {
   for (const name of ['selection', 'headKeep']) {
-    if (name in options) {
+    // selection: 'per-head' (the default) is what these do anyway
+    if (name in options && !(name === 'selection' && isPerHead((options as { selection?: unknown }).selection))) {
       throw new KvtrimError(
         `Expected no ${name} option in ${who}: its caches have one length per layer, shared by every head (an ONNX or ` +
           'transformers.js decoder takes one attention mask per batch entry). Per-head counts are for runtimes that take a length per ' +
@@ -71,6 +74,10 @@ export function refuseRaggedHeads(options: object, who: string): void {
       )
     }
   }
+}
+
+function isPerHead(s: unknown): boolean {
+  return s === undefined || s === null || s === 'per-head'
 }
 
 export interface StepOptions {
@@ -260,9 +267,10 @@ export class Compressor {
   constructor(options: CompressorOptions) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
     refuseRaggedHeads(options, 'a Compressor')
-    const known = ['target', 'keepRatio', 'interval', 'mode', 'sink', 'recent', 'score', 'reuseScores', 'skipLayers', 'position']
+    const known = ['target', 'keepRatio', 'interval', 'mode', 'sink', 'recent', 'score', 'selection', 'reuseScores', 'skipLayers', 'position']
     checkKnown(options, known)
     const o = readOptions<CompressorOptions>(options, known) // each read once: what is checked is what is used
+    refuseRaggedHeads(o, 'a Compressor') // the copy: a getter may answer differently the second time
     if ((o.target === undefined) === (o.keepRatio === undefined)) {
       throw new KvtrimError('Expected one of target (tokens per layer) or keepRatio (of the prefill) in options', 'INVALID_OPTION')
     }

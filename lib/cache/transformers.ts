@@ -25,6 +25,8 @@ export interface CacheCompressorOptions {
   /** Always kept at every compression: the first `sink` and the last `recent` tokens. */
   sink?: number
   recent?: number
+  /** Only 'per-head' (the default): the decoder's one attention mask per batch entry cannot take per-head lengths (docs/policies.md "Selection modes"). */
+  selection?: 'per-head'
   /**
    * The scorer (docs/policies.md): 'low-norm' (default, the paper), 'high-norm', 'kv-norm',
    * 'keydiff', or { project: one Float32Array per layer }; after the prefill and while decoding.
@@ -139,9 +141,10 @@ export class CacheCompressor {
   constructor(options: CacheCompressorOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalid('INVALID_ARGUMENT', 'an options object', 'options', options)
     refuseRaggedHeads(options, 'a CacheCompressor')
-    const known = ['keepRatio', 'keep', 'budgets', 'pruneAfter', 'skipLayers', 'sink', 'recent', 'score', 'decode', 'sharedMask']
+    const known = ['keepRatio', 'keep', 'budgets', 'pruneAfter', 'skipLayers', 'sink', 'recent', 'score', 'selection', 'decode', 'sharedMask']
     checkKnown(options, known)
     const o = readOptions<CacheCompressorOptions>(options, known) // each read once: what is checked is what is used
+    refuseRaggedHeads(o, 'a CacheCompressor') // the copy: a getter may answer differently the second time
     if (o.skipLayers !== undefined) {
       const skip = Array.isArray(o.skipLayers) ? intList(o.skipLayers) : undefined
       if (!skip) throw invalid('INVALID_OPTION', 'an array of layer indices', 'skipLayers', o.skipLayers)

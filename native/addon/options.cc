@@ -413,13 +413,13 @@ CompressJob plan_compress(Napi::Env env, const TensorArg& keys, const TensorArg&
   if (o.params.selection != Selection::PerHead) {
     // the counts come from the scores before the outputs can be sized: lib/selection.ts runs
     // selectionCounts, then this with headKeep (docs/policies.md "Two passes")
-    throw_error(env, Code::InvalidOption, "Expected selection 'per-head' in a native compress call: a ragged selection runs "
-        "through kvtrim's compress (selectionCounts, then compress with headKeep)");
+    throw_error(env, Code::InvalidOption, "Expected selection 'per-head' in a native compress call: kvtrim's compress reads "
+        "options.selection first and runs a ragged one as selectionCounts, then compress with headKeep (did a getter on "
+        "options.selection answer 'per-head' first?)");
   }
   CompressJob j;
   throw_if(env, make_plan(shape, o.params, o.has_lengths ? o.lengths.data() : nullptr,
-                          int64_t(o.lengths.size()), &j.plan, o.has_head_keep ? o.head_keep.data() : nullptr,
-                          int64_t(o.head_keep.size())));
+                          int64_t(o.lengths.size()), &j.plan, o.has_head_keep ? &o.head_keep : nullptr));
   j.dtype = keys.view.dtype;
   j.shape = shape;
   j.keys = keys.view.data;

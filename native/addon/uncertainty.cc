@@ -79,6 +79,10 @@ struct UncertaintyOp : Operation {
     result = Napi::Persistent(Napi::Value(counts));
   }
 
+  // The attention form is linear in its input (a count per row), so a small host one runs at
+  // once like a small compress; the window form does q x k dot products (quadratic): always queued.
+  bool tiny() const override { return !on_device && !window && a.bytes <= kTinyInputBytes; }
+
   Status run() override {
     const TensorView &av = a.view, &qv = q.view, &kv = k.view;
     if (on_device) {

@@ -70,6 +70,22 @@ constexpr int kMaxChunks = int(kMaxHeadDim / kChunk);
 // The bits of every NaN norm, on every backend: the positive quiet NaN.
 constexpr uint32_t kCanonicalNaN = 0x7FC00000u;
 
+// ---- Special cases of the scores (docs/policies.md), as bit rules: one definition for the host
+// (native/core/score.h) and the kernels (kernels/scores.cuh).
+// A score's canonical bits (tokenScores returns bits): every NaN is kCanonicalNaN, -0 is +0.
+KVTRIM_HD inline uint32_t canonical_score_bits(uint32_t s) {
+  if ((s & 0x7FFFFFFFu) > 0x7F800000u) return kCanonicalNaN;
+  return s == 0x80000000u ? 0u : s;
+}
+// KeyDiff by a key's norm n: an infinite or NaN n scores NaN, a zero n scores 0, and neither
+// adds to the anchor; any other key scores -(dot / n) and adds k / n.
+enum class KeyDiffCase : int { Divide = 0, Zero = 1, NaN = 2 };
+KVTRIM_HD inline KeyDiffCase keydiff_case(uint32_t norm_bits) {
+  const uint32_t mag = norm_bits & 0x7FFFFFFFu;
+  if (mag >= 0x7F800000u) return KeyDiffCase::NaN;
+  return mag == 0 ? KeyDiffCase::Zero : KeyDiffCase::Divide;
+}
+
 KVTRIM_HD constexpr int64_t num_chunks(int64_t head_dim) { return (head_dim + kChunk - 1) / kChunk; }
 
 // The smallest power of two >= n (1 for n <= 1).

@@ -6,7 +6,7 @@
 namespace kvtrim {
 
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
-                 int64_t n_lengths, Plan* plan, const int64_t* head_keep, int64_t n_head_keep) {
+                 int64_t n_lengths, Plan* plan, const std::vector<int64_t>* head_keep) {
   if (p.use_ratio && !(p.keep_ratio > 0.0 && p.keep_ratio <= 1.0)) {
     return Status::error(Code::InvalidKeepRatio,
         "Expected keepRatio in (0, 1] but received " + std::to_string(p.keep_ratio));
@@ -39,9 +39,9 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
     }
   }
   const int64_t rows = shape.batch * shape.heads;
-  if (head_keep != nullptr && n_head_keep != rows) {
+  if (head_keep != nullptr && int64_t(head_keep->size()) != rows) {
     return Status::error(Code::InvalidKeep, "Expected headKeep to have one count per (batch entry, KV head) row, batch * kvHeads = " +
-        std::to_string(rows) + ", but it has " + std::to_string(n_head_keep));
+        std::to_string(rows) + ", but it has " + std::to_string(head_keep->size()));
   }
   plan->kept.resize(size_t(rows));
   plan->batch_kept.assign(size_t(shape.batch), 0);
@@ -56,7 +56,7 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
     const int64_t len = plan->lengths[size_t(row / shape.heads)];
     int64_t k = 0;
     if (head_keep != nullptr) {
-      k = head_keep[row];
+      k = (*head_keep)[size_t(row)];
       const int64_t protect = std::min(len, p.sink + p.recent);
       if (k < protect || k > len) {
         return Status::error(Code::InvalidKeep, "Expected headKeep[" + std::to_string(row) + "] in [" +

@@ -34,10 +34,11 @@ struct Plan {
 };
 
 // Validates the options against the shape; `lengths` (may be null) are per-batch valid lengths.
-// `head_keep` (may be null): the caller's per-row counts [batch * heads] (compress's headKeep),
-// each in [min(len, sink + recent), len]; otherwise every row of entry b keeps keep_count.
+// `head_keep` (may be null: none; an empty vector is a count list of length 0): the caller's
+// per-row counts [batch * heads] (compress's headKeep), each in [min(len, sink + recent), len];
+// otherwise every row of entry b keeps keep_count.
 Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* lengths,
-                 int64_t n_lengths, Plan* plan, const int64_t* head_keep = nullptr, int64_t n_head_keep = 0);
+                 int64_t n_lengths, Plan* plan, const std::vector<int64_t>* head_keep = nullptr);
 
 // compressInPlace's extra rules: order 'position' (rows only move toward the front), and keys
 // and values in separate memory (moving one must not move the other).

@@ -30,24 +30,22 @@ inline float row_dot_scalar(DType t, const void* x, const float* y, int64_t head
   return n > 0 ? sums[0] : 0.f;
 }
 
-// A score as its canonical bits: every NaN is kCanonicalNaN and a zero is +0. (The sign of a
-// zero dot depends on whether a zero pad was added, which SIMD paths do; it never changes a
-// rank, since score_key takes -0 as +0, but tokenScores returns bits.)
-inline float canonical_score(float s) {
-  if (s != s) return bits_to_f32(kCanonicalNaN);
-  return s == 0.f ? 0.f : s;
-}
+// A score with canonical bits (contract.h's canonical_score_bits). The sign of a zero dot
+// depends on whether a zero pad was added, which SIMD paths do; it never changes a rank, since
+// score_key takes -0 as +0, but tokenScores returns bits.
+inline float canonical_score(float s) { return bits_to_f32(canonical_score_bits(f32_to_bits(s))); }
 
 // KeyDiff's unit-key factor: a key adds k[d] / n to the anchor only when its norm n is finite
-// and non-zero.
-inline bool keydiff_counts(float n) { return std::isfinite(n) && n != 0.f; }
+// and non-zero (contract.h's keydiff_case).
+inline bool keydiff_counts(float n) { return keydiff_case(f32_to_bits(n)) == KeyDiffCase::Divide; }
 
-// KeyDiff's score from a key's dot with the anchor and its norm: -(d / n); 0 for a zero key,
-// NaN for a key whose norm is infinite or NaN.
+// KeyDiff's score from a key's dot with the anchor and its norm (contract.h's keydiff_case).
 inline float keydiff_score(float dot, float n) {
-  if (!std::isfinite(n)) return bits_to_f32(kCanonicalNaN);
-  if (n == 0.f) return 0.f;
-  return canonical_score(-(dot / n));
+  switch (keydiff_case(f32_to_bits(n))) {
+    case KeyDiffCase::NaN: return bits_to_f32(kCanonicalNaN);
+    case KeyDiffCase::Zero: return 0.f;
+    default: return canonical_score(-(dot / n));
+  }
 }
 
 // The anchor of one row: a[d] = the pairwise tree over chunks of kTokenChunk tokens of the

@@ -187,7 +187,7 @@ Status upload_plan(const CompressJob& job, const Layout& L, unsigned char* base,
     KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.vectors, job.vectors, sizeof(float) * size_t(job.shape.heads * job.shape.key_dim),
                                     cudaMemcpyHostToDevice, stream));
   }
-  if (job.params.score == Score::Given && job.scores == nullptr && job.shape.batch * job.shape.heads > 0)
+  if (job.params.score == Score::Given && job.scores == nullptr && job.shape.rows() > 0)
     return Status::error(Code::Internal, "compress: score 'scores' without scores");
   KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.len, host->data(), sizeof(int) * size_t(B), cudaMemcpyHostToDevice, stream));
   KVTRIM_CUDA_TRY(cudaMemcpyAsync(base + L.kept, host->data() + B, sizeof(int) * size_t(R), cudaMemcpyHostToDevice, stream));

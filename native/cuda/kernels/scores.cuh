@@ -32,18 +32,14 @@ struct ScoreArgs {
   int token_chunks;      // ceil(seq / kTokenChunk)
 };
 
-// score.h's canonical_score: NaN as kCanonicalNaN, a zero as +0 (tokenScores returns bits).
-KVTRIM_DEV float canonical_score_dev(float s) {
-  if (s != s) return __uint_as_float(kCanonicalNaN);
-  return s == 0.f ? 0.f : s;
-}
+// contract.h's canonical score: NaN as kCanonicalNaN, a zero as +0 (tokenScores returns bits).
+KVTRIM_DEV float canonical_score_dev(float s) { return __uint_as_float(canonical_score_bits(__float_as_uint(s))); }
 
-KVTRIM_DEV bool finite_dev(float x) { return (__float_as_uint(x) & 0x7FFFFFFFu) < 0x7F800000u; }
-
-// score.h's keydiff_score: NaN for an infinite or NaN norm, 0 for a zero key, else -(d / n).
+// contract.h's keydiff_case: NaN for an infinite or NaN norm, 0 for a zero key, else -(d / n).
 KVTRIM_DEV float keydiff_score_dev(float dot, float n) {
-  if (!finite_dev(n)) return __uint_as_float(kCanonicalNaN);
-  if (n == 0.f) return 0.f;
+  const KeyDiffCase c = keydiff_case(__float_as_uint(n));
+  if (c == KeyDiffCase::NaN) return __uint_as_float(kCanonicalNaN);
+  if (c == KeyDiffCase::Zero) return 0.f;
   return -__fdiv_rn(dot, n);
 }
 
@@ -81,8 +77,8 @@ KVTRIM_DEV_NOINLINE void keydiff_anchor(const unsigned char* keys, int row_bytes
       const unsigned char* r = keys + (long long)j0 * row_bytes + (long long)d * (KIND == kF32 ? 4 : 2);
 #pragma unroll 1
       for (int j = j0; j < end; ++j, r += row_bytes) {  // a running pointer: fewer live registers
+        if (keydiff_case(norms[j]) != KeyDiffCase::Divide) continue;  // adds nothing
         const float nj = __uint_as_float(norms[j]);
-        if (!finite_dev(nj) || nj == 0.f) continue;  // adds nothing (score.h: keydiff_counts)
         const unsigned raw = KIND == kF32 ? *reinterpret_cast<const unsigned*>(r) : unsigned(*reinterpret_cast<const unsigned short*>(r));
         s = __fadd_rn(s, __fdiv_rn(to_f32<KIND>(raw), nj));
       }
