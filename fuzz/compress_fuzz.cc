@@ -267,11 +267,8 @@ struct Case {
   bool threshold_from_scores = false;  // t: the score of a random valid token (ties at t)
   uint64_t threshold_seed = 0;
   double alpha = 0.2;
-  // As the addon passes it when given: never null (make_plan checks the count), even when empty.
-  const int64_t* head_keep_ptr() const {
-    static const int64_t none = 0;
-    return heads_mode == 1 ? (head_keep.empty() ? &none : head_keep.data()) : nullptr;
-  }
+  // As the addon passes it: the vector when given (even empty: make_plan checks its count), else null.
+  const std::vector<int64_t>* head_keep_ptr() const { return heads_mode == 1 ? &head_keep : nullptr; }
   // As the addon passes them: null when none (an empty vector's data() may be null too: the
   // core cannot tell an empty array from none, so the addon checks the count first).
   const int64_t* lengths_ptr() const { return has_lengths ? lengths.data() : nullptr; }
@@ -339,8 +336,7 @@ Status plan_like_addon(const Case& c, bool in_place, CompressJob* job) {
     if (!s.ok()) return s;
   }
   Plan plan;
-  s = make_plan(shape, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, c.head_keep_ptr(),
-                int64_t(c.head_keep.size()));
+  s = make_plan(shape, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, c.head_keep_ptr());
   if (!s.ok()) return s;
   *job = CompressJob{};
   job->dtype = c.keys.dtype;
@@ -522,7 +518,7 @@ void run_and_check(const Case& c, CompressJob job, const std::vector<uint32_t>& 
     const int64_t len = c.lengths_ptr() ? c.lengths[size_t(b)] : s.seq;
     CHECK(job.plan.lengths[size_t(b)] == len, "plan length");
     // per row: the given count, or keep_count; per entry: the most of its rows (with no heads:
-    // keep_count without head_keep, 0 with one, which the harness always passes as non-null)
+    // keep_count without head_keep, 0 with one)
     int64_t most = head_keep ? 0 : ref_keep(c.params, len);
     for (int64_t h = 0; h < s.heads; ++h) {
       const int64_t k = head_keep ? (*head_keep)[size_t(b * s.heads + h)] : ref_keep(c.params, len);
@@ -701,9 +697,7 @@ void check_selection(const Case& c, CompressJob job, const std::vector<uint32_t>
   // the compress that follows: the counts as head_keep
   std::vector<int64_t> hk(want);
   Plan plan;
-  static const int64_t none = 0;  // non-null when empty, as head_keep_ptr
-  const Status st = make_plan(s, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, hk.empty() ? &none : hk.data(),
-                              int64_t(hk.size()));
+  const Status st = make_plan(s, c.params, c.lengths_ptr(), int64_t(c.lengths.size()), &plan, &hk);
   if (!st.ok()) fail(std::string("make_plan refused selection_counts' counts: ") + st.message);
   for (int64_t row = 1; row < rows; ++row) {
     if (row % s.heads && hk[size_t(row)] != hk[size_t(row - 1)]) {

@@ -576,7 +576,7 @@ static void selection_plan(const Case& c, Instance* in) {
     }
   }
   check(kvtrim::make_plan(j.shape, j.params, c.lengths.empty() ? nullptr : c.lengths.data(), int64_t(c.lengths.size()),
-                          &j.plan, hk.data(), rows),
+                          &j.plan, &hk),
         "make_plan(head_keep)");
 }
 
