@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "errors.h"
@@ -33,6 +34,16 @@ bool safe_int(double d, int64_t* out) {
   if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > 9007199254740991.0) return false;
   if (out != nullptr) *out = int64_t(d);
   return true;
+}
+
+// Math.fround(d): d rounded to float32, to nearest even, without the undefined behaviour of
+// float(d) for |d| beyond float's range (those round to +-FLT_MAX below the midpoint to 2^128,
+// else to +-Infinity).
+float fround(double d) {
+  const double a = std::fabs(d);
+  if (!(a > double(FLT_MAX))) return float(d);  // in range, or NaN
+  const float r = a < 0x1.ffffffp127 ? FLT_MAX : INFINITY;
+  return d < 0 ? -r : r;
 }
 
 // Number.isSafeInteger(v)
@@ -107,13 +118,13 @@ bool float_list(Napi::Env env, Napi::Value v, std::vector<float>* out) {
     if (type != napi_float32_array && type != napi_float64_array) return false;
     for (size_t i = 0; i < n; ++i) {
       const double d = type == napi_float32_array ? static_cast<const float*>(data)[i] : static_cast<const double*>(data)[i];
-      if (!std::isfinite(float(d))) return false;
-      out->push_back(float(d));
+      if (!std::isfinite(fround(d))) return false;
+      out->push_back(fround(d));
     }
     return true;
   }
   return each_element(env, v, [&](Napi::Value e) {
-    const float f = e.IsNumber() ? float(e.As<Napi::Number>().DoubleValue()) : NAN;
+    const float f = e.IsNumber() ? fround(e.As<Napi::Number>().DoubleValue()) : NAN;
     if (!std::isfinite(f)) return false;
     out->push_back(f);
     return true;
@@ -295,7 +306,7 @@ void read_selection(Napi::Env env, Napi::Value w, CompressParams* p) {
                     "selection.threshold", threshold);
     }
     p->selection = Selection::Threshold;
-    p->threshold = float(threshold.As<Napi::Number>().DoubleValue());  // Math.fround's rounding
+    p->threshold = fround(threshold.As<Napi::Number>().DoubleValue());
     return;
   }
   if (!is_options_object(env, adaptive)) {
