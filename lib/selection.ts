@@ -49,7 +49,7 @@ export function* selectionSteps<R>(keys: AnyTensor, values: AnyTensor, options: 
     if (isDeviceTensor(s)) {
       scores = owned = s
     } else {
-      // the dims tokenScores read (a later change of keys.dims fails compress's dims check)
+      // keys.dims once more: if a getter changed them, compress's check of score.scores against the keys fails
       const [batch, heads, seqLen] = keys.dims
       scores = { type: 'float32', data: s, dims: [batch, heads, seqLen] } as TensorLike
     }
