@@ -15,7 +15,8 @@ export { rng } from '../eval/text'
 export const int = (r: Rng, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1))
 export const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]
 
-function gaussian(r: Rng): number {
+/** A standard normal draw (Box-Muller). */
+export function gaussian(r: Rng): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())
 }
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import * as kvtrim from '../lib/index'
 import { CacheCompressor } from '../lib/cache/transformers'
-import { expectCode } from './expect'
+import { all, caught, expectCode, expectRejects } from './expect'
 import * as oracle from './oracle'
 import { randomTensor, rng, runSeed } from './random'
 import { describeCuda, toDevice } from './cuda/gpu'
@@ -15,7 +15,7 @@ const api = kvtrim as unknown as {
   tokenScoresSync(keys: unknown, values: unknown, o: ScoreOptions): Float32Array
   tokenScores(keys: unknown, values: unknown, o: ScoreOptions): Promise<Float32Array>
 }
-const { KvtrimError, compress, compressSync, compressInPlaceSync, compressCacheSync, Compressor } = kvtrim
+const { compress, compressSync, compressInPlaceSync, compressCacheSync, Compressor } = kvtrim
 
 const seed = runSeed()
 const r = rng(seed)
@@ -35,23 +35,8 @@ function everyEntry(score: unknown, code: string, message: RegExp): void {
   expectCode(() => api.tokenScoresSync(keys, values, { score }), code, message)
 }
 
-async function expectRejects(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
-  const err = await p.then(() => undefined, (e: unknown) => e)
-  expect(err, `expected a rejection with a KvtrimError ${code}`).toBeInstanceOf(KvtrimError)
-  expect((err as kvtrim.KvtrimError).code).toBe(code)
-  if (message) expect((err as kvtrim.KvtrimError).message).toMatch(message)
-}
-
-/** What fn throws (undefined when it returns). */
-function caught(fn: () => unknown): unknown {
-  try { fn() } catch (e) { return e }
-  return undefined
-}
-
 // the message names `score` itself (not only "scores" or "score.x")
 const SCORE = /(^|[^.\w])score([^.\ws]|$)/
-/** A message that holds every one of these, in any order. */
-const all = (...parts: string[]) => new RegExp(parts.map((x) => `(?=[\\s\\S]*${x})`).join(''))
 const EXPECTED_SCORERS = /'low-norm'.*'high-norm'.*'kv-norm'.*'keydiff'.*project.*scores/
 
 describe('score: bad scorers', () => {

@@ -8,12 +8,12 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import * as kvtrim from '../lib/index'
-import type { CompressOptions, CompressResult, HostTensor } from '../lib/index'
+import type { CompressOptions, HostTensor } from '../lib/index'
 import * as oracle from './oracle'
 import { CacheCompressor } from '../lib/cache/transformers'
-import { expectSameBits } from './expect'
-import { randomNaN } from './nan'
+import { expectOracleResult, expectSameBits, expectSameResult } from './expect'
 import { int, pick, randomTensor, rng, runSeed, type Rng } from './random'
+import { MIXED_OR_FEW, NAMES, randomScores, randomVectors, scorer as scorerOf, windowArbitraries, type Name, type ScorerData } from './scorer-cases'
 
 // The API of NOTES.md "Score engine (issue 15)": typed loosely here so that this file states the
 // contract rather than the declarations.
@@ -27,14 +27,9 @@ const { compress, compressSync, compressInPlace, compressInPlaceSync, compressCa
 const opts = (o: oracle.OracleOptions): CompressOptions => o as unknown as CompressOptions
 
 const DTYPES = ['float16', 'bfloat16', 'float32'] as const
-const NAMES = ['low-norm', 'high-norm', 'kv-norm', 'keydiff', 'project', 'scores'] as const
 const seed = runSeed()
 
 // ---- data -----------------------------------------------------------------------------------
-
-function gaussian(r: Rng): number {
-  return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())
-}
 
 const ONE = { float16: 0x3c00, bfloat16: 0x3f80, float32: 1 } as const
 
@@ -74,44 +69,14 @@ function stress(r: Rng, t: oracle.OracleTensor, p: number): oracle.OracleTensor 
   return t
 }
 
+// This suite's vectors have -0 elements and are plain arrays at times; its scores mostly of any scale.
+const DATA: ScorerData = { vectors: { negativeZero: true, plainArrays: true }, scores: MIXED_OR_FEW }
+const scorer = (r: Rng, name: Name, dims: number[]): Score => scorerOf(r, name, dims, DATA)
+
 function tensors(r: Rng, type: oracle.DType, dims: number[], dv: number) {
   const keys = stress(r, randomTensor(r, type, dims, { dupRows: 0.15, nanRows: 0.03, infRows: 0.02 }), 0.06)
   const values = stress(r, randomTensor(r, type, [...dims.slice(0, 3), dv], { dupRows: 0.05, nanRows: 0.03, infRows: 0.02 }), 0.06)
   return { keys, values }
-}
-
-/** Per-head vectors [H * D]: fp32 or plain doubles (rounded to fp32 by kvtrim), with zeros. */
-function randomVectors(r: Rng, H: number, D: number): Float32Array | number[] {
-  const scale = 10 ** int(r, -2, 2)
-  const v = Array.from({ length: H * D }, () => {
-    const u = r()
-    return u < 0.05 ? 0 : u < 0.08 ? -0 : gaussian(r) * scale
-  })
-  if (H > 1 && r() < 0.2) v.fill(0, 0, D) // one head scores every token 0: all ties
-  return r() < 0.7 ? Float32Array.from(v) : v
-}
-
-/** Given scores [B, H, S]: values, exact duplicates, +0 and -0, +-Inf, NaNs of any payload. */
-function randomScores(r: Rng, B: number, H: number, S: number): Float32Array {
-  const out = new Float32Array(B * H * S)
-  const bits = new Uint32Array(out.buffer)
-  const few = r() < 0.3 // few distinct values: ties everywhere
-  for (let i = 0; i < out.length; i++) {
-    const u = r()
-    if (u < 0.05) bits[i] = randomNaN(r, 'float32')
-    else if (u < 0.08) out[i] = pick(r, [Infinity, -Infinity])
-    else if (u < 0.12) bits[i] = pick(r, [0, 0x80000000])
-    else if (u < 0.25 && i > 0) bits[i] = bits[int(r, 0, i - 1)]
-    else out[i] = few ? int(r, -3, 3) : gaussian(r) * 10 ** int(r, -3, 3)
-  }
-  return out
-}
-
-function scorer(r: Rng, name: (typeof NAMES)[number], dims: number[]): Score {
-  const [B, H, S, D] = dims
-  if (name === 'project') return { project: randomVectors(r, H, D) }
-  if (name === 'scores') return { scores: { type: 'float32', data: randomScores(r, B, H, S), dims: [B, H, S] } }
-  return name
 }
 
 interface Case {
@@ -140,26 +105,6 @@ const describeCase = (c: Case, score: Score) =>
   `${c.type} dims ${c.dims} dv ${c.dv} ${JSON.stringify(c.options)} score ${typeof score === 'string' ? score : Object.keys(score)[0]}`
 
 // ---- comparisons ------------------------------------------------------------------------------
-
-function check(actual: CompressResult, want: oracle.OracleCompressResult, what: string): void {
-  expect(actual.kept, `${what}: kept`).toBe(want.kept)
-  expect(actual.keys.dims, `${what}: keys.dims`).toEqual(want.keys.dims)
-  expect(actual.values.dims, `${what}: values.dims`).toEqual(want.values.dims)
-  expect(actual.keys.type, `${what}: type`).toBe(want.keys.type)
-  expectSameBits(actual.lengths, want.lengths, `${what}: lengths`)
-  expectSameBits(actual.indices, want.indices, `${what}: indices`)
-  expectSameBits(actual.keys.data, want.keys.data, `${what}: keys`)
-  expectSameBits(actual.values.data, want.values.data, `${what}: values`)
-}
-
-function sameResult(a: CompressResult, b: CompressResult, what: string): void {
-  expect(a.kept, `${what}: kept`).toBe(b.kept)
-  expect(a.keys.dims, `${what}: dims`).toEqual(b.keys.dims)
-  expectSameBits(a.lengths, b.lengths, `${what}: lengths`)
-  expectSameBits(a.indices, b.indices, `${what}: indices`)
-  expectSameBits(a.keys.data, b.keys.data, `${what}: keys`)
-  expectSameBits(a.values.data, b.values.data, `${what}: values`)
-}
 
 /**
  * The kept rows of an in-place compress (rows [0, lengths[b]) of each head) against the oracle:
@@ -299,8 +244,8 @@ describe('tokenScores and compress with every scorer', () => {
           expect(got).toBeInstanceOf(Float32Array)
           expectSameBits(got, oracle.scores(keys, values, score, c.options.lengths), `${what}: tokenScores`)
           const res = compressSync(keys, values, opts(o))
-          check(res, oracle.compress(keys, values, o), `${what}: compress`)
-          sameResult(compressSync(keys, values, opts({ ...c.options, score: { scores: { type: 'float32', data: got, dims: c.dims.slice(0, 3) } } })), res, `${what}: compress({ scores: tokenScores })`)
+          expectOracleResult(res, oracle.compress(keys, values, o), `${what}: compress`)
+          expectSameResult(compressSync(keys, values, opts({ ...c.options, score: { scores: { type: 'float32', data: got, dims: c.dims.slice(0, 3) } } })), res, `${what}: compress({ scores: tokenScores })`)
           // nothing the caller passed is modified
           expectSameBits(keys.data, kb, `${what}: keys unchanged`)
           expectSameBits(values.data, vb, `${what}: values unchanged`)
@@ -319,7 +264,7 @@ describe('tokenScores and compress with every scorer', () => {
         const score = scorer(r, name, [1, 2, 3000, 128])
         const o: oracle.OracleOptions = { keepRatio: 0.3, score, sink: 4, recent: 32, order: 'norm', lengths: [2999] }
         expectSameBits(api.tokenScoresSync(keys, values, { score, lengths: [2999] }), oracle.scores(keys, values, score, [2999]), `${type} ${name}: tokenScores`)
-        check(compressSync(keys, values, opts(o)), oracle.compress(keys, values, o), `${type} ${name}: compress`)
+        expectOracleResult(compressSync(keys, values, opts(o)), oracle.compress(keys, values, o), `${type} ${name}: compress`)
       }
     }
   })
@@ -344,10 +289,10 @@ describe('tokenScores and compress with every scorer', () => {
     const values = randomTensor(r, 'bfloat16', [1, 2, 50, 16])
     // kv-norm ties only where the values tie too: identical value rows
     for (let row = 1; row < 100; row++) values.data.copyWithin(row * 16, 0, 16)
-    for (const score of ['low-norm', 'high-norm', 'kv-norm', 'keydiff', { project: randomVectors(r, 2, 16) }] as Score[]) {
+    for (const score of ['low-norm', 'high-norm', 'kv-norm', 'keydiff', { project: randomVectors(r, 2, 16, DATA.vectors) }] as Score[]) {
       const res = compressSync(keys, values, opts({ keep: 10, order: 'norm', score }))
       expect(Array.from(res.indices.subarray(0, 10)), JSON.stringify(score)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
-      check(res, oracle.compress(keys, values, { keep: 10, order: 'norm', score }), JSON.stringify(score))
+      expectOracleResult(res, oracle.compress(keys, values, { keep: 10, order: 'norm', score }), JSON.stringify(score))
     }
   })
 
@@ -365,10 +310,7 @@ describe('tokenScores and compress with every scorer', () => {
           data: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
           ratio: fc.option(fc.double({ min: Number.MIN_VALUE, max: 1, noNaN: true }), { nil: undefined }),
           keep: fc.nat(),
-          order: fc.constantFrom<'position' | 'norm' | undefined>(undefined, 'position', 'norm'),
-          sink: fc.option(fc.integer({ min: 0, max: 10 }), { nil: undefined }),
-          recent: fc.option(fc.integer({ min: 0, max: 10 }), { nil: undefined }),
-          ragged: fc.boolean(),
+          ...windowArbitraries(10),
         }),
         (g) => {
           const r = rng(g.data)
@@ -381,7 +323,7 @@ describe('tokenScores and compress with every scorer', () => {
           if (g.ragged) o.lengths = Array.from({ length: g.B }, () => int(r, 0, g.S))
           const what = `${g.type} ${dims} dv ${g.Dv} ${g.name} ${JSON.stringify({ ...o, score: undefined })}`
           expectSameBits(api.tokenScoresSync(keys, values, { score, lengths: o.lengths }), oracle.scores(keys, values, score, o.lengths), `${what}: tokenScores`)
-          check(compressSync(keys, values, opts(o)), oracle.compress(keys, values, o), what)
+          expectOracleResult(compressSync(keys, values, opts(o)), oracle.compress(keys, values, o), what)
         },
       ),
       // KVTRIM_PROPERTY_RUNS=<factor> multiplies the runs, as in test/property.test.ts
@@ -426,7 +368,7 @@ describe('the Promise forms and compressCache', () => {
     expectSameBits(got, oracle.scores(keys, values, score, lengths), 'tokenScores keydiff')
     const project = scorer(r, 'project', dims)
     const o = { keepRatio: 0.4, order: 'norm' as const, lengths, score: project }
-    check(await compress(keys, values, opts(o)), oracle.compress(keys, values, o), 'compress project')
+    expectOracleResult(await compress(keys, values, opts(o)), oracle.compress(keys, values, o), 'compress project')
     const given = scorer(r, 'scores', dims)
     const ip = { keep: 100, sink: 2, recent: 8, lengths, score: given }
     const [k, v] = [copy(keys), copy(values)]
@@ -455,13 +397,13 @@ describe('the Promise forms and compressCache', () => {
       layers.forEach((l, i) => layerCheck(res.layers[i], oracle.compress(l.keys, l.values, { keepRatio: 0.3, sink: 1, recent: 3, score }), `${score} layer ${i}`))
     }
     // one project vector set per layer (each [kvHeads * keyDim]), per-layer budgets, ragged lengths
-    const project = layers.map(() => randomVectors(r, 3, 24))
+    const project = layers.map(() => randomVectors(r, 3, 24, DATA.vectors))
     const res = await compressCache(layers, { budgets, order: 'norm', lengths: ragged, score: { project } } as never)
     layers.forEach((l, i) => layerCheck(res.layers[i], oracle.compress(l.keys, l.values, { keep: budgets.keep[i], order: 'norm', lengths: ragged, score: { project: project[i] } }), `project layer ${i}`))
     const sync = compressCacheSync(layers, { budgets, order: 'norm', lengths: ragged, score: { project } } as never)
     sync.layers.forEach((l, i) => expectSameBits(l.indices as Int32Array, res.layers[i].indices as Int32Array, `project sync layer ${i}`))
     // given scores, one [B, H, S] tensor per layer
-    const scores = layers.map((l) => ({ type: 'float32', data: randomScores(r, 2, 3, l.keys.dims[2]), dims: l.keys.dims.slice(0, 3) }))
+    const scores = layers.map((l) => ({ type: 'float32', data: randomScores(r, 2, 3, l.keys.dims[2], DATA.scores), dims: l.keys.dims.slice(0, 3) }))
     const given = compressCacheSync(layers, { keepRatio: 0.5, score: { scores } } as never)
     layers.forEach((l, i) => layerCheck(given.layers[i], oracle.compress(l.keys, l.values, { keepRatio: 0.5, score: { scores: scores[i] } }), `scores layer ${i}`))
   })
@@ -473,7 +415,7 @@ describe('the Compressor and CacheCompressor with every scorer', () => {
     const type = pick(r, DTYPES)
     const S = int(r, 60, 200) // one length: the CacheCompressor's shared attention mask wants every layer alike
     const layers = [0, 1].map(() => tensors(r, type, [1, 3, S, 16], 12))
-    const project = layers.map(() => randomVectors(r, 3, 16))
+    const project = layers.map(() => randomVectors(r, 3, 16, DATA.vectors))
     const copyLayers = () => layers.map((l) => ({ keys: copy(l.keys), values: copy(l.values) }))
     for (const name of ['low-norm', 'high-norm', 'kv-norm', 'keydiff', 'project'] as const) {
       const score = name === 'project' ? { project } : name

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest'
 import * as kvtrim from '../lib/index'
 import { CacheCompressor } from '../lib/cache/transformers'
-import { expectCode } from './expect'
+import { all, caught, expectCode, expectRejects } from './expect'
 import * as oracle from './oracle'
 import { randomTensor, rng, runSeed } from './random'
 import { describeCuda, toDevice } from './cuda/gpu'
@@ -38,21 +38,6 @@ function everyEntry(options: object, code: string, message: RegExp): void {
   else expectCode(() => compressCacheSync([{ keys, values }], options as never), code, message)
 }
 
-async function expectRejects(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
-  const err = await p.then(() => undefined, (e: unknown) => e)
-  expect(err, `expected a rejection with a KvtrimError ${code}`).toBeInstanceOf(KvtrimError)
-  expect((err as kvtrim.KvtrimError).code).toBe(code)
-  if (message) expect((err as kvtrim.KvtrimError).message).toMatch(message)
-}
-
-/** What fn throws (undefined when it returns). */
-function caught(fn: () => unknown): unknown {
-  try { fn() } catch (e) { return e }
-  return undefined
-}
-
-/** A message that holds every one of these, in any order. */
-const all = (...parts: string[]) => new RegExp(parts.map((x) => `(?=[\\s\\S]*${x})`).join(''))
 // the message names `selection` itself (not only a member)
 const SELECTION = /(^|[^.\w])selection([^.\w]|$)/
 const THRESHOLD = /selection\.threshold/

@@ -4,63 +4,20 @@
 // float16 / bfloat16 / float32 caches of several shapes with ragged lengths, exact ties, NaN,
 // infinite and zero rows, sink and recent and both orders; then split rows, in place, and
 // compressCache's one launch for every layer. The emulator's schedules and seeds vary.
-import { afterEach, expect, it } from 'vitest'
-import {
-  compressCacheSync,
-  compressInPlaceSync,
-  compressSync,
-  tokenScores,
-  tokenScoresSync,
-  type CompressOptions,
-  type DeviceTensor,
-  type Score,
-} from '../../lib/index'
+import { expect, it } from 'vitest'
+import { compressCacheSync, compressSync, tokenScores, tokenScoresSync, type CompressOptions, type Score } from '../../lib/index'
 import type { OracleTensor } from '../oracle'
 import { expectSameBits } from '../expect'
-import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
-import { describeCuda, forceSplit, schedule, SCHEDULES, toDevice } from './gpu'
+import { int, pick, rng, runSeed, type Rng } from '../random'
+import { describeCuda, forceSplit, resetLaunchesAfterEach, schedule, SCHEDULES, toDevice, withDevice } from './gpu'
+import { cacheScore, checkInPlace, expectDeviceResult, randomCache, scorerFor, type CacheSpec, type ScoresMix } from './scorer-cases'
 
 const seed = runSeed()
 const SCORERS = ['kv-norm', 'keydiff', 'project', 'scores'] as const
-type Scorer = (typeof SCORERS)[number]
 const CANONICAL_NAN = 0x7fc00000
-
-/** Zeroes a fraction of the rows (a zero key: keydiff's zero score; kv-norm's zero product). */
-function zeroRows(r: Rng, t: OracleTensor, frac: number): OracleTensor {
-  const d = t.dims[3]
-  for (let row = 0; row < t.data.length / d; row++) if (r() < frac) t.data.fill(0, row * d, (row + 1) * d)
-  return t
-}
-
-/** float32 scores [b, h, s]: some NaN (any sign and payload), +-0, +-Inf and exact ties. */
-function randomScores(r: Rng, dims: number[]): OracleTensor {
-  const n = dims[0] * dims[1] * dims[2]
-  const bits = new Uint32Array(n)
-  const f = new Float32Array(bits.buffer)
-  for (let i = 0; i < n; i++) {
-    const u = r()
-    if (u < 0.03) bits[i] = (r() < 0.5 ? 0x80000000 : 0) | 0x7f800000 | int(r, 1, 0x7fffff)
-    else if (u < 0.05) bits[i] = r() < 0.5 ? 0x80000000 : 0
-    else if (u < 0.06) bits[i] = (r() < 0.5 ? 0x80000000 : 0) | 0x7f800000
-    else if (u < 0.15 && i > 0) bits[i] = bits[int(r, 0, i - 1)]
-    else f[i] = (r() - 0.5) * 10 ** int(r, -3, 3)
-  }
-  return { type: 'float32', data: f, dims: dims.slice(0, 3) }
-}
-
-/** The same scorer for the host and the device call ({ scores } takes a tensor in each place). */
-function scorerFor(r: Rng, s: Scorer, dims: number[]): { host: Score; device: Score; free: () => void } {
-  if (s === 'project') {
-    const v = Float32Array.from({ length: dims[1] * dims[3] }, () => (r() - 0.5) * 4)
-    return { host: { project: v }, device: { project: v }, free: () => {} }
-  }
-  if (s === 'scores') {
-    const t = randomScores(r, dims)
-    const d = toDevice(t)
-    return { host: { scores: t }, device: { scores: d }, free: () => d.dispose() }
-  }
-  return { host: s, device: s, free: () => {} }
-}
+// This suite's scores: some NaN, +-0, +-Inf and exact ties; its caches: exact ties, NaN, infinite and zero rows.
+const SCORES: ScoresMix = { nan: 0.03, zero: 0.05, inf: 0.06, dup: 0.15 }
+const CACHE: CacheSpec = { keys: { dupRows: 0.2, nanRows: 0.03, infRows: 0.02 }, values: { nanRows: 0.02, infRows: 0.02 }, zeroRows: 0.03 }
 
 function randomCase(r: Rng) {
   const d = r() < 0.4 ? int(r, 1, 40) : pick(r, [64, 66, 72, 128])
@@ -76,25 +33,12 @@ function randomCase(r: Rng) {
   return { dims: [b, h, s, d], dv: r() < 0.6 ? d : int(r, 1, 96), o }
 }
 
-function randomCache(r: Rng, type: OracleTensor['type'], dims: number[], dv: number) {
-  const keys = zeroRows(r, randomTensor(r, type, dims, { dupRows: 0.2, nanRows: 0.03, infRows: 0.02 }), 0.03)
-  const values = zeroRows(r, randomTensor(r, type, [...dims.slice(0, 3), dv], { nanRows: 0.02, infRows: 0.02 }), 0.03)
-  return { keys, values }
-}
-
 /** Device compress and tokenScores equal the host's, bit for bit. */
 function checkCase(keys: OracleTensor, values: OracleTensor, o: CompressOptions, sc: { host: Score; device: Score }, what: string) {
-  const dk = toDevice(keys), dv = toDevice(values)
-  try {
+  withDevice(keys, values, (dk, dv) => {
     const want = compressSync(keys, values, { ...o, score: sc.host })
     const got = compressSync(dk, dv, { ...o, score: sc.device })
-    expect(got.kept, `${what}: kept`).toBe(want.kept)
-    expectSameBits(got.lengths, want.lengths, `${what}: lengths`)
-    expectSameBits(got.indices, want.indices, `${what}: indices`)
-    expectSameBits(got.keys.download().data, want.keys.data, `${what}: keys`)
-    expectSameBits(got.values.download().data, want.values.data, `${what}: values`)
-    got.keys.dispose()
-    got.values.dispose()
+    expectDeviceResult(got, want, what)
     const so = { score: sc.host, lengths: o.lengths }
     const hs = tokenScoresSync(keys, values, so)
     const ds = tokenScoresSync(dk, dv, { ...so, score: sc.device })
@@ -111,17 +55,11 @@ function checkCase(keys: OracleTensor, values: OracleTensor, o: CompressOptions,
       }
     }
     ds.dispose()
-  } finally {
-    dk.dispose()
-    dv.dispose()
-  }
+  })
 }
 
 describeCuda('CUDA scorers', () => {
-  afterEach(() => {
-    forceSplit(undefined)
-    schedule('deterministic', 0)
-  })
+  resetLaunchesAfterEach()
 
   for (const scorer of SCORERS) {
     for (const type of ['float16', 'bfloat16', 'float32'] as const) {
@@ -132,8 +70,8 @@ describeCuda('CUDA scorers', () => {
           for (let i = 0; i < shapes; i++) {
             schedule(sch, seed + i)
             const c = randomCase(r)
-            const { keys, values } = randomCache(r, type, c.dims, c.dv)
-            const sc = scorerFor(r, scorer, c.dims)
+            const { keys, values } = randomCache(r, type, c.dims, c.dv, CACHE)
+            const sc = scorerFor(r, scorer, c.dims, SCORES)
             try {
               checkCase(keys, values, c.o, sc, `${scorer} ${type} ${sch} case ${i} dims ${c.dims} dv ${c.dv} ${JSON.stringify(c.o)}`)
             } finally {
@@ -153,10 +91,10 @@ describeCuda('CUDA scorers', () => {
         schedule(pick(r, SCHEDULES), seed + split)
         forceSplit(split)
         const dims = [1, int(r, 1, 2), int(r, 600, 2200), pick(r, [8, 13, 64, 128])]
-        const { keys, values } = randomCache(r, type, dims, dims[3])
+        const { keys, values } = randomCache(r, type, dims, dims[3], CACHE)
         const o: CompressOptions = { keepRatio: pick(r, [0.1, 0.5]), sink: int(r, 0, 3), recent: int(r, 0, 40) }
         if (r() < 0.5) o.lengths = [int(r, 1, dims[2])]
-        const sc = scorerFor(r, scorer, dims)
+        const sc = scorerFor(r, scorer, dims, SCORES)
         try {
           checkCase(keys, values, o, sc, `split ${split} ${scorer} ${type} ${dims} ${JSON.stringify(o)}`)
         } finally {
@@ -173,22 +111,13 @@ describeCuda('CUDA scorers', () => {
         schedule(sch, seed)
         const type = pick(r, ['float16', 'bfloat16'] as const)
         const dims = [int(r, 1, 2), int(r, 1, 3), int(r, 1, 700), pick(r, [8, 13, 64, 128])]
-        const { keys, values } = randomCache(r, type, dims, dims[3])
+        const { keys, values } = randomCache(r, type, dims, dims[3], CACHE)
         const o: CompressOptions = { keepRatio: pick(r, [0.2, 0.6]), sink: int(r, 0, 4), recent: int(r, 0, 16) }
         if (r() < 0.5) o.lengths = Array.from({ length: dims[0] }, () => int(r, 0, dims[2]))
-        const sc = scorerFor(r, scorer, dims)
-        const dk = toDevice(keys), dv = toDevice(values)
+        const sc = scorerFor(r, scorer, dims, SCORES)
         try {
-          const got = compressInPlaceSync(dk, dv, { ...o, score: sc.device })
-          const want = compressInPlaceSync(keys, values, { ...o, score: sc.host })
-          const what = `in place ${sch} ${scorer} ${type} ${dims} ${JSON.stringify(o)}`
-          expect(got.kept, `${what}: kept`).toBe(want.kept)
-          expectSameBits(got.indices, want.indices, `${what}: indices`)
-          expectSameBits(dk.download().data, keys.data, `${what}: keys`)
-          expectSameBits(dv.download().data, values.data, `${what}: values`)
+          checkInPlace(keys, values, o, sc, `in place ${sch} ${scorer} ${type} ${dims} ${JSON.stringify(o)}`)
         } finally {
-          dk.dispose()
-          dv.dispose()
           sc.free()
         }
       }
@@ -199,17 +128,13 @@ describeCuda('CUDA scorers', () => {
     const r = rng(seed + 13)
     const specs = [[1, 2, 300, 64], [1, 4, 77, 64], [1, 2, 512, 64]]
     for (const scorer of SCORERS) {
-      const host = specs.map((dims) => randomCache(r, 'float16', dims, 64))
+      const host = specs.map((dims) => randomCache(r, 'float16', dims, 64, CACHE))
       const dev = host.map((l) => ({ keys: toDevice(l.keys), values: toDevice(l.values) }))
-      const per = specs.map((dims) => scorerFor(r, scorer, dims))
-      const pickScore = (which: 'host' | 'device') =>
-        scorer === 'project' ? { project: per.map((p) => (p[which] as { project: Float32Array }).project) }
-          : scorer === 'scores' ? { scores: per.map((p) => (p[which] as { scores: OracleTensor | DeviceTensor }).scores) }
-            : scorer
+      const per = specs.map((dims) => scorerFor(r, scorer, dims, SCORES))
       try {
         const o = { keepRatio: 0.3, sink: 2, recent: 8, order: pick(r, ['position', 'norm'] as const) }
-        const want = compressCacheSync(host.map((l) => ({ keys: l.keys, values: l.values })), { ...o, score: pickScore('host') })
-        const got = compressCacheSync(dev, { ...o, score: pickScore('device') })
+        const want = compressCacheSync(host.map((l) => ({ keys: l.keys, values: l.values })), { ...o, score: cacheScore(scorer, per, 'host') })
+        const got = compressCacheSync(dev, { ...o, score: cacheScore(scorer, per, 'device') })
         for (let l = 0; l < specs.length; l++) {
           const what = `${scorer} layer ${l}`
           expectSameBits(got.layers[l].indices as Int32Array, want.layers[l].indices as Int32Array, `${what}: indices`)
@@ -230,7 +155,7 @@ describeCuda('CUDA scorers', () => {
 
   it('tokenScores: the Promise form on device tensors resolves with the Sync result', async () => {
     const r = rng(seed + 17)
-    const { keys, values } = randomCache(r, 'bfloat16', [2, 2, 333, 64], 64)
+    const { keys, values } = randomCache(r, 'bfloat16', [2, 2, 333, 64], 64, CACHE)
     const dk = toDevice(keys), dv = toDevice(values)
     for (const score of ['keydiff', 'low-norm', 'high-norm'] as const) {
       const a = await tokenScores(dk, dv, { score, lengths: [333, 100] })

@@ -5,69 +5,23 @@
 // ('low-norm', 'kv-norm', 'keydiff', { project }, { scores }), ragged lengths, sink / recent and
 // both orders; compress (sync and Promise), compressInPlace and compressCache (one launch for
 // every layer). The emulator's schedules and seeds vary. Small shapes: the emulator is slow.
-import { afterEach, expect, it } from 'vitest'
-import {
-  compress,
-  compressCacheSync,
-  compressInPlaceSync,
-  compressSync,
-  tokenScoresSync,
-  type CompressOptions,
-  type DeviceTensor,
-  type Score,
-} from '../../lib/index'
+import { it } from 'vitest'
+import { compress, compressCacheSync, compressSync, tokenScoresSync, type CompressOptions, type DeviceTensor, type Score } from '../../lib/index'
 import * as oracle from '../oracle'
 import { expectSameBits } from '../expect'
-import { randomNaN } from '../nan'
-import { int, pick, randomTensor, rng, runSeed, type Rng } from '../random'
-import { describeCuda, forceSplit, schedule, SCHEDULES, toDevice } from './gpu'
+import { int, pick, rng, runSeed, type Rng } from '../random'
+import { describeCuda, forceSplit, resetLaunchesAfterEach, schedule, SCHEDULES, toDevice, withDevice } from './gpu'
+import { cacheScore, checkInPlace, expectDeviceResult, randomCache, scorerFor, type CacheSpec, type ScoresMix } from './scorer-cases'
 import { devHooks } from '../../lib/dev'
 
 const seed = runSeed()
 const SCORERS = ['low-norm', 'kv-norm', 'keydiff', 'project', 'scores'] as const
-type Scorer = (typeof SCORERS)[number]
+// This suite's scores: NaN, +-0, +-Inf and exact ties within and across heads (few values in 40%
+// of the runs), raw bit patterns in 25%; its caches: exact ties, NaN and infinite rows.
+const SCORES: ScoresMix = { nan: 0.04, zero: 0.08, inf: 0.1, dup: 0.2, few: 0.4, raw: 0.25 }
+const CACHE: CacheSpec = { keys: { dupRows: 0.2, nanRows: 0.03, infRows: 0.02 }, values: { nanRows: 0.02 } }
 const MODES = ['threshold', 'adaptive', 'headKeep'] as const
 type Mode = (typeof MODES)[number]
-
-/** float32 scores [b, h, s]: NaN (any payload), +-0, +-Inf, exact ties within and across heads; sometimes raw bit patterns. */
-function randomScores(r: Rng, dims: number[]): oracle.OracleTensor {
-  const [B, H, S] = dims
-  const bits = new Uint32Array(B * H * S)
-  const f = new Float32Array(bits.buffer)
-  const few = r() < 0.4
-  const raw = r() < 0.25 // any bit pattern from a small pool: subnormals, huge values, NaNs of either sign
-  const pool = Array.from({ length: int(r, 1, 30) }, () => int(r, 0, 2 ** 32 - 1) >>> 0)
-  for (let i = 0; i < bits.length; i++) {
-    const u = r()
-    if (raw) bits[i] = pick(r, pool)
-    else if (u < 0.04) bits[i] = randomNaN(r, 'float32')
-    else if (u < 0.08) bits[i] = r() < 0.5 ? 0x80000000 : 0
-    else if (u < 0.1) bits[i] = (r() < 0.5 ? 0x80000000 : 0) | 0x7f800000
-    else if (u < 0.2 && i > 0) bits[i] = bits[int(r, 0, i - 1)]
-    else f[i] = few ? int(r, -2, 2) : (r() - 0.5) * 10 ** int(r, -3, 3)
-  }
-  return { type: 'float32', data: f, dims: dims.slice(0, 3) }
-}
-
-/** The same scorer for the host and the device call ({ scores } takes a tensor in each place). */
-function scorerFor(r: Rng, s: Scorer, dims: number[]): { host: Score; device: Score; free: () => void } {
-  if (s === 'project') {
-    const v = Float32Array.from({ length: dims[1] * dims[3] }, () => (r() - 0.5) * 4)
-    return { host: { project: v }, device: { project: v }, free: () => {} }
-  }
-  if (s === 'scores') {
-    const t = randomScores(r, dims)
-    const d = toDevice(t)
-    return { host: { scores: t }, device: { scores: d }, free: () => d.dispose() }
-  }
-  return { host: s, device: s, free: () => {} }
-}
-
-function randomCache(r: Rng, type: oracle.DType, dims: number[], dv: number) {
-  const keys = randomTensor(r, type, dims, { dupRows: 0.2, nanRows: 0.03, infRows: 0.02 })
-  const values = randomTensor(r, type, [...dims.slice(0, 3), dv], { nanRows: 0.02 })
-  return { keys, values }
-}
 
 /** A threshold from the scores themselves (a quantile or exactly a score), or +-Infinity. */
 function thresholdOf(r: Rng, scores: Float32Array): number {
@@ -104,37 +58,19 @@ function randomBase(r: Rng, dims: number[], inPlace = false): CompressOptions {
 
 /** Device compress equals the host's, bit for bit, headLengths included. */
 function checkCompress(keys: oracle.OracleTensor, values: oracle.OracleTensor, o: CompressOptions, sc: { host: Score; device: Score }, what: string) {
-  const dk = toDevice(keys), dv = toDevice(values)
-  try {
+  return withDevice(keys, values, (dk, dv) => {
     const named = <T>(where: string, f: () => T): T => {
       try { return f() } catch (e) { throw new Error(`${what}: ${where}: ${(e as Error).message}`, { cause: e }) }
     }
     const want = named('host compress', () => compressSync(keys, values, { ...o, score: sc.host }))
     const got = named('device compress', () => compressSync(dk, dv, { ...o, score: sc.device }))
-    try {
-      expect(got.kept, `${what}: kept`).toBe(want.kept)
-      expect(got.keys.dims, `${what}: dims`).toEqual(want.keys.dims)
-      expectSameBits(got.headLengths, want.headLengths, `${what}: headLengths`)
-      expectSameBits(got.lengths, want.lengths, `${what}: lengths`)
-      expectSameBits(got.indices, want.indices, `${what}: indices`)
-      expectSameBits(got.keys.download().data, want.keys.data, `${what}: keys`)
-      expectSameBits(got.values.download().data, want.values.data, `${what}: values`)
-    } finally {
-      got.keys.dispose()
-      got.values.dispose()
-    }
+    expectDeviceResult(got, want, what)
     return want
-  } finally {
-    dk.dispose()
-    dv.dispose()
-  }
+  })
 }
 
 describeCuda('CUDA selection modes', () => {
-  afterEach(() => {
-    forceSplit(undefined)
-    schedule('deterministic', 0)
-  })
+  resetLaunchesAfterEach()
 
   for (const mode of MODES) {
     it(`${mode}: random caches, several scorers, every schedule: device compress equals the host (and the oracle) (seed ${seed})`, () => {
@@ -145,8 +81,8 @@ describeCuda('CUDA selection modes', () => {
           const type = pick(r, ['float16', 'bfloat16', 'float32'] as const)
           const dims = [int(r, 1, 2), int(r, 1, 4), int(r, 1, 150), pick(r, [4, 7, 16, 33, 64])] // seqLen 0: its own test below
           const dv = r() < 0.5 ? dims[3] : int(r, 1, 40)
-          const { keys, values } = randomCache(r, type, dims, dv)
-          const sc = scorerFor(r, scorer, dims)
+          const { keys, values } = randomCache(r, type, dims, dv, CACHE)
+          const sc = scorerFor(r, scorer, dims, SCORES)
           try {
             const base = randomBase(r, dims)
             const hostScores = tokenScoresSync(keys, values, { score: sc.host, lengths: base.lengths })
@@ -168,9 +104,9 @@ describeCuda('CUDA selection modes', () => {
   it('no rows or no heads on the device (batch 0, kvHeads 0): the empty result, as on the host', () => {
     for (const dims of [[0, 2, 5, 8], [1, 0, 5, 8]]) {
       const r = rng(seed + dims[0])
-      const { keys, values } = randomCache(r, 'float16', dims, 8)
+      const { keys, values } = randomCache(r, 'float16', dims, 8, CACHE)
       for (const o of [{ selection: { threshold: 0 } }, { keep: 3, selection: 'adaptive' }, { headKeep: [] }] as CompressOptions[]) {
-        checkCompress(keys, values, o, scorerFor(r, 'kv-norm', dims), `${dims} ${JSON.stringify(o)}`)
+        checkCompress(keys, values, o, scorerFor(r, 'kv-norm', dims, SCORES), `${dims} ${JSON.stringify(o)}`)
       }
     }
   })
@@ -181,10 +117,10 @@ describeCuda('CUDA selection modes', () => {
   it('seqLen 0 on the device: the empty result, as on the host', () => {
     const r = rng(seed + 5)
     const dims = [2, 3, 0, 8]
-    const { keys, values } = randomCache(r, 'float32', dims, 8)
+    const { keys, values } = randomCache(r, 'float32', dims, 8, CACHE)
     for (const o of [{ selection: { threshold: 0 } }, { keep: 0, selection: 'adaptive' }, { headKeep: [0, 0, 0, 0, 0, 0] }] as CompressOptions[]) {
       for (const scorer of ['low-norm', 'project', 'scores'] as const) {
-        const sc = scorerFor(r, scorer, dims)
+        const sc = scorerFor(r, scorer, dims, SCORES)
         try {
           checkCompress(keys, values, o, sc, `seqLen 0 ${scorer} ${JSON.stringify(o)}`)
         } finally {
@@ -202,8 +138,8 @@ describeCuda('CUDA selection modes', () => {
         schedule(pick(r, SCHEDULES), seed + split)
         const scorer = pick(r, SCORERS)
         const dims = [1, int(r, 1, 3), int(r, 300, 700), pick(r, [8, 13, 64])]
-        const { keys, values } = randomCache(r, 'float16', dims, dims[3])
-        const sc = scorerFor(r, scorer, dims)
+        const { keys, values } = randomCache(r, 'float16', dims, dims[3], CACHE)
+        const sc = scorerFor(r, scorer, dims, SCORES)
         try {
           const base: CompressOptions = { sink: int(r, 0, 3), recent: int(r, 0, 20), order: pick(r, ['position', 'norm'] as const) }
           if (r() < 0.5) base.lengths = [int(r, 1, dims[2])]
@@ -220,7 +156,7 @@ describeCuda('CUDA selection modes', () => {
   it(`the Promise form on device tensors settles with the sync result (seed ${seed})`, async () => {
     const r = rng(seed + 9)
     const dims = [2, 3, 120, 16]
-    const { keys, values } = randomCache(r, 'bfloat16', dims, 16)
+    const { keys, values } = randomCache(r, 'bfloat16', dims, 16, CACHE)
     const dk = toDevice(keys), dv = toDevice(values)
     try {
       const hostScores = tokenScoresSync(keys, values, { score: 'keydiff', lengths: [120, 61] })
@@ -244,12 +180,12 @@ describeCuda('CUDA selection modes', () => {
   it(`on the caller's stream (options.stream): every step of a ragged selection, sync and Promise, equals the host (seed ${seed})`, async () => {
     const r = rng(seed + 10)
     const dims = [2, 3, 90, 16]
-    const { keys, values } = randomCache(r, 'float16', dims, 8)
+    const { keys, values } = randomCache(r, 'float16', dims, 8, CACHE)
     const dk = toDevice(keys), dv = toDevice(values)
     const stream = devHooks().streamCreate(0)
     try {
       for (const scorer of ['kv-norm', 'scores'] as const) {
-        const sc = scorerFor(r, scorer, dims)
+        const sc = scorerFor(r, scorer, dims, SCORES)
         try {
           const hostScores = tokenScoresSync(keys, values, { score: sc.host, lengths: [90, 33] })
           for (const mode of MODES) {
@@ -284,25 +220,14 @@ describeCuda('CUDA selection modes', () => {
         const scorer = pick(r, SCORERS)
         const type = pick(r, ['float16', 'bfloat16'] as const)
         const dims = [int(r, 1, 2), int(r, 1, 4), int(r, 1, 200), pick(r, [8, 13, 64])]
-        const { keys, values } = randomCache(r, type, dims, dims[3])
+        const { keys, values } = randomCache(r, type, dims, dims[3], CACHE)
         const base = randomBase(r, dims, true)
-        const sc = scorerFor(r, scorer, dims)
+        const sc = scorerFor(r, scorer, dims, SCORES)
         const hostScores = tokenScoresSync(keys, values, { score: sc.host, lengths: base.lengths })
         const o = { ...base, ...modeOptions(r, mode, dims, base, hostScores) }
-        const dk = toDevice(keys), dv = toDevice(values)
         try {
-          const got = compressInPlaceSync(dk, dv, { ...o, score: sc.device })
-          const want = compressInPlaceSync(keys, values, { ...o, score: sc.host })
-          const what = `in place ${sch} ${mode} ${scorer} ${type} ${dims} ${JSON.stringify(o)}`
-          expect(got.kept, `${what}: kept`).toBe(want.kept)
-          expectSameBits(got.headLengths, want.headLengths, `${what}: headLengths`)
-          expectSameBits(got.lengths, want.lengths, `${what}: lengths`)
-          expectSameBits(got.indices, want.indices, `${what}: indices`)
-          expectSameBits(dk.download().data, keys.data, `${what}: keys`)
-          expectSameBits(dv.download().data, values.data, `${what}: values`)
+          checkInPlace(keys, values, o, sc, `in place ${sch} ${mode} ${scorer} ${type} ${dims} ${JSON.stringify(o)}`)
         } finally {
-          dk.dispose()
-          dv.dispose()
           sc.free()
         }
       }
@@ -313,13 +238,9 @@ describeCuda('CUDA selection modes', () => {
     const r = rng(seed + 13)
     const specs = [[1, 2, 90, 16], [1, 3, 41, 16], [1, 2, 130, 16]]
     for (const scorer of ['low-norm', 'project', 'scores'] as const) {
-      const host = specs.map((dims) => randomCache(r, 'float16', dims, 16))
+      const host = specs.map((dims) => randomCache(r, 'float16', dims, 16, CACHE))
       const dev = host.map((l) => ({ keys: toDevice(l.keys), values: toDevice(l.values) }))
-      const per = specs.map((dims) => scorerFor(r, scorer, dims))
-      const pickScore = (which: 'host' | 'device') =>
-        scorer === 'project' ? { project: per.map((p) => (p[which] as { project: Float32Array }).project) }
-          : scorer === 'scores' ? { scores: per.map((p) => (p[which] as { scores: oracle.OracleTensor | DeviceTensor }).scores) }
-            : scorer
+      const per = specs.map((dims) => scorerFor(r, scorer, dims, SCORES))
       try {
         const variants = [
           { keepRatio: 0.3, selection: { adaptive: { alpha: pick(r, [0, 0.2, 0.5]) } } },
@@ -329,8 +250,8 @@ describeCuda('CUDA selection modes', () => {
         ]
         for (const v of variants) {
           const o = { sink: 2, recent: 4, order: pick(r, ['position', 'norm'] as const), ...v }
-          const want = compressCacheSync(host.map((l) => ({ keys: l.keys, values: l.values })), { ...o, score: pickScore('host') } as never)
-          const got = compressCacheSync(dev, { ...o, score: pickScore('device') } as never)
+          const want = compressCacheSync(host.map((l) => ({ keys: l.keys, values: l.values })), { ...o, score: cacheScore(scorer, per, 'host') } as never)
+          const got = compressCacheSync(dev, { ...o, score: cacheScore(scorer, per, 'device') } as never)
           for (let l = 0; l < specs.length; l++) {
             const what = `${scorer} ${JSON.stringify(v)} layer ${l}`
             const g = got.layers[l] as { keys: DeviceTensor; values: DeviceTensor; indices?: Int32Array; headLengths?: Int32Array }
