@@ -46,30 +46,28 @@ Status make_plan(const Shape& shape, const CompressParams& p, const int64_t* len
   plan->kept.resize(size_t(rows));
   plan->batch_kept.assign(size_t(shape.batch), 0);
   plan->max_kept = 0;
-  if (shape.heads == 0 && head_keep == nullptr) {  // no rows: the results still say each entry's count
-    for (int64_t b = 0; b < shape.batch; ++b) {
-      plan->batch_kept[size_t(b)] = keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, plan->lengths[size_t(b)]);
-      plan->max_kept = std::max(plan->max_kept, plan->batch_kept[size_t(b)]);
-    }
-  }
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t len = plan->lengths[size_t(row / shape.heads)];
-    int64_t k = 0;
-    if (head_keep != nullptr) {
-      k = (*head_keep)[size_t(row)];
-      const int64_t protect = std::min(len, p.sink + p.recent);
-      if (k < protect || k > len) {
-        return Status::error(Code::InvalidKeep, "Expected headKeep[" + std::to_string(row) + "] in [" +
-            std::to_string(protect) + ", " + std::to_string(len) +
-            "] (at least the entry's sink + recent tokens, at most its length) but received " + std::to_string(k));
+  for (int64_t b = 0; b < shape.batch; ++b) {
+    const int64_t len = plan->lengths[size_t(b)];
+    // every head keeps keep_count (the entry's count even when there are no heads), or the
+    // caller's counts, each checked; batch_kept is the most of the entry's rows
+    const int64_t per_head = head_keep ? 0 : keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, len);
+    int64_t most = per_head;
+    for (int64_t row = b * shape.heads; row < (b + 1) * shape.heads; ++row) {
+      int64_t k = per_head;
+      if (head_keep != nullptr) {
+        k = (*head_keep)[size_t(row)];
+        const int64_t protect = std::min(len, p.sink + p.recent);
+        if (k < protect || k > len) {
+          return Status::error(Code::InvalidKeep, "Expected headKeep[" + std::to_string(row) + "] in [" +
+              std::to_string(protect) + ", " + std::to_string(len) +
+              "] (at least the entry's sink + recent tokens, at most its length) but received " + std::to_string(k));
+        }
       }
-    } else {
-      k = keep_count(p.use_ratio, p.keep_ratio, p.keep, p.sink, p.recent, len);
+      plan->kept[size_t(row)] = k;
+      most = std::max(most, k);
     }
-    plan->kept[size_t(row)] = k;
-    int64_t& most = plan->batch_kept[size_t(row / shape.heads)];
-    most = std::max(most, k);
-    plan->max_kept = std::max(plan->max_kept, k);
+    plan->batch_kept[size_t(b)] = most;
+    plan->max_kept = std::max(plan->max_kept, most);
   }
   return Status::success();
 }

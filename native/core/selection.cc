@@ -38,7 +38,7 @@ void adaptive_counts(const Shape& s, const CompressParams& p, const Plan& plan, 
     int64_t mb = 0, me = 0;
     const int64_t prot = protected_span(plan.lengths[size_t(b)], p.sink, p.recent, &mb, &me);
     const int64_t mid = me - mb;
-    const int64_t m = H > 0 ? plan.kept_of(b * H) - prot : 0;  // every row of b has the same 'per-head' count
+    const int64_t m = plan.batch_kept[size_t(b)] - prot;  // the 'per-head' count, shared by every row of b
     const int64_t f = std::min(m, int64_t(std::floor(p.alpha * double(m))));
     const int64_t pick = H * (m - f);
     int32_t* o = out + b * H;
