@@ -122,11 +122,14 @@ Napi::Value run_now(Napi::Env env, Operation& op) {
 namespace {
 
 // A tiny operation: run now, its Promise settled at once (resolved with the result, or
-// rejected with the error, as a queued one would be).
+// rejected with the error, as a queued one would be). The Promise is new_promise's, as a queued
+// one's: where settling fails (a worker being terminated runs no JS), the resolve and reject
+// references still go with `t`; a napi_deferred could only be freed by settling it (it leaked).
 Napi::Value run_tiny(Napi::Env env, Operation& op) {
-  napi_deferred deferred = nullptr;
-  napi_value promise = nullptr;
-  if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Task t;
+  Napi::Value promise = data == nullptr || data->promise_class.IsEmpty() ? Napi::Value() : new_promise(env, data, &t);
+  if (promise.IsEmpty() || t.resolve.IsEmpty() || t.reject.IsEmpty()) {
     op.settled();
     throw Napi::Error::New(env);
   }
@@ -145,9 +148,10 @@ Napi::Value run_tiny(Napi::Env env, Operation& op) {
     ok = false;
     outcome = e.IsEmpty() ? Napi::Value(env.Undefined()) : e.Value();
   }
-  const napi_status st = ok ? napi_resolve_deferred(env, deferred, outcome) : napi_reject_deferred(env, deferred, outcome);
-  if (st != napi_ok) throw Napi::Error::New(env);
-  return Napi::Value(env, promise);
+  napi_value argv[1] = {outcome}, ignored = nullptr;
+  const napi_value fn = ok ? t.resolve.Value() : t.reject.Value();
+  if (napi_call_function(env, env.Undefined(), fn, 1, argv, &ignored) != napi_ok) throw Napi::Error::New(env);
+  return promise;
 }
 
 }  // namespace
